@@ -1,0 +1,198 @@
+//! External services, their ports and the endpoints behind them.
+
+use serde::{Deserialize, Serialize};
+
+use crate::provenance::Provenance;
+
+/// A destination outside the mesh, from an `ExternalService` manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct ExternalService {
+    pub source: Provenance,
+    /// Exact names (`api.example.com`) or wildcard prefixes (`*.example.com`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
+    /// IPv4/IPv6 addresses or CIDRs. A single address may omit the prefix length.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<String>,
+    pub ports: Vec<ServicePort>,
+    /// The endpoints this service stands for. When present, the service's hosts and addresses
+    /// are internal names: traffic to them is rewritten to one of these endpoints.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<Endpoint>,
+    /// Names the endpoint's certificate must carry when TLS is originated.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subject_alt_names: Vec<String>,
+}
+
+/// Application protocols a port can declare (Gloo's `ExternalService` port protocols).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub enum Protocol {
+    Http,
+    Https,
+    Http2,
+    Grpc,
+    Tcp,
+    Tls,
+    Mongo,
+}
+
+impl Protocol {
+    /// Whether the filter sees HTTP requests on this port (rather than a byte stream).
+    pub fn is_http(self) -> bool {
+        matches!(self, Self::Http | Self::Http2 | Self::Grpc)
+    }
+}
+
+/// One port of an external service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct ServicePort {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub number: u16,
+    pub protocol: Protocol,
+    /// The endpoint port traffic is sent to; defaults to `number`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_port: Option<TargetPort>,
+    /// TLS originated by the proxy towards the endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsOrigination>,
+    /// Traffic to this port must leave through an egress gateway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub egress_gateway: Option<GatewayRoute>,
+}
+
+/// An endpoint port, by number or by the name an `ExternalEndpoint` gives it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub enum TargetPort {
+    Number(u16),
+    Name(String),
+}
+
+/// How the proxy originates TLS to the endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct TlsOrigination {
+    pub mode: TlsMode,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sni: Option<String>,
+    /// Path of a PEM CA bundle the proxy trusts for this endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_certificates: Option<String>,
+    /// Path of the PEM client certificate for `MUTUAL`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_certificate: Option<String>,
+    /// Path of the PEM private key for `MUTUAL`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key: Option<String>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub insecure_skip_verify: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+/// TLS origination modes (as Gloo's `clientsideTls.mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub enum TlsMode {
+    Disable,
+    Simple,
+    Mutual,
+    IstioMutual,
+}
+
+/// Egress gateways a port's traffic must go through.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct GatewayRoute {
+    pub gateways: Vec<GatewayRef>,
+}
+
+/// A gateway, by the name of its `VirtualGateway`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct GatewayRef {
+    pub namespace: String,
+    pub name: String,
+}
+
+/// One concrete instance behind an external service, from an `ExternalEndpoint` manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct Endpoint {
+    pub source: Provenance,
+    /// An IP address or a fully-qualified host name (no port, no wildcard).
+    pub address: String,
+    pub ports: Vec<EndpointPort>,
+    #[serde(default)]
+    pub locality: Locality,
+    /// Relative weight among endpoints of the same locality rank.
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+}
+
+fn default_weight() -> u32 {
+    1
+}
+
+/// A port of an endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct EndpointPort {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub number: u16,
+}
+
+/// Where an endpoint or a proxy runs. Empty fields are unknown.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct Locality {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub region: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub zone: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub sub_zone: String,
+}
+
+impl Locality {
+    /// Parses `REGION[/ZONE[/SUBZONE]]`.
+    pub fn parse(text: &str) -> Self {
+        let mut parts = text.splitn(3, '/');
+        let mut next = || parts.next().unwrap_or_default().to_owned();
+        Self {
+            region: next(),
+            zone: next(),
+            sub_zone: next(),
+        }
+    }
+}
+
+impl std::fmt::Display for Locality {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.region)?;
+        for part in [&self.zone, &self.sub_zone] {
+            if !part.is_empty() {
+                write!(f, "/{part}")?;
+            }
+        }
+        Ok(())
+    }
+}

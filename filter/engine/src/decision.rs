@@ -1,0 +1,218 @@
+//! Decisions: a permit or a denial, each carrying the resources that decided it.
+//!
+//! Logs, metrics, the `explain` command and the filter's denial response all read the same
+//! value, so they cannot disagree.
+
+use std::fmt;
+
+use warden_bundle::Protocol;
+
+use crate::name::ResourceName;
+
+/// Why a request was allowed. Codes are stable: dashboards and alerts key on them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AllowReason {
+    /// The destination is a registered service that no access policy restricts.
+    Registered,
+    /// An access policy rule allowed the client.
+    ClientAllowed,
+    /// The destination is not registered and the outbound mode is `ALLOW_ANY`.
+    Passthrough,
+}
+
+impl AllowReason {
+    pub const ALL: [Self; 3] = [Self::Registered, Self::ClientAllowed, Self::Passthrough];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Registered => "registered",
+            Self::ClientAllowed => "client_allowed",
+            Self::Passthrough => "passthrough",
+        }
+    }
+}
+
+/// Why a request was (or, in dry-run, would have been) denied. Codes are stable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DenyReason {
+    /// No service registers the destination and the outbound mode is `REGISTRY_ONLY`.
+    NotInRegistry,
+    /// The destination is registered, but not on this port.
+    PortNotDeclared,
+    /// An access policy covers the service and no rule allows this client.
+    ClientNotAllowed,
+    /// The host is not a valid name or address.
+    InvalidHost,
+    /// The TLS server name and the HTTP authority name different hosts.
+    SniHostMismatch,
+    /// The filter has no valid policy and fails closed.
+    NoPolicy,
+}
+
+impl DenyReason {
+    pub const ALL: [Self; 6] = [
+        Self::NotInRegistry,
+        Self::PortNotDeclared,
+        Self::ClientNotAllowed,
+        Self::InvalidHost,
+        Self::SniHostMismatch,
+        Self::NoPolicy,
+    ];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::NotInRegistry => "not_in_registry",
+            Self::PortNotDeclared => "port_not_declared",
+            Self::ClientNotAllowed => "client_not_allowed",
+            Self::InvalidHost => "invalid_host",
+            Self::SniHostMismatch => "sni_host_mismatch",
+            Self::NoPolicy => "no_policy",
+        }
+    }
+
+    /// The HTTP status a denial answers with.
+    pub fn http_status(self) -> u16 {
+        match self {
+            Self::InvalidHost => 400,
+            Self::NoPolicy => 503,
+            _ => 403,
+        }
+    }
+
+    /// A sentence for people: what happened and what would change it.
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::NotInRegistry => {
+                "the destination is not registered and outbound traffic is REGISTRY_ONLY; \
+                 add an ExternalService for it"
+            }
+            Self::PortNotDeclared => {
+                "the destination is registered, but not on this port; declare the port in \
+                 its ExternalService"
+            }
+            Self::ClientNotAllowed => {
+                "an access policy covers this service and none of its rules allows this \
+                 client"
+            }
+            Self::InvalidHost => "the host is not a valid host name or address",
+            Self::SniHostMismatch => "the TLS server name and the HTTP authority differ",
+            Self::NoPolicy => "the egress filter has no valid policy and fails closed",
+        }
+    }
+}
+
+/// The registered service (and port) a request matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServiceMatch<'p> {
+    pub service: &'p ResourceName,
+    pub port: u16,
+    /// The port's declared protocol; `None` when the port is not declared.
+    pub protocol: Option<Protocol>,
+    /// Traffic to this port must leave through an egress gateway.
+    pub via_gateway: bool,
+}
+
+/// An allowed request, with what allowed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Permit<'p> {
+    pub reason: AllowReason,
+    pub service: Option<ServiceMatch<'p>>,
+    pub policy: Option<&'p ResourceName>,
+    /// Set when a dry-run access policy would have denied the request.
+    pub dry_run_denial: Option<DenyReason>,
+}
+
+/// A denied request, with what denied it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Denial<'p> {
+    pub reason: DenyReason,
+    pub service: Option<ServiceMatch<'p>>,
+    pub policy: Option<&'p ResourceName>,
+}
+
+/// The engine's answer for one request or connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision<'p> {
+    Allow(Permit<'p>),
+    Deny(Denial<'p>),
+}
+
+impl<'p> Decision<'p> {
+    pub(crate) fn deny(reason: DenyReason) -> Self {
+        Self::Deny(Denial {
+            reason,
+            service: None,
+            policy: None,
+        })
+    }
+
+    pub fn is_allowed(&self) -> bool {
+        matches!(self, Self::Allow(_))
+    }
+
+    /// The reason code: for a dry-run permit, the denial it reports.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Allow(p) => p.dry_run_denial.map_or(p.reason.code(), DenyReason::code),
+            Self::Deny(d) => d.reason.code(),
+        }
+    }
+
+    /// Whether a dry-run policy would have denied this allowed request.
+    pub fn is_dry_run(&self) -> bool {
+        matches!(self, Self::Allow(p) if p.dry_run_denial.is_some())
+    }
+
+    pub fn service(&self) -> Option<ServiceMatch<'p>> {
+        match self {
+            Self::Allow(p) => p.service,
+            Self::Deny(d) => d.service,
+        }
+    }
+
+    pub fn policy(&self) -> Option<&'p ResourceName> {
+        match self {
+            Self::Allow(p) => p.policy,
+            Self::Deny(d) => d.policy,
+        }
+    }
+
+    /// A sentence for people explaining the decision.
+    pub fn message(&self) -> String {
+        match self {
+            Self::Deny(d) => d.reason.message().to_owned(),
+            Self::Allow(Permit {
+                dry_run_denial: Some(r),
+                ..
+            }) => format!(
+                "allowed because the policy is in dry-run; enforced, {}",
+                r.message()
+            ),
+            Self::Allow(p) => match p.reason {
+                AllowReason::Registered => "the destination is registered and unrestricted".into(),
+                AllowReason::ClientAllowed => "an access policy rule allows this client".into(),
+                AllowReason::Passthrough => {
+                    "the destination is not registered and outbound traffic is ALLOW_ANY".into()
+                }
+            },
+        }
+    }
+}
+
+impl fmt::Display for Decision<'_> {
+    /// One line for logs: `deny client_not_allowed service=pay/db policy=pay/db-access`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let verdict = if self.is_allowed() { "allow" } else { "deny" };
+        write!(f, "{verdict} {}", self.reason())?;
+        if self.is_dry_run() {
+            f.write_str(" dry_run=true")?;
+        }
+        if let Some(s) = self.service() {
+            write!(f, " service={} port={}", s.service, s.port)?;
+        }
+        if let Some(p) = self.policy() {
+            write!(f, " policy={p}")?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,379 @@
+//! Host normalisation: the one place where an authority or SNI becomes a name or an address.
+//!
+//! Every match runs on the result of [`parse_authority`], never on raw input. The rules:
+//! lowercase; one trailing dot dropped; the port split off; IPv6 brackets removed; an
+//! IPv4-mapped IPv6 address becomes the IPv4 address; and a name whose last label is numeric
+//! is read as an IPv4 address the way URL parsers and `inet_aton` read it (`169083652`,
+//! `0xa.20.3.4`, `012.024.3.4`, `10.20.772`), or refused if it is not one. No spelling of an
+//! address can therefore reach a destination its canonical form would not.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// The longest host name DNS allows, in bytes.
+pub const MAX_HOST_LEN: usize = 253;
+/// The longest label DNS allows, in bytes.
+pub const MAX_LABEL_LEN: usize = 63;
+
+/// Why a host is not acceptable. Every variant maps to the decision reason `invalid_host`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidHost {
+    #[error("the host is empty")]
+    Empty,
+    #[error("the host is longer than {MAX_HOST_LEN} bytes")]
+    TooLong,
+    #[error("the host has an empty label")]
+    EmptyLabel,
+    #[error("a label of the host is longer than {MAX_LABEL_LEN} bytes")]
+    LabelTooLong,
+    #[error("the host contains a character that is not allowed in a host name")]
+    IllegalCharacter,
+    #[error("the host ends in a number but is not a valid IPv4 address")]
+    InvalidIpv4,
+    #[error("the host is not a valid bracketed IPv6 address")]
+    InvalidIpv6,
+    #[error("the port is not a number from 1 to 65535")]
+    InvalidPort,
+}
+
+/// A validated, lowercased host name of at most [`MAX_HOST_LEN`] bytes, stored inline so that
+/// normalising a request's host never allocates.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct HostName {
+    len: u8,
+    bytes: [u8; MAX_HOST_LEN],
+}
+
+impl HostName {
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        let bytes = self.bytes.get(..usize::from(self.len)).unwrap_or_default();
+        // Only ASCII bytes are ever stored.
+        std::str::from_utf8(bytes).unwrap_or_default()
+    }
+}
+
+impl fmt::Debug for HostName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.as_str())
+    }
+}
+
+impl fmt::Display for HostName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A destination host after normalisation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Host {
+    Name(HostName),
+    Ip(IpAddr),
+}
+
+/// A normalised authority: the host and the port it named, if any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Authority {
+    pub host: Host,
+    pub port: Option<u16>,
+}
+
+impl fmt::Display for Authority {
+    /// The canonical spelling; parsing it again gives the same authority.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.host {
+            Host::Name(name) => f.write_str(name.as_str())?,
+            Host::Ip(IpAddr::V4(ip)) => write!(f, "{ip}")?,
+            Host::Ip(IpAddr::V6(ip)) => write!(f, "[{ip}]")?,
+        }
+        if let Some(port) = self.port {
+            write!(f, ":{port}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Normalises an HTTP authority, a `Host` header value or a TLS SNI.
+pub fn parse_authority(raw: &str) -> Result<Authority, InvalidHost> {
+    if raw.is_empty() {
+        return Err(InvalidHost::Empty);
+    }
+    if let Some(rest) = raw.strip_prefix('[') {
+        let (inside, after) = rest.split_once(']').ok_or(InvalidHost::InvalidIpv6)?;
+        let ip: Ipv6Addr = inside.parse().map_err(|_| InvalidHost::InvalidIpv6)?;
+        let port = match after {
+            "" => None,
+            _ => Some(parse_port(
+                after.strip_prefix(':').ok_or(InvalidHost::InvalidPort)?,
+            )?),
+        };
+        return Ok(Authority {
+            host: Host::Ip(canonical_ip(IpAddr::V6(ip))),
+            port,
+        });
+    }
+    let (host, port) = match raw.split_once(':') {
+        None => (raw, None),
+        Some((host, port)) if !port.contains(':') => (host, Some(parse_port(port)?)),
+        // More than one colon and no brackets: only a bare IPv6 literal is acceptable.
+        Some(_) => {
+            let ip: Ipv6Addr = raw.parse().map_err(|_| InvalidHost::InvalidIpv6)?;
+            return Ok(Authority {
+                host: Host::Ip(canonical_ip(IpAddr::V6(ip))),
+                port: None,
+            });
+        }
+    };
+    Ok(Authority {
+        host: parse_host(host)?,
+        port,
+    })
+}
+
+/// Normalises a host without a port: a name, or an address in any IPv4 spelling.
+pub fn parse_host(raw: &str) -> Result<Host, InvalidHost> {
+    let trimmed = raw.strip_suffix('.').unwrap_or(raw);
+    if trimmed.is_empty() {
+        return Err(if raw.is_empty() {
+            InvalidHost::Empty
+        } else {
+            InvalidHost::EmptyLabel
+        });
+    }
+    if trimmed.len() > MAX_HOST_LEN {
+        return Err(InvalidHost::TooLong);
+    }
+    let mut name = HostName {
+        len: 0,
+        bytes: [0; MAX_HOST_LEN],
+    };
+    let mut label_len = 0usize;
+    for (slot, byte) in name.bytes.iter_mut().zip(trimmed.bytes()) {
+        let lower = byte.to_ascii_lowercase();
+        match lower {
+            b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' => label_len += 1,
+            b'.' if label_len == 0 => return Err(InvalidHost::EmptyLabel),
+            b'.' => label_len = 0,
+            _ => return Err(InvalidHost::IllegalCharacter),
+        }
+        if label_len > MAX_LABEL_LEN {
+            return Err(InvalidHost::LabelTooLong);
+        }
+        *slot = lower;
+    }
+    if label_len == 0 {
+        return Err(InvalidHost::EmptyLabel);
+    }
+    // `trimmed.len() <= MAX_HOST_LEN` (253) fits in a u8.
+    name.len = u8::try_from(trimmed.len()).map_err(|_| InvalidHost::TooLong)?;
+    let text = name.as_str();
+    let last_label = text.rsplit('.').next().unwrap_or(text);
+    if ends_in_number(last_label) {
+        return parse_ipv4_spelling(text)
+            .map(|ip| Host::Ip(IpAddr::V4(ip)))
+            .ok_or(InvalidHost::InvalidIpv4);
+    }
+    Ok(Host::Name(name))
+}
+
+/// Maps IPv4-mapped IPv6 addresses (`::ffff:10.0.0.1`) to the IPv4 address they carry.
+pub fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(v6),
+        },
+        v4 => v4,
+    }
+}
+
+fn parse_port(text: &str) -> Result<u16, InvalidHost> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(InvalidHost::InvalidPort);
+    }
+    match text.parse::<u16>() {
+        Ok(0) | Err(_) => Err(InvalidHost::InvalidPort),
+        Ok(port) => Ok(port),
+    }
+}
+
+/// The WHATWG URL rule: a host whose last label is a number is an IPv4 address or nothing.
+fn ends_in_number(label: &str) -> bool {
+    if !label.is_empty() && label.bytes().all(|b| b.is_ascii_digit()) {
+        return true;
+    }
+    match label.strip_prefix("0x") {
+        Some(hex) => hex.bytes().all(|b| b.is_ascii_hexdigit()),
+        None => false,
+    }
+}
+
+/// Reads an IPv4 address the way `inet_aton` and URL parsers do: one to four parts, each
+/// decimal, octal (leading `0`) or hexadecimal (`0x`); the last part fills the remaining bytes.
+pub fn parse_ipv4_spelling(text: &str) -> Option<Ipv4Addr> {
+    let mut parts = [0u64; 4];
+    let mut count = 0usize;
+    for part in text.split('.') {
+        let slot = parts.get_mut(count)?;
+        *slot = parse_ipv4_part(part)?;
+        count += 1;
+    }
+    let (last, leading) = parts.get(..count)?.split_last()?;
+    if leading.iter().any(|&p| p > 255) {
+        return None;
+    }
+    let remaining_bytes = 4 - leading.len();
+    if *last >= 1u64 << (8 * remaining_bytes) {
+        return None;
+    }
+    let mut value = *last;
+    for (i, &part) in leading.iter().enumerate() {
+        value |= part << (8 * (3 - i));
+    }
+    u32::try_from(value).ok().map(Ipv4Addr::from)
+}
+
+fn parse_ipv4_part(part: &str) -> Option<u64> {
+    if part.is_empty() {
+        return None;
+    }
+    let (digits, radix) = if let Some(hex) = part.strip_prefix("0x") {
+        (hex, 16)
+    } else if let Some(octal) = part.strip_prefix('0').filter(|rest| !rest.is_empty()) {
+        (octal, 8)
+    } else {
+        (part, 10)
+    };
+    if digits.is_empty() {
+        // `0x` alone is zero, as URL parsers read it.
+        return Some(0);
+    }
+    // Anything above 32 bits is out of range for every position; cap the work.
+    if digits.len() > 32 {
+        return None;
+    }
+    u64::from_str_radix(digits, radix)
+        .ok()
+        .filter(|&v| v <= u64::from(u32::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(text: &str) -> Host {
+        Host::Ip(text.parse().unwrap())
+    }
+
+    fn host(text: &str) -> Host {
+        parse_authority(text).unwrap().host
+    }
+
+    /// Names are lowercased and lose one trailing dot.
+    #[test]
+    fn names_are_lowercased_and_lose_one_trailing_dot() {
+        assert_eq!(
+            host("API.Example.COM.").to_string_lossy(),
+            "api.example.com"
+        );
+        assert_eq!(parse_authority("a.com.."), Err(InvalidHost::EmptyLabel));
+    }
+
+    /// The port is split off and must be a number from 1 to 65535.
+    #[test]
+    fn port_is_split_off_and_checked() {
+        let a = parse_authority("db.example.com:5432").unwrap();
+        assert_eq!(a.port, Some(5432));
+        assert_eq!(parse_authority("a.com:0"), Err(InvalidHost::InvalidPort));
+        assert_eq!(
+            parse_authority("a.com:65536"),
+            Err(InvalidHost::InvalidPort)
+        );
+        assert_eq!(parse_authority("a.com:"), Err(InvalidHost::InvalidPort));
+        assert_eq!(parse_authority("a.com:+80"), Err(InvalidHost::InvalidPort));
+    }
+
+    /// Every inet_aton spelling of 10.20.3.4 denotes 10.20.3.4.
+    #[test]
+    fn ipv4_spellings_denote_the_same_address() {
+        for spelling in [
+            "10.20.3.4",
+            "169083652",
+            "0xa.20.3.4",
+            "0XA.0x14.3.4",
+            "012.024.3.4",
+            "10.20.772",
+            "10.1311492",
+            "0xa140304",
+            "10.20.3.4.",
+            "00000012.20.3.4",
+        ] {
+            assert_eq!(host(spelling), ip("10.20.3.4"), "{spelling}");
+        }
+    }
+
+    /// A name ending in a number that is not an address is refused, not treated as a name.
+    #[test]
+    fn numeric_last_label_that_is_not_an_address_is_invalid() {
+        for bad in [
+            "256.1.1.1",
+            "1.2.3.4.5",
+            "example.123",
+            "08.1.1.1",
+            "1.2.3.0x100",
+            "4294967296",
+        ] {
+            assert_eq!(parse_authority(bad), Err(InvalidHost::InvalidIpv4), "{bad}");
+        }
+    }
+
+    /// IPv6 literals lose their brackets; IPv4-mapped ones become the IPv4 address.
+    #[test]
+    fn ipv6_brackets_and_mapped_ipv4() {
+        assert_eq!(host("[2001:DB8::1]:443"), ip("2001:db8::1"));
+        assert_eq!(host("[::ffff:10.20.3.4]"), ip("10.20.3.4"));
+        assert_eq!(host("[::ffff:a14:304]:80"), ip("10.20.3.4"));
+        assert_eq!(host("::1"), ip("::1"));
+        assert_eq!(
+            parse_authority("[fe80::1%25eth0]"),
+            Err(InvalidHost::InvalidIpv6)
+        );
+        assert_eq!(parse_authority("[::1]x"), Err(InvalidHost::InvalidPort));
+    }
+
+    /// Characters outside letters, digits, hyphen and underscore are refused.
+    #[test]
+    fn illegal_characters_and_lengths_are_refused() {
+        for bad in [
+            "exa mple.com",
+            "a/b.com",
+            "*.example.com",
+            "ex%41.com",
+            "é.com",
+            "a@b.com",
+        ] {
+            assert_eq!(
+                parse_authority(bad),
+                Err(InvalidHost::IllegalCharacter),
+                "{bad}"
+            );
+        }
+        assert_eq!(parse_authority(""), Err(InvalidHost::Empty));
+        assert_eq!(parse_authority("."), Err(InvalidHost::EmptyLabel));
+        assert_eq!(parse_authority(".a.com"), Err(InvalidHost::EmptyLabel));
+        let long_label = format!("{}.com", "a".repeat(64));
+        assert_eq!(parse_authority(&long_label), Err(InvalidHost::LabelTooLong));
+        let long_host = vec!["abcdefghi"; 26].join(".");
+        assert_eq!(parse_authority(&long_host), Err(InvalidHost::TooLong));
+    }
+
+    impl Host {
+        fn to_string_lossy(self) -> String {
+            match self {
+                Host::Name(n) => n.as_str().to_owned(),
+                Host::Ip(ip) => ip.to_string(),
+            }
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! Exact and wildcard host lookup.
+//!
+//! Exact hosts sit in one hash map. A wildcard `*.example.com` is stored under its suffix
+//! `example.com`; a lookup of `a.b.example.com` tries the suffixes `b.example.com`,
+//! `example.com`, `com` in that order, so the most specific wildcard wins and the apex
+//! `example.com` itself never matches `*.example.com`. No lookup allocates.
+
+use rustc_hash::FxHashMap;
+
+use crate::service_set::ServiceSet;
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct HostTable {
+    exact: FxHashMap<Box<str>, ServiceSet>,
+    wildcard: FxHashMap<Box<str>, ServiceSet>,
+    /// The fewest labels any wildcard suffix has: shorter suffixes need no lookup.
+    min_wildcard_labels: usize,
+}
+
+/// Which kind of host entry matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HostMatch {
+    Exact,
+    Wildcard,
+}
+
+impl HostTable {
+    /// Builds the table from normalised patterns: exact names, or `*.` followed by a suffix.
+    pub(crate) fn build(entries: Vec<(Box<str>, ServiceSet)>) -> Self {
+        let mut exact = FxHashMap::default();
+        let mut wildcard = FxHashMap::default();
+        let mut min_wildcard_labels = usize::MAX;
+        for (pattern, set) in entries {
+            match pattern.strip_prefix("*.") {
+                Some(suffix) => {
+                    min_wildcard_labels = min_wildcard_labels.min(suffix.split('.').count());
+                    wildcard.insert(Box::from(suffix), set);
+                }
+                None => {
+                    exact.insert(pattern, set);
+                }
+            }
+        }
+        exact.shrink_to_fit();
+        wildcard.shrink_to_fit();
+        Self {
+            exact,
+            wildcard,
+            min_wildcard_labels,
+        }
+    }
+
+    /// The set registered for `host` (already normalised), exact names first.
+    pub(crate) fn lookup(&self, host: &str) -> Option<(&ServiceSet, HostMatch)> {
+        if let Some(set) = self.exact.get(host) {
+            return Some((set, HostMatch::Exact));
+        }
+        if self.wildcard.is_empty() {
+            return None;
+        }
+        let mut labels_left = host.bytes().filter(|&b| b == b'.').count();
+        let mut rest = host;
+        while labels_left >= self.min_wildcard_labels {
+            let (_, suffix) = rest.split_once('.')?;
+            if let Some(set) = self.wildcard.get(suffix) {
+                return Some((set, HostMatch::Wildcard));
+            }
+            rest = suffix;
+            labels_left -= 1;
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(patterns: &[&str]) -> HostTable {
+        let mut arena = crate::service_set::SetArena::default();
+        let mut builder = crate::service_set::SetBuilder::new();
+        for (i, p) in patterns.iter().enumerate() {
+            builder.add(Box::<str>::from(*p), i as u32);
+        }
+        HostTable::build(builder.finish(&mut arena))
+    }
+
+    fn find(t: &HostTable, host: &str) -> Option<(u32, HostMatch)> {
+        t.lookup(host).map(|(set, m)| {
+            let arena = crate::service_set::SetArena::default();
+            (arena.get(set)[0], m)
+        })
+    }
+
+    /// `*.example.com` matches one or more labels below the apex, never the apex.
+    #[test]
+    fn wildcard_does_not_match_apex() {
+        let t = table(&["*.example.com"]);
+        assert_eq!(find(&t, "a.example.com"), Some((0, HostMatch::Wildcard)));
+        assert_eq!(find(&t, "a.b.example.com"), Some((0, HostMatch::Wildcard)));
+        assert_eq!(find(&t, "example.com"), None);
+        assert_eq!(find(&t, "badexample.com"), None);
+    }
+
+    /// The most specific wildcard wins, and an exact host beats any wildcard.
+    #[test]
+    fn most_specific_match_wins() {
+        let t = table(&["*.example.com", "*.eu.example.com", "api.eu.example.com"]);
+        assert_eq!(find(&t, "x.eu.example.com"), Some((1, HostMatch::Wildcard)));
+        assert_eq!(find(&t, "x.us.example.com"), Some((0, HostMatch::Wildcard)));
+        assert_eq!(find(&t, "api.eu.example.com"), Some((2, HostMatch::Exact)));
+    }
+}

@@ -1,0 +1,33 @@
+//! Warden's policy engine.
+//!
+//! [`compile`] turns a [`Bundle`](warden_bundle::Bundle) into a [`Policy`] once per
+//! configuration; [`Policy::decide`] answers each request or connection with a [`Decision`].
+//! The engine has no proxy-wasm dependency: the filter, `bundle-builder explain` and the tests
+//! all run this same code, natively or as wasm.
+
+mod access;
+mod cidr;
+mod compile;
+mod decision;
+mod endpoint;
+mod error;
+mod host;
+mod host_table;
+mod identity;
+mod name;
+mod policy;
+mod request;
+mod service_set;
+
+pub use compile::compile;
+pub use decision::{AllowReason, Decision, Denial, DenyReason, Permit, ServiceMatch};
+pub use endpoint::EndpointAddress;
+pub use error::CompileError;
+pub use host::{
+    canonical_ip, parse_authority, parse_host, parse_ipv4_spelling, Authority, Host, HostName,
+    InvalidHost,
+};
+pub use identity::InvalidIdentity;
+pub use name::ResourceName;
+pub use policy::{Policy, Settings};
+pub use request::{Request, RequestProtocol};

@@ -1,0 +1,183 @@
+//! The compiled policy and the per-request decision.
+
+use std::net::IpAddr;
+
+use warden_bundle::{FailureMode, Locality, OutboundMode, Protocol, Role};
+
+use crate::access::{evaluate, AccessOutcome, CompiledPolicy};
+use crate::cidr::CidrTable;
+use crate::decision::{AllowReason, Decision, Denial, DenyReason, Permit, ServiceMatch};
+use crate::endpoint::CompiledEndpoint;
+use crate::host::{parse_authority, Authority, Host};
+use crate::host_table::HostTable;
+use crate::name::ResourceName;
+use crate::request::Request;
+use crate::service_set::{ServiceSet, SetArena};
+
+/// A bundle compiled into lookup structures. Built once per configuration; `decide` only reads.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub(crate) settings: Settings,
+    pub(crate) services: Box<[CompiledService]>,
+    pub(crate) hosts: HostTable,
+    pub(crate) v4: CidrTable<u32>,
+    pub(crate) v6: CidrTable<u128>,
+    pub(crate) sets: SetArena,
+    pub(crate) policies: Box<[CompiledPolicy]>,
+}
+
+/// Bundle-wide settings the filter needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub outbound_mode: OutboundMode,
+    pub failure_mode: FailureMode,
+    pub trust_domain: Box<str>,
+    pub role: Role,
+    pub workload_identity: Option<Box<str>>,
+    pub locality: Option<Locality>,
+    pub digest: Option<Box<str>>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct CompiledService {
+    pub(crate) name: ResourceName,
+    pub(crate) ports: Box<[CompiledPort]>,
+    /// Endpoint choice (internal hostnames) reads these; see [`crate::endpoint`].
+    #[allow(dead_code)]
+    pub(crate) endpoints: Box<[CompiledEndpoint]>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct CompiledPort {
+    pub(crate) number: u16,
+    pub(crate) protocol: Protocol,
+    pub(crate) via_gateway: bool,
+    /// Indices of the access policies that apply to this port.
+    pub(crate) policies: Box<[u32]>,
+}
+
+impl Policy {
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The number of external services loaded.
+    pub fn service_count(&self) -> usize {
+        self.services.len()
+    }
+
+    /// Decides one request or connection.
+    pub fn decide<'p>(&'p self, request: &Request<'_>) -> Decision<'p> {
+        let authority = match self.authority(request) {
+            Ok(authority) => authority,
+            Err(reason) => return Decision::deny(reason),
+        };
+        let port = request
+            .port
+            .or(authority.and_then(|a| a.port))
+            .or(request.protocol.default_port())
+            .unwrap_or(0);
+
+        let found = match authority.map(|a| a.host) {
+            Some(Host::Name(name)) => self
+                .hosts
+                .lookup(name.as_str())
+                .map(|(set, _)| set)
+                .or_else(|| request.destination.and_then(|ip| self.lookup_ip(ip))),
+            Some(Host::Ip(ip)) => self.lookup_ip(ip),
+            None => request.destination.and_then(|ip| self.lookup_ip(ip)),
+        };
+        let Some(set) = found else {
+            return self.unregistered();
+        };
+        let candidates = self.sets.get(set);
+        let mut first = None;
+        for service in candidates
+            .iter()
+            .filter_map(|&i| self.services.get(i as usize))
+        {
+            first.get_or_insert(service);
+            if let Some(p) = service.ports.iter().find(|p| p.number == port) {
+                return self.check_access(service, p, request);
+            }
+        }
+        Decision::Deny(Denial {
+            reason: DenyReason::PortNotDeclared,
+            service: first.map(|s| ServiceMatch {
+                service: &s.name,
+                port,
+                protocol: None,
+                via_gateway: false,
+            }),
+            policy: None,
+        })
+    }
+
+    /// The normalised host the request names: the authority, else the SNI. Both present and
+    /// naming different hosts is a mismatch.
+    fn authority(&self, request: &Request<'_>) -> Result<Option<Authority>, DenyReason> {
+        let parse = |raw: &str| parse_authority(raw).map_err(|_| DenyReason::InvalidHost);
+        let host = request.host.map(parse).transpose()?;
+        let sni = request.sni.map(parse).transpose()?;
+        match (host, sni) {
+            (Some(h), Some(s)) if h.host != s.host => Err(DenyReason::SniHostMismatch),
+            (Some(h), _) => Ok(Some(h)),
+            (None, s) => Ok(s),
+        }
+    }
+
+    fn lookup_ip(&self, ip: IpAddr) -> Option<&ServiceSet> {
+        match crate::host::canonical_ip(ip) {
+            IpAddr::V4(v4) => self.v4.lookup(u32::from(v4)),
+            IpAddr::V6(v6) => self.v6.lookup(u128::from(v6)),
+        }
+    }
+
+    fn unregistered(&self) -> Decision<'_> {
+        match self.settings.outbound_mode {
+            OutboundMode::AllowAny => Decision::Allow(Permit {
+                reason: AllowReason::Passthrough,
+                service: None,
+                policy: None,
+                dry_run_denial: None,
+            }),
+            OutboundMode::RegistryOnly => Decision::deny(DenyReason::NotInRegistry),
+        }
+    }
+
+    fn check_access<'p>(
+        &'p self,
+        service: &'p CompiledService,
+        port: &'p CompiledPort,
+        request: &Request<'_>,
+    ) -> Decision<'p> {
+        let matched = Some(ServiceMatch {
+            service: &service.name,
+            port: port.number,
+            protocol: Some(port.protocol),
+            via_gateway: port.via_gateway,
+        });
+        let permit = |reason, policy, dry_run_denial| {
+            Decision::Allow(Permit {
+                reason,
+                service: matched,
+                policy,
+                dry_run_denial,
+            })
+        };
+        match evaluate(&self.policies, &port.policies, request) {
+            AccessOutcome::Unrestricted => permit(AllowReason::Registered, None, None),
+            AccessOutcome::Allowed(p) => permit(AllowReason::ClientAllowed, Some(p), None),
+            AccessOutcome::DryRunDenied(p) => permit(
+                AllowReason::Registered,
+                Some(p),
+                Some(DenyReason::ClientNotAllowed),
+            ),
+            AccessOutcome::Denied(p) => Decision::Deny(Denial {
+                reason: DenyReason::ClientNotAllowed,
+                service: matched,
+                policy: Some(p),
+            }),
+        }
+    }
+}
