@@ -1,1 +1,24 @@
-fn main() {}
+//! `bundle-builder`: Warden's command line.
+
+mod cli;
+mod explain;
+mod schema;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let result = match cli.command {
+        cli::Command::Explain(args) => explain::run(&args),
+        cli::Command::Schema => schema::run(),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("bundle-builder: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -111,6 +111,8 @@ impl<A: AddressBits> CidrTable<A> {
 mod tests {
     use super::*;
     use std::net::Ipv4Addr;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     fn set(i: u32) -> ServiceSet {
         ServiceSet::single(i)

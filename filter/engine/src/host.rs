@@ -66,6 +66,8 @@ impl fmt::Display for HostName {
 }
 
 /// A destination host after normalisation.
+// The name is stored inline on purpose: normalising a request's host must not allocate.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Host {
     Name(HostName),
@@ -261,6 +263,8 @@ fn parse_ipv4_part(part: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     fn ip(text: &str) -> Host {
         Host::Ip(text.parse().unwrap())

@@ -75,6 +75,8 @@ impl HostTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     fn table(patterns: &[&str]) -> HostTable {
         let mut arena = crate::service_set::SetArena::default();

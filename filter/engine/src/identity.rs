@@ -78,6 +78,8 @@ pub fn validate(text: &str, allow_wildcards: bool) -> Result<(), InvalidIdentity
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     /// `*` stands for exactly one segment, anywhere in the path.
     #[test]

@@ -52,6 +52,8 @@ impl fmt::Debug for ResourceName {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     /// The parts come back as they went in.
     #[test]

@@ -1,4 +1,5 @@
 //! Bundles the engine refuses, with the exact error a user sees.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::indexing_slicing)]
 
 mod support;
 

@@ -1,5 +1,6 @@
 //! Decisions, through the public API, for the rules in shared/API.md. These tests run natively
 //! and, compiled to wasm32, under wasm-bindgen-test (the `test` attribute is swapped there).
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::indexing_slicing)]
 
 mod support;
 

@@ -1,1 +1,20 @@
-//! placeholder
+//! The Warden proxy-wasm filter: thin glue between Envoy and the policy engine.
+//!
+//! The root context parses and compiles the bundle once per VM (`root`); each HTTP request
+//! (`http`) or TCP connection (`tcp`) builds an engine request from a few host calls, asks the
+//! compiled policy, and either continues or denies (`denial`). Everything that decides lives in
+//! `warden-engine`, tested natively.
+
+mod denial;
+mod http;
+mod metrics;
+mod properties;
+mod root;
+mod tcp;
+
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Info);
+    proxy_wasm::set_root_context(|_| -> Box<dyn proxy_wasm::traits::RootContext> {
+        Box::new(root::WardenRoot::default())
+    });
+}}

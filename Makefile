@@ -1,0 +1,73 @@
+# Warden: the Makefile wraps cargo; it never replaces it.
+#   make build   the filter (dist/warden.wasm) and the bundle-builder binary
+#   make test    everything CI runs: lint, native tests, engine tests as wasm
+#   make demo    decisions for sample requests against the example bundle
+#   make bench   criterion benchmarks of the engine
+# Every target installs what it needs into the project (./.tools) or via rustup.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := build
+
+CARGO ?= cargo
+TOOLS := $(CURDIR)/.tools
+WASM_TARGET := wasm32-wasip1
+WASM_TEST_TARGET := wasm32-unknown-unknown
+# wasm-bindgen-cli must match the wasm-bindgen crate in Cargo.lock exactly.
+WASM_BINDGEN_VERSION := $(shell awk '/^name = "wasm-bindgen"$$/ {getline; gsub(/[^0-9.]/, ""); print; exit}' Cargo.lock)
+WASM_BINDGEN := $(TOOLS)/bin/wasm-bindgen-test-runner
+BUILDER := target/release/bundle-builder
+EXAMPLE_BUNDLE := manifests/bundles/example.json
+
+.PHONY: build test lint fmt demo bench targets tools clean
+
+## Toolchain pieces -----------------------------------------------------------------------
+
+targets:
+	rustup target add $(WASM_TARGET) $(WASM_TEST_TARGET)
+
+$(WASM_BINDGEN): Cargo.lock
+	@if [ "$$($@ --version 2>/dev/null | awk '{print $$2}')" != "$(WASM_BINDGEN_VERSION)" ]; then \
+	  echo "installing wasm-bindgen-cli $(WASM_BINDGEN_VERSION) into $(TOOLS)"; \
+	  $(CARGO) install --quiet --root $(TOOLS) wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION); \
+	fi
+	@touch $@
+
+tools: targets $(WASM_BINDGEN)
+
+## Build ----------------------------------------------------------------------------------
+
+build: targets
+	$(CARGO) build --release -p warden-filter --target $(WASM_TARGET)
+	$(CARGO) build --release -p bundle-builder
+	mkdir -p dist
+	cp target/$(WASM_TARGET)/release/warden.wasm dist/warden.wasm
+	@ls -l dist/warden.wasm
+
+## Checks ---------------------------------------------------------------------------------
+
+fmt:
+	$(CARGO) fmt --all
+
+lint: targets
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy -p warden-bundle -p warden-engine -p warden-filter --target $(WASM_TARGET) -- -D warnings
+
+test: lint tools
+	$(CARGO) test --workspace
+	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=$(WASM_BINDGEN) \
+	  $(CARGO) test -p warden-engine --target $(WASM_TEST_TARGET)
+	$(MAKE) --no-print-directory build
+
+## Demo and benchmarks --------------------------------------------------------------------
+
+demo: build
+	@./scripts/demo.sh $(BUILDER) $(EXAMPLE_BUNDLE)
+
+bench:
+	$(CARGO) bench -p warden-engine --bench decide
+
+clean:
+	$(CARGO) clean
+	rm -rf dist

@@ -1,0 +1,69 @@
+//! The command-line interface.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Warden's bundle builder: compile egress policy for the Warden proxy-wasm filter, and ask it
+/// why a request is allowed or denied.
+#[derive(Debug, Parser)]
+#[command(name = "bundle-builder", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Explain the decision for one request, with the same engine the filter runs.
+    Explain(ExplainArgs),
+    /// Print the JSON Schema of the bundle format.
+    Schema,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ExplainArgs {
+    /// The bundle (JSON) to decide with.
+    #[arg(long, value_name = "FILE")]
+    pub bundle: PathBuf,
+    /// The client's SPIFFE ID (omit for a client without an identity).
+    #[arg(long, value_name = "SPIFFE_ID")]
+    pub from: Option<String>,
+    /// The destination: a host, an IP address, or either with a port (HOST:PORT, [IPv6]:PORT).
+    #[arg(long, value_name = "HOST_OR_IP[:PORT]")]
+    pub to: String,
+    /// How the proxy sees the traffic.
+    #[arg(long, value_enum, default_value_t = ProtocolArg::Http)]
+    pub protocol: ProtocolArg,
+    /// The HTTP method.
+    #[arg(long, value_name = "M")]
+    pub method: Option<String>,
+    /// The HTTP path (with query string, if any).
+    #[arg(long, value_name = "P")]
+    pub path: Option<String>,
+    /// The TLS server name the client sends.
+    #[arg(long, value_name = "NAME")]
+    pub sni: Option<String>,
+    /// The client's own IP address.
+    #[arg(long, value_name = "IP")]
+    pub source_ip: Option<std::net::IpAddr>,
+    /// The proxy's locality.
+    #[arg(long, value_name = "REGION[/ZONE[/SUBZONE]]")]
+    pub locality: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProtocolArg {
+    Http,
+    Tcp,
+    Tls,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}

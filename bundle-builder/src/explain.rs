@@ -1,0 +1,168 @@
+//! `bundle-builder explain`: why a request is allowed or denied.
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use serde::Serialize;
+use warden_bundle::{Bundle, Locality};
+use warden_engine::{compile, parse_authority, Decision, Host, Request, RequestProtocol};
+
+use crate::cli::{ExplainArgs, OutputFormat, ProtocolArg};
+
+pub fn run(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
+    let bytes = std::fs::read(&args.bundle)
+        .with_context(|| format!("cannot read bundle {}", args.bundle.display()))?;
+    let bundle = Bundle::from_json(&bytes).with_context(|| format!("{}", args.bundle.display()))?;
+    let policy = compile(&bundle).with_context(|| format!("{}", args.bundle.display()))?;
+    let locality = args.locality.as_deref().map(Locality::parse);
+    let request = request(args, locality.as_ref())?;
+    let decision = policy.decide(&request);
+    let out = match args.output {
+        OutputFormat::Json => serde_json::to_string_pretty(&to_json(&decision))? + "\n",
+        OutputFormat::Text => to_text(args, &request, &decision),
+    };
+    print!("{out}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The engine request `--to` and the other flags describe, as the filter would build it.
+fn request<'a>(
+    args: &'a ExplainArgs,
+    locality: Option<&'a Locality>,
+) -> anyhow::Result<Request<'a>> {
+    let protocol = match args.protocol {
+        ProtocolArg::Http => RequestProtocol::Http,
+        ProtocolArg::Tcp => RequestProtocol::Tcp,
+        ProtocolArg::Tls => RequestProtocol::Tls,
+    };
+    let mut request = Request {
+        protocol,
+        client: args.from.as_deref(),
+        source: args.source_ip,
+        method: args.method.as_deref(),
+        path: args.path.as_deref(),
+        sni: args.sni.as_deref(),
+        locality,
+        ..Request::default()
+    };
+    match protocol {
+        RequestProtocol::Http => request.host = Some(&args.to),
+        // A connection carries no host name: the proxy sees the address it was sent to, and
+        // for TLS, the SNI.
+        RequestProtocol::Tcp | RequestProtocol::Tls => {
+            let authority = parse_authority(&args.to)
+                .map_err(|err| anyhow::anyhow!("--to {:?}: {err}", args.to))?;
+            request.port = authority.port;
+            match authority.host {
+                Host::Ip(ip) => request.destination = Some(ip),
+                Host::Name(_) if protocol == RequestProtocol::Tls && args.sni.is_none() => {
+                    request.sni = Some(&args.to);
+                }
+                Host::Name(_) => bail!(
+                    "--to {:?} names a host, but a {} connection carries no host name; give \
+                     the IP address the client connects to{}",
+                    args.to,
+                    protocol.as_str(),
+                    if protocol == RequestProtocol::Tcp {
+                        ", or use --protocol tls"
+                    } else {
+                        ""
+                    }
+                ),
+            }
+            if request.port.is_none() && protocol == RequestProtocol::Tcp {
+                bail!(
+                    "--to {:?}: a TCP destination needs a port (ADDRESS:PORT)",
+                    args.to
+                );
+            }
+        }
+    }
+    Ok(request)
+}
+
+fn verdict(decision: &Decision<'_>) -> &'static str {
+    if decision.is_allowed() {
+        "allow"
+    } else {
+        "deny"
+    }
+}
+
+/// The `--output json` object.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExplainOutput {
+    pub decision: &'static str,
+    pub reason: &'static str,
+    pub dry_run: bool,
+    /// `namespace/name` of the matched ExternalService.
+    pub service: Option<String>,
+    /// `namespace/name` of the AccessPolicy that decided.
+    pub policy: Option<String>,
+    /// The endpoint chosen for an internal hostname (`{address, port, locality}`); endpoint
+    /// choice is not in the engine yet, so always null for now.
+    pub endpoint: Option<()>,
+}
+
+pub fn to_json(decision: &Decision<'_>) -> ExplainOutput {
+    ExplainOutput {
+        decision: verdict(decision),
+        reason: decision.reason(),
+        dry_run: decision.is_dry_run(),
+        service: decision.service().map(|s| s.service.to_string()),
+        policy: decision.policy().map(|p| p.to_string()),
+        endpoint: None,
+    }
+}
+
+fn to_text(args: &ExplainArgs, request: &Request<'_>, decision: &Decision<'_>) -> String {
+    let mut out = String::new();
+    let dash = || "-".to_string();
+    let destination = match (request.destination, request.sni) {
+        (Some(ip), _) => format_destination(ip, request.port),
+        _ => args.to.clone(),
+    };
+    let _ = writeln!(
+        out,
+        "request:  {} {} from {}",
+        request.protocol.as_str(),
+        destination,
+        args.from.as_deref().unwrap_or("(no identity)")
+    );
+    let _ = writeln!(
+        out,
+        "decision: {}{}",
+        verdict(decision),
+        if decision.is_dry_run() {
+            " (dry-run)"
+        } else {
+            ""
+        }
+    );
+    let _ = writeln!(out, "reason:   {}", decision.reason());
+    let _ = writeln!(
+        out,
+        "service:  {}",
+        decision
+            .service()
+            .map_or_else(dash, |s| format!("{} port {}", s.service, s.port))
+    );
+    let _ = writeln!(
+        out,
+        "policy:   {}",
+        decision.policy().map_or_else(dash, |p| p.to_string())
+    );
+    let _ = writeln!(out, "why:      {}", decision.message());
+    out
+}
+
+fn format_destination(ip: IpAddr, port: Option<u16>) -> String {
+    match (ip, port) {
+        (IpAddr::V6(v6), Some(p)) => format!("[{v6}]:{p}"),
+        (ip, Some(p)) => format!("{ip}:{p}"),
+        (ip, None) => ip.to_string(),
+    }
+}

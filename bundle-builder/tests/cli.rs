@@ -1,0 +1,185 @@
+//! The real binary, driven as a user would, with exact output asserted.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn example() -> String {
+    root()
+        .join("manifests/bundles/example.json")
+        .display()
+        .to_string()
+}
+
+/// Runs the binary; returns (exit code, stdout, stderr).
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_bundle-builder"))
+        .args(args)
+        .output()
+        .expect("run bundle-builder");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn explain(extra: &[&str]) -> (i32, String, String) {
+    let bundle = example();
+    let mut args = vec!["explain", "--bundle", bundle.as_str()];
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
+/// The access-policy denial, as an operator reads it.
+#[test]
+fn explain_text_names_service_policy_and_reason() {
+    let (code, out, _) = explain(&[
+        "--from",
+        "spiffe://cluster.local/ns/web/sa/frontend",
+        "--to",
+        "10.255.0.10:5432",
+        "--protocol",
+        "tcp",
+    ]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        out,
+        "request:  tcp 10.255.0.10:5432 from spiffe://cluster.local/ns/web/sa/frontend\n\
+         decision: deny\n\
+         reason:   client_not_allowed\n\
+         service:  databases/orders-db port 5432\n\
+         policy:   databases/orders-db-access\n\
+         why:      an access policy covers this service and none of its rules allows this client\n"
+    );
+}
+
+/// `--output json` prints the documented object, keys in order.
+#[test]
+fn explain_json_has_the_documented_fields() {
+    let (code, out, _) = explain(&[
+        "--from",
+        "spiffe://cluster.local/ns/orders/sa/api",
+        "--to",
+        "orders-db.mesh.internal:5432",
+        "--protocol",
+        "tls",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        out,
+        "{\n  \"decision\": \"allow\",\n  \"reason\": \"client_allowed\",\n  \"dryRun\": false,\n  \
+         \"service\": \"databases/orders-db\",\n  \"policy\": \"databases/orders-db-access\",\n  \
+         \"endpoint\": null\n}\n"
+    );
+}
+
+/// A dry-run policy shows the denial it would make, and the request allowed.
+#[test]
+fn explain_shows_dry_run() {
+    let (_, out, _) = explain(&["--to", "api.payments.example:443", "--output", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["decision"], "allow");
+    assert_eq!(v["dryRun"], true);
+    assert_eq!(v["reason"], "client_not_allowed");
+    assert_eq!(v["policy"], "saas/payments-billing-only");
+}
+
+/// An address spelled in hex is judged as the address; unregistered ones are denied.
+#[test]
+fn explain_normalises_ip_spellings() {
+    let (_, out, _) = explain(&["--to", "0xa.30.0x1.1:8080", "--output", "json"]);
+    assert!(
+        out.contains("\"service\": \"legacy/datacentre-net\""),
+        "{out}"
+    );
+    let (_, out, _) = explain(&["--to", "167772161:8080", "--output", "json"]);
+    assert!(out.contains("\"reason\": \"not_in_registry\""), "{out}");
+}
+
+/// Asking about a host name over plain TCP is refused with what to do instead.
+#[test]
+fn explain_refuses_a_tcp_host_name() {
+    let (code, out, err) = explain(&["--to", "db.example:5432", "--protocol", "tcp"]);
+    assert_eq!(code, 2);
+    assert_eq!(out, "");
+    assert_eq!(
+        err,
+        "bundle-builder: --to \"db.example:5432\" names a host, but a tcp connection carries no \
+         host name; give the IP address the client connects to, or use --protocol tls\n"
+    );
+}
+
+/// A bundle that does not compile is reported with file, resource and field.
+#[test]
+fn explain_reports_a_bad_bundle() {
+    let dir = std::env::temp_dir().join(format!("warden-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("bad.json");
+    let text = std::fs::read_to_string(example())
+        .unwrap()
+        .replace("10.30.0.0/16", "10.30.0.1/16");
+    std::fs::write(&path, text).unwrap();
+    let (code, _, err) = run(&[
+        "explain",
+        "--bundle",
+        path.to_str().unwrap(),
+        "--to",
+        "a.example",
+    ]);
+    assert_eq!(code, 2);
+    assert_eq!(
+        err,
+        format!(
+            "bundle-builder: {}: ExternalService legacy/datacentre-net: spec.services[2].addresses[0]: \
+             \"10.30.0.1/16\" has host bits set; the network is 10.30.0.0/16\n",
+            path.display()
+        )
+    );
+    let (code, _, err) = run(&[
+        "explain",
+        "--bundle",
+        "/nonexistent/b.json",
+        "--to",
+        "a.example",
+    ]);
+    assert_eq!(code, 2);
+    assert!(
+        err.starts_with("bundle-builder: cannot read bundle /nonexistent/b.json: "),
+        "{err}"
+    );
+}
+
+/// The JSON Schema checked in under docs/ is the one the types generate. Regenerate with
+/// `WARDEN_BLESS=1 cargo test -p bundle-builder --test cli`.
+#[test]
+fn bundle_schema_in_docs_is_current() {
+    let (code, generated, _) = run(&["schema"]);
+    assert_eq!(code, 0);
+    let path = root().join("docs/bundle.schema.json");
+    if std::env::var_os("WARDEN_BLESS").is_some() {
+        std::fs::write(&path, &generated).unwrap();
+    }
+    let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        checked_in == generated,
+        "docs/bundle.schema.json is out of date with the bundle types; regenerate it with \
+         WARDEN_BLESS=1 cargo test -p bundle-builder --test cli"
+    );
+}
+
+/// The example bundle survives a write and a read unchanged.
+#[test]
+fn example_bundle_round_trips() {
+    let text = std::fs::read(example()).unwrap();
+    let bundle = warden_bundle::Bundle::from_json(&text).unwrap();
+    let again =
+        warden_bundle::Bundle::from_json(bundle.to_json_pretty().unwrap().as_bytes()).unwrap();
+    assert_eq!(bundle, again);
+}

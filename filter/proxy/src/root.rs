@@ -1,0 +1,104 @@
+//! The root context: loads the bundle once per VM and hands the compiled policy to each
+//! request or connection.
+
+use std::rc::Rc;
+
+use proxy_wasm::traits::{Context, HttpContext, RootContext, StreamContext};
+use proxy_wasm::types::ContextType;
+use warden_bundle::Bundle;
+use warden_engine::{compile, CompileError, Policy};
+
+use crate::metrics::Metrics;
+use crate::properties;
+
+/// What every request of this VM reads.
+#[derive(Debug)]
+pub struct Shared {
+    /// `None` until a bundle loads: requests then fail closed.
+    pub policy: Option<Policy>,
+    /// The workload's own SPIFFE ID, for sidecar decisions.
+    pub identity: Option<String>,
+    pub metrics: Metrics,
+}
+
+/// Whether this plugin instance is the HTTP filter or the network (TCP) filter. Envoy loads
+/// the same module for both; the plugin's `root_id` tells them apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum FilterKind {
+    #[default]
+    Http,
+    Network,
+}
+
+#[derive(Debug, Default)]
+pub struct WardenRoot {
+    kind: FilterKind,
+    shared: Option<Rc<Shared>>,
+}
+
+impl Context for WardenRoot {}
+
+impl RootContext for WardenRoot {
+    fn on_configure(&mut self, _size: usize) -> bool {
+        let root_id = properties::text(&["plugin_root_id"]).unwrap_or_default();
+        self.kind = if root_id.contains("network") || root_id.contains("tcp") {
+            FilterKind::Network
+        } else {
+            FilterKind::Http
+        };
+        let metrics = Metrics::define();
+        let Some(config) = self.get_plugin_configuration() else {
+            log::error!("warden: refused configuration: the plugin configuration is empty; it must be a Warden bundle (JSON)");
+            metrics.rejected();
+            return false;
+        };
+        let policy = match load(&config) {
+            Ok(policy) => policy,
+            Err(err) => {
+                log::error!("warden: refused configuration: {err}");
+                metrics.rejected();
+                return false;
+            }
+        };
+        let settings = policy.settings();
+        log::info!(
+            "warden: loaded bundle {} ({} services, outbound {:?}, {:?}, root_id {root_id:?})",
+            settings.digest.as_deref().unwrap_or("(no digest)"),
+            policy.service_count(),
+            settings.outbound_mode,
+            settings.failure_mode,
+        );
+        metrics.loaded(policy.service_count());
+        let identity = settings
+            .workload_identity
+            .as_deref()
+            .map(str::to_owned)
+            .or_else(|| properties::text(&["xds", "node", "metadata", "WARDEN_WORKLOAD_IDENTITY"]));
+        self.shared = Some(Rc::new(Shared {
+            policy: Some(policy),
+            identity,
+            metrics,
+        }));
+        true
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(match self.kind {
+            FilterKind::Http => ContextType::HttpContext,
+            FilterKind::Network => ContextType::StreamContext,
+        })
+    }
+
+    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(crate::http::WardenHttp::new(self.shared.clone())))
+    }
+
+    fn create_stream_context(&self, _context_id: u32) -> Option<Box<dyn StreamContext>> {
+        Some(Box::new(crate::tcp::WardenTcp::new(self.shared.clone())))
+    }
+}
+
+fn load(config: &[u8]) -> Result<Policy, CompileError> {
+    let bundle = Bundle::from_json(config)?;
+    compile(&bundle)
+}
