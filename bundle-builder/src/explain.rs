@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use serde::Serialize;
 use warden_bundle::{Bundle, Locality};
-use warden_engine::{compile, parse_authority, Decision, Host, Request, RequestProtocol};
+use warden_engine::{compile, parse_authority, Decision, Host, HostBuf, Request, RequestProtocol};
 
 use crate::cli::{ExplainArgs, OutputFormat, ProtocolArg};
 
@@ -52,7 +52,8 @@ fn request<'a>(
         // A connection carries no host name: the proxy sees the address it was sent to, and
         // for TLS, the SNI.
         RequestProtocol::Tcp | RequestProtocol::Tls => {
-            let authority = parse_authority(&args.to)
+            let mut buf = HostBuf::new();
+            let authority = parse_authority(&args.to, &mut buf)
                 .map_err(|err| anyhow::anyhow!("--to {:?}: {err}", args.to))?;
             request.port = authority.port;
             match authority.host {

@@ -55,8 +55,8 @@ pub struct BundleMetadata {
     pub generator: Option<String>,
 }
 
-/// What the filter enforces.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+/// What the filter enforces. `Default` gives the same values as an empty `spec: {}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct BundleSpec {
@@ -72,6 +72,19 @@ pub struct BundleSpec {
     pub services: Vec<ExternalService>,
     #[serde(default)]
     pub access_policies: Vec<AccessPolicy>,
+}
+
+impl Default for BundleSpec {
+    fn default() -> Self {
+        Self {
+            outbound_mode: OutboundMode::default(),
+            failure_mode: FailureMode::default(),
+            trust_domain: default_trust_domain(),
+            proxy: ProxyHints::default(),
+            services: Vec::new(),
+            access_policies: Vec::new(),
+        }
+    }
 }
 
 fn default_trust_domain() -> String {
@@ -168,5 +181,20 @@ impl Bundle {
     /// The bundle as pretty JSON, the form `bundle-builder` writes.
     pub fn to_json_pretty(&self) -> Result<String, BundleError> {
         serde_json::to_string_pretty(self).map_err(BundleError::Serialize)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An empty spec and `BundleSpec::default()` are the same settings.
+    #[test]
+    fn default_spec_matches_an_empty_spec() {
+        let parsed =
+            Bundle::from_json(br#"{"apiVersion":"warden.dev/v1alpha1","kind":"Bundle","spec":{}}"#)
+                .unwrap();
+        assert_eq!(parsed.spec, BundleSpec::default());
+        assert_eq!(parsed.spec.trust_domain, DEFAULT_TRUST_DOMAIN);
     }
 }

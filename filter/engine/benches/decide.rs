@@ -1,7 +1,12 @@
 //! `decide` and `compile` at 10, 1,000 and 100,000 services (exact, wildcard and CIDR mixed),
 //! hits and misses; and the compiled policy's memory per service, measured with a counting
 //! allocator. Run with `make bench`; `scripts/bench-summary.sh` prints the medians.
-#![allow(unsafe_code, clippy::unwrap_used, clippy::expect_used, missing_debug_implementations)]
+#![allow(
+    unsafe_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_debug_implementations
+)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
@@ -32,7 +37,10 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+        LIVE.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 }
@@ -56,12 +64,33 @@ fn port(number: u16, protocol: Protocol) -> ServicePort {
 /// Service `i`: 60% exact hosts, 20% wildcard hosts, 20% IPv4 /24 networks.
 fn service(i: usize) -> ExternalService {
     let (hosts, addresses, ports) = match i % 5 {
-        0..=2 => (vec![format!("api{i}.vendor{}.example.com", i % 97)], vec![], vec![port(443, Protocol::Https), port(80, Protocol::Http)]),
-        3 => (vec![format!("*.tenant{i}.saas.example.net")], vec![], vec![port(443, Protocol::Https)]),
-        _ => (vec![], vec![format!("{}.{}.{}.0/24", 10 + (i >> 16), (i >> 8) & 0xff, i & 0xff)], vec![port(5432, Protocol::Tcp)]),
+        0..=2 => (
+            vec![format!("api{i}.vendor{}.example.com", i % 97)],
+            vec![],
+            vec![port(443, Protocol::Https), port(80, Protocol::Http)],
+        ),
+        3 => (
+            vec![format!("*.tenant{i}.saas.example.net")],
+            vec![],
+            vec![port(443, Protocol::Https)],
+        ),
+        _ => (
+            vec![],
+            vec![format!(
+                "{}.{}.{}.0/24",
+                10 + (i >> 16),
+                (i >> 8) & 0xff,
+                i & 0xff
+            )],
+            vec![port(5432, Protocol::Tcp)],
+        ),
     };
     ExternalService {
-        source: Provenance::new(ResourceKind::ExternalService, format!("team{}", i % 50), format!("svc-{i}")),
+        source: Provenance::new(
+            ResourceKind::ExternalService,
+            format!("team{}", i % 50),
+            format!("svc-{i}"),
+        ),
         hosts,
         addresses,
         ports,
@@ -84,17 +113,49 @@ fn cases(n: usize) -> Vec<(&'static str, String, Option<IpAddr>, RequestProtocol
     let wildcard = exact + 3;
     let cidr = service(exact + 4).addresses[0].replace(".0/24", ".77");
     vec![
-        ("exact_hit", format!("api{exact}.vendor{}.example.com", exact % 97), None, RequestProtocol::Http, 80),
-        ("wildcard_hit", format!("eu.tenant{wildcard}.saas.example.net"), None, RequestProtocol::Http, 443),
-        ("cidr_hit", String::new(), Some(cidr.parse().unwrap()), RequestProtocol::Tcp, 5432),
-        ("host_miss", "www.unknown-vendor.example.org".into(), None, RequestProtocol::Http, 80),
-        ("ip_miss", String::new(), Some("192.0.2.10".parse().unwrap()), RequestProtocol::Tcp, 5432),
+        (
+            "exact_hit",
+            format!("api{exact}.vendor{}.example.com", exact % 97),
+            None,
+            RequestProtocol::Http,
+            80,
+        ),
+        (
+            "wildcard_hit",
+            format!("eu.tenant{wildcard}.saas.example.net"),
+            None,
+            RequestProtocol::Http,
+            443,
+        ),
+        (
+            "cidr_hit",
+            String::new(),
+            Some(cidr.parse().unwrap()),
+            RequestProtocol::Tcp,
+            5432,
+        ),
+        (
+            "host_miss",
+            "www.unknown-vendor.example.org".into(),
+            None,
+            RequestProtocol::Http,
+            80,
+        ),
+        (
+            "ip_miss",
+            String::new(),
+            Some("192.0.2.10".parse().unwrap()),
+            RequestProtocol::Tcp,
+            5432,
+        ),
     ]
 }
 
 fn bench_decide(c: &mut Criterion) {
     let mut group = c.benchmark_group("decide");
-    group.measurement_time(Duration::from_secs(2)).warm_up_time(Duration::from_millis(500));
+    group
+        .measurement_time(Duration::from_secs(2))
+        .warm_up_time(Duration::from_millis(500));
     for n in SIZES {
         let policy = compile(&bundle(n)).unwrap();
         for (case, host, ip, protocol, port) in cases(n) {
@@ -106,7 +167,11 @@ fn bench_decide(c: &mut Criterion) {
                 ..Request::default()
             };
             let expected_hit = case.ends_with("hit");
-            assert_eq!(policy.decide(&request).is_allowed(), expected_hit, "{case} at {n}");
+            assert_eq!(
+                policy.decide(&request).is_allowed(),
+                expected_hit,
+                "{case} at {n}"
+            );
             group.bench_with_input(BenchmarkId::new(case, n), &request, |b, r| {
                 b.iter(|| black_box(policy.decide(black_box(r)).is_allowed()))
             });
@@ -117,7 +182,9 @@ fn bench_decide(c: &mut Criterion) {
 
 fn bench_compile(c: &mut Criterion) {
     let mut group = c.benchmark_group("compile");
-    group.sample_size(10).measurement_time(Duration::from_secs(5));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(5));
     for n in SIZES {
         let b = bundle(n);
         group.bench_with_input(BenchmarkId::from_parameter(n), &b, |bench, b| {

@@ -10,7 +10,7 @@ use crate::access::{CompiledPolicy, PathPattern, Rule};
 use crate::cidr::CidrTable;
 use crate::endpoint::{compile_endpoint, CompiledEndpoint};
 use crate::error::CompileError;
-use crate::host::{parse_host, Host};
+use crate::host::{parse_host, Host, HostBuf};
 use crate::host_table::HostTable;
 use crate::identity::{validate, IdentityPattern};
 use crate::name::ResourceName;
@@ -196,9 +196,10 @@ fn host_pattern(raw: &str) -> Result<Box<str>, String> {
             "{raw:?}: a wildcard may only be the whole leftmost label, as in *.example.com"
         ));
     }
-    match parse_host(name) {
+    let mut buf = HostBuf::new();
+    match parse_host(name, &mut buf) {
         Ok(Host::Name(n)) if wildcard => Ok(format!("*.{n}").into()),
-        Ok(Host::Name(n)) => Ok(n.as_str().into()),
+        Ok(Host::Name(n)) => Ok(n.into()),
         Ok(Host::Ip(ip)) => Err(format!(
             "{raw:?} is an IP address ({ip}); list it under addresses, not hosts"
         )),

@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use warden_bundle::{Endpoint, Locality};
 
 use crate::error::CompileError;
-use crate::host::{parse_host, Host};
+use crate::host::{parse_host, Host, HostBuf};
 use crate::name::ResourceName;
 
 /// Where an endpoint is reached.
@@ -52,14 +52,14 @@ pub(crate) fn compile_endpoint(
     let raw = endpoint.address.as_str();
     let address = match raw.parse::<IpAddr>() {
         Ok(ip) => EndpointAddress::Ip(crate::host::canonical_ip(ip)),
-        Err(_) => match parse_host(raw) {
+        Err(_) => match parse_host(raw, &mut HostBuf::new()) {
             Ok(Host::Name(name)) if raw.contains(':') => {
                 return Err(fail(
                     "address",
                     format!("{raw:?} has a port; put ports under ports[] ({name})"),
                 ));
             }
-            Ok(Host::Name(name)) => EndpointAddress::Name(name.as_str().into()),
+            Ok(Host::Name(name)) => EndpointAddress::Name(name.into()),
             Ok(Host::Ip(ip)) => {
                 return Err(fail(
                     "address",

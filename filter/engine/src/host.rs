@@ -36,56 +36,42 @@ pub enum InvalidHost {
     InvalidPort,
 }
 
-/// A validated, lowercased host name of at most [`MAX_HOST_LEN`] bytes, stored inline so that
-/// normalising a request's host never allocates.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct HostName {
-    len: u8,
-    bytes: [u8; MAX_HOST_LEN],
-}
+/// Room for one lowercased host name. Normalising borrows the input when it is already
+/// lowercase and writes here only when it is not, so a request's host never allocates.
+#[derive(Debug, Clone)]
+pub struct HostBuf([u8; MAX_HOST_LEN]);
 
-impl HostName {
-    /// The name as text.
-    pub fn as_str(&self) -> &str {
-        let bytes = self.bytes.get(..usize::from(self.len)).unwrap_or_default();
-        // Only ASCII bytes are ever stored.
-        std::str::from_utf8(bytes).unwrap_or_default()
+impl HostBuf {
+    pub fn new() -> Self {
+        Self([0; MAX_HOST_LEN])
     }
 }
 
-impl fmt::Debug for HostName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}", self.as_str())
+impl Default for HostBuf {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
-impl fmt::Display for HostName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A destination host after normalisation.
-// The name is stored inline on purpose: normalising a request's host must not allocate.
-#[allow(clippy::large_enum_variant)]
+/// A destination host after normalisation: a lowercase name, or an address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Host {
-    Name(HostName),
+pub enum Host<'a> {
+    Name(&'a str),
     Ip(IpAddr),
 }
 
 /// A normalised authority: the host and the port it named, if any.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Authority {
-    pub host: Host,
+pub struct Authority<'a> {
+    pub host: Host<'a>,
     pub port: Option<u16>,
 }
 
-impl fmt::Display for Authority {
+impl fmt::Display for Authority<'_> {
     /// The canonical spelling; parsing it again gives the same authority.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.host {
-            Host::Name(name) => f.write_str(name.as_str())?,
+            Host::Name(name) => f.write_str(name)?,
             Host::Ip(IpAddr::V4(ip)) => write!(f, "{ip}")?,
             Host::Ip(IpAddr::V6(ip)) => write!(f, "[{ip}]")?,
         }
@@ -96,8 +82,12 @@ impl fmt::Display for Authority {
     }
 }
 
-/// Normalises an HTTP authority, a `Host` header value or a TLS SNI.
-pub fn parse_authority(raw: &str) -> Result<Authority, InvalidHost> {
+/// Normalises an HTTP authority, a `Host` header value or a TLS SNI. The result borrows
+/// `raw`, or `buf` when the name had to be lowercased.
+pub fn parse_authority<'a>(
+    raw: &'a str,
+    buf: &'a mut HostBuf,
+) -> Result<Authority<'a>, InvalidHost> {
     if raw.is_empty() {
         return Err(InvalidHost::Empty);
     }
@@ -128,13 +118,13 @@ pub fn parse_authority(raw: &str) -> Result<Authority, InvalidHost> {
         }
     };
     Ok(Authority {
-        host: parse_host(host)?,
+        host: parse_host(host, buf)?,
         port,
     })
 }
 
 /// Normalises a host without a port: a name, or an address in any IPv4 spelling.
-pub fn parse_host(raw: &str) -> Result<Host, InvalidHost> {
+pub fn parse_host<'a>(raw: &'a str, buf: &'a mut HostBuf) -> Result<Host<'a>, InvalidHost> {
     let trimmed = raw.strip_suffix('.').unwrap_or(raw);
     if trimmed.is_empty() {
         return Err(if raw.is_empty() {
@@ -146,15 +136,15 @@ pub fn parse_host(raw: &str) -> Result<Host, InvalidHost> {
     if trimmed.len() > MAX_HOST_LEN {
         return Err(InvalidHost::TooLong);
     }
-    let mut name = HostName {
-        len: 0,
-        bytes: [0; MAX_HOST_LEN],
-    };
     let mut label_len = 0usize;
-    for (slot, byte) in name.bytes.iter_mut().zip(trimmed.bytes()) {
-        let lower = byte.to_ascii_lowercase();
-        match lower {
+    let mut has_upper = false;
+    for byte in trimmed.bytes() {
+        match byte {
             b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' => label_len += 1,
+            b'A'..=b'Z' => {
+                has_upper = true;
+                label_len += 1;
+            }
             b'.' if label_len == 0 => return Err(InvalidHost::EmptyLabel),
             b'.' => label_len = 0,
             _ => return Err(InvalidHost::IllegalCharacter),
@@ -162,21 +152,27 @@ pub fn parse_host(raw: &str) -> Result<Host, InvalidHost> {
         if label_len > MAX_LABEL_LEN {
             return Err(InvalidHost::LabelTooLong);
         }
-        *slot = lower;
     }
     if label_len == 0 {
         return Err(InvalidHost::EmptyLabel);
     }
-    // `trimmed.len() <= MAX_HOST_LEN` (253) fits in a u8.
-    name.len = u8::try_from(trimmed.len()).map_err(|_| InvalidHost::TooLong)?;
-    let text = name.as_str();
+    let text: &'a str = if has_upper {
+        let out = buf.0.get_mut(..trimmed.len()).ok_or(InvalidHost::TooLong)?;
+        for (slot, byte) in out.iter_mut().zip(trimmed.bytes()) {
+            *slot = byte.to_ascii_lowercase();
+        }
+        // Only ASCII letters, digits, '-', '_' and '.' were written.
+        std::str::from_utf8(out).map_err(|_| InvalidHost::IllegalCharacter)?
+    } else {
+        trimmed
+    };
     let last_label = text.rsplit('.').next().unwrap_or(text);
     if ends_in_number(last_label) {
         return parse_ipv4_spelling(text)
             .map(|ip| Host::Ip(IpAddr::V4(ip)))
             .ok_or(InvalidHost::InvalidIpv4);
     }
-    Ok(Host::Name(name))
+    Ok(Host::Name(text))
 }
 
 /// Maps IPv4-mapped IPv6 addresses (`::ffff:10.0.0.1`) to the IPv4 address they carry.
@@ -266,36 +262,43 @@ mod tests {
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
-    fn ip(text: &str) -> Host {
+    fn ip(text: &str) -> Host<'static> {
         Host::Ip(text.parse().unwrap())
     }
 
-    fn host(text: &str) -> Host {
-        parse_authority(text).unwrap().host
+    /// The normalised host, as an owned string (names) or the address.
+    fn host(text: &str) -> Host<'static> {
+        let mut buf = HostBuf::new();
+        match parse_authority(text, &mut buf).unwrap().host {
+            Host::Name(n) => Host::Name(Box::leak(n.to_owned().into_boxed_str())),
+            Host::Ip(ip) => Host::Ip(ip),
+        }
+    }
+
+    fn parse(text: &str) -> Result<String, InvalidHost> {
+        let mut buf = HostBuf::new();
+        parse_authority(text, &mut buf).map(|a| a.to_string())
     }
 
     /// Names are lowercased and lose one trailing dot.
     #[test]
     fn names_are_lowercased_and_lose_one_trailing_dot() {
-        assert_eq!(
-            host("API.Example.COM.").to_string_lossy(),
-            "api.example.com"
-        );
-        assert_eq!(parse_authority("a.com.."), Err(InvalidHost::EmptyLabel));
+        assert_eq!(host("API.Example.COM."), Host::Name("api.example.com"));
+        assert_eq!(host("already.lower"), Host::Name("already.lower"));
+        assert_eq!(parse("a.com.."), Err(InvalidHost::EmptyLabel));
     }
 
     /// The port is split off and must be a number from 1 to 65535.
     #[test]
     fn port_is_split_off_and_checked() {
-        let a = parse_authority("db.example.com:5432").unwrap();
-        assert_eq!(a.port, Some(5432));
-        assert_eq!(parse_authority("a.com:0"), Err(InvalidHost::InvalidPort));
         assert_eq!(
-            parse_authority("a.com:65536"),
-            Err(InvalidHost::InvalidPort)
+            parse("DB.example.com:5432").as_deref(),
+            Ok("db.example.com:5432")
         );
-        assert_eq!(parse_authority("a.com:"), Err(InvalidHost::InvalidPort));
-        assert_eq!(parse_authority("a.com:+80"), Err(InvalidHost::InvalidPort));
+        assert_eq!(parse("a.com:0"), Err(InvalidHost::InvalidPort));
+        assert_eq!(parse("a.com:65536"), Err(InvalidHost::InvalidPort));
+        assert_eq!(parse("a.com:"), Err(InvalidHost::InvalidPort));
+        assert_eq!(parse("a.com:+80"), Err(InvalidHost::InvalidPort));
     }
 
     /// Every inet_aton spelling of 10.20.3.4 denotes 10.20.3.4.
@@ -328,7 +331,7 @@ mod tests {
             "1.2.3.0x100",
             "4294967296",
         ] {
-            assert_eq!(parse_authority(bad), Err(InvalidHost::InvalidIpv4), "{bad}");
+            assert_eq!(parse(bad), Err(InvalidHost::InvalidIpv4), "{bad}");
         }
     }
 
@@ -339,11 +342,8 @@ mod tests {
         assert_eq!(host("[::ffff:10.20.3.4]"), ip("10.20.3.4"));
         assert_eq!(host("[::ffff:a14:304]:80"), ip("10.20.3.4"));
         assert_eq!(host("::1"), ip("::1"));
-        assert_eq!(
-            parse_authority("[fe80::1%25eth0]"),
-            Err(InvalidHost::InvalidIpv6)
-        );
-        assert_eq!(parse_authority("[::1]x"), Err(InvalidHost::InvalidPort));
+        assert_eq!(parse("[fe80::1%25eth0]"), Err(InvalidHost::InvalidIpv6));
+        assert_eq!(parse("[::1]x"), Err(InvalidHost::InvalidPort));
     }
 
     /// Characters outside letters, digits, hyphen and underscore are refused.
@@ -357,27 +357,14 @@ mod tests {
             "é.com",
             "a@b.com",
         ] {
-            assert_eq!(
-                parse_authority(bad),
-                Err(InvalidHost::IllegalCharacter),
-                "{bad}"
-            );
+            assert_eq!(parse(bad), Err(InvalidHost::IllegalCharacter), "{bad}");
         }
-        assert_eq!(parse_authority(""), Err(InvalidHost::Empty));
-        assert_eq!(parse_authority("."), Err(InvalidHost::EmptyLabel));
-        assert_eq!(parse_authority(".a.com"), Err(InvalidHost::EmptyLabel));
+        assert_eq!(parse(""), Err(InvalidHost::Empty));
+        assert_eq!(parse("."), Err(InvalidHost::EmptyLabel));
+        assert_eq!(parse(".a.com"), Err(InvalidHost::EmptyLabel));
         let long_label = format!("{}.com", "a".repeat(64));
-        assert_eq!(parse_authority(&long_label), Err(InvalidHost::LabelTooLong));
+        assert_eq!(parse(&long_label), Err(InvalidHost::LabelTooLong));
         let long_host = vec!["abcdefghi"; 26].join(".");
-        assert_eq!(parse_authority(&long_host), Err(InvalidHost::TooLong));
-    }
-
-    impl Host {
-        fn to_string_lossy(self) -> String {
-            match self {
-                Host::Name(n) => n.as_str().to_owned(),
-                Host::Ip(ip) => ip.to_string(),
-            }
-        }
+        assert_eq!(parse(&long_host), Err(InvalidHost::TooLong));
     }
 }

@@ -24,7 +24,7 @@ pub use decision::{AllowReason, Decision, Denial, DenyReason, Permit, ServiceMat
 pub use endpoint::EndpointAddress;
 pub use error::CompileError;
 pub use host::{
-    canonical_ip, parse_authority, parse_host, parse_ipv4_spelling, Authority, Host, HostName,
+    canonical_ip, parse_authority, parse_host, parse_ipv4_spelling, Authority, Host, HostBuf,
     InvalidHost,
 };
 pub use identity::InvalidIdentity;

@@ -8,7 +8,7 @@ use crate::access::{evaluate, AccessOutcome, CompiledPolicy};
 use crate::cidr::CidrTable;
 use crate::decision::{AllowReason, Decision, Denial, DenyReason, Permit, ServiceMatch};
 use crate::endpoint::CompiledEndpoint;
-use crate::host::{parse_authority, Authority, Host};
+use crate::host::{parse_authority, Authority, Host, HostBuf};
 use crate::host_table::HostTable;
 use crate::name::ResourceName;
 use crate::request::Request;
@@ -56,6 +56,28 @@ pub(crate) struct CompiledPort {
     pub(crate) policies: Box<[u32]>,
 }
 
+/// The normalised host the request names: the authority, else the SNI. Both present and
+/// naming different hosts is a mismatch.
+fn authority<'a>(
+    request: &Request<'a>,
+    host_buf: &'a mut HostBuf,
+    sni_buf: &'a mut HostBuf,
+) -> Result<Option<Authority<'a>>, DenyReason> {
+    let host = match request.host {
+        Some(raw) => Some(parse_authority(raw, host_buf).map_err(|_| DenyReason::InvalidHost)?),
+        None => None,
+    };
+    let sni = match request.sni {
+        Some(raw) => Some(parse_authority(raw, sni_buf).map_err(|_| DenyReason::InvalidHost)?),
+        None => None,
+    };
+    match (host, sni) {
+        (Some(h), Some(s)) if h.host != s.host => Err(DenyReason::SniHostMismatch),
+        (Some(h), _) => Ok(Some(h)),
+        (None, s) => Ok(s),
+    }
+}
+
 impl Policy {
     pub fn settings(&self) -> &Settings {
         &self.settings
@@ -68,7 +90,8 @@ impl Policy {
 
     /// Decides one request or connection.
     pub fn decide<'p>(&'p self, request: &Request<'_>) -> Decision<'p> {
-        let authority = match self.authority(request) {
+        let (mut host_buf, mut sni_buf) = (HostBuf::new(), HostBuf::new());
+        let authority = match authority(request, &mut host_buf, &mut sni_buf) {
             Ok(authority) => authority,
             Err(reason) => return Decision::deny(reason),
         };
@@ -81,7 +104,7 @@ impl Policy {
         let found = match authority.map(|a| a.host) {
             Some(Host::Name(name)) => self
                 .hosts
-                .lookup(name.as_str())
+                .lookup(name)
                 .map(|(set, _)| set)
                 .or_else(|| request.destination.and_then(|ip| self.lookup_ip(ip))),
             Some(Host::Ip(ip)) => self.lookup_ip(ip),
@@ -111,19 +134,6 @@ impl Policy {
             }),
             policy: None,
         })
-    }
-
-    /// The normalised host the request names: the authority, else the SNI. Both present and
-    /// naming different hosts is a mismatch.
-    fn authority(&self, request: &Request<'_>) -> Result<Option<Authority>, DenyReason> {
-        let parse = |raw: &str| parse_authority(raw).map_err(|_| DenyReason::InvalidHost);
-        let host = request.host.map(parse).transpose()?;
-        let sni = request.sni.map(parse).transpose()?;
-        match (host, sni) {
-            (Some(h), Some(s)) if h.host != s.host => Err(DenyReason::SniHostMismatch),
-            (Some(h), _) => Ok(Some(h)),
-            (None, s) => Ok(s),
-        }
     }
 
     fn lookup_ip(&self, ip: IpAddr) -> Option<&ServiceSet> {

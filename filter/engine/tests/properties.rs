@@ -10,7 +10,7 @@ use ipnet::Ipv4Net;
 use proptest::prelude::*;
 use support::*;
 use warden_bundle::OutboundMode::RegistryOnly;
-use warden_engine::{parse_authority, Authority, Host, Request, RequestProtocol};
+use warden_engine::{parse_authority, Authority, Host, HostBuf, Request, RequestProtocol};
 
 /// CIDRs drawn from a small space so that they nest and collide often.
 fn cidr() -> impl Strategy<Value = Ipv4Net> {
@@ -90,9 +90,11 @@ proptest! {
     /// Normalisation is idempotent: the canonical spelling normalises to itself.
     #[test]
     fn normalisation_is_idempotent(raw in "[a-zA-Z0-9.:\\[\\]_-]{1,40}") {
-        if let Ok(first) = parse_authority(&raw) {
-            let again = parse_authority(&first.to_string());
-            prop_assert_eq!(again, Ok(first), "{} -> {}", raw, first);
+        let (mut a, mut b) = (HostBuf::new(), HostBuf::new());
+        if let Ok(first) = parse_authority(&raw, &mut a) {
+            let canonical = first.to_string();
+            let again = parse_authority(&canonical, &mut b);
+            prop_assert_eq!(again, Ok(first), "{} -> {}", raw, canonical);
         }
     }
 
@@ -125,6 +127,7 @@ proptest! {
             text.push('.');
         }
         let expected = Authority { host: Host::Ip(IpAddr::V4(Ipv4Addr::from(addr))), port: None };
-        prop_assert_eq!(parse_authority(&text), Ok(expected), "{}", text);
+        let mut buf = HostBuf::new();
+        prop_assert_eq!(parse_authority(&text, &mut buf), Ok(expected), "{}", text);
     }
 }
