@@ -5,6 +5,7 @@
     unsafe_code,
     clippy::unwrap_used,
     clippy::expect_used,
+    clippy::indexing_slicing,
     missing_debug_implementations
 )]
 
