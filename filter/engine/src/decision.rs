@@ -47,16 +47,19 @@ pub enum DenyReason {
     SniHostMismatch,
     /// The filter has no valid policy and fails closed.
     NoPolicy,
+    /// The filter could not steer an allowed request to the destination it was decided on.
+    RouteFailed,
 }
 
 impl DenyReason {
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::NotInRegistry,
         Self::PortNotDeclared,
         Self::ClientNotAllowed,
         Self::InvalidHost,
         Self::SniHostMismatch,
         Self::NoPolicy,
+        Self::RouteFailed,
     ];
 
     pub fn code(self) -> &'static str {
@@ -67,6 +70,7 @@ impl DenyReason {
             Self::InvalidHost => "invalid_host",
             Self::SniHostMismatch => "sni_host_mismatch",
             Self::NoPolicy => "no_policy",
+            Self::RouteFailed => "route_failed",
         }
     }
 
@@ -74,7 +78,7 @@ impl DenyReason {
     pub fn http_status(self) -> u16 {
         match self {
             Self::InvalidHost => 400,
-            Self::NoPolicy => 503,
+            Self::NoPolicy | Self::RouteFailed => 503,
             _ => 403,
         }
     }
@@ -97,14 +101,29 @@ impl DenyReason {
             Self::InvalidHost => "the host is not a valid host name or address",
             Self::SniHostMismatch => "the TLS server name and the HTTP authority differ",
             Self::NoPolicy => "the egress filter has no valid policy and fails closed",
+            Self::RouteFailed => {
+                "the egress filter could not steer the request to the destination it decided on"
+            }
         }
     }
+}
+
+/// What a request's service was found by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatchedOn {
+    /// The host name (authority or SNI), exactly or by wildcard.
+    Host,
+    /// An address: the host was an IP literal, or the destination the client connected to.
+    Address,
 }
 
 /// The registered service (and port) a request matched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ServiceMatch<'p> {
     pub service: &'p ResourceName,
+    /// Whether the host or an address found the service. When the address did, traffic must
+    /// go to that address, whatever name the request carries.
+    pub matched_on: MatchedOn,
     pub port: u16,
     /// The port's declared protocol; `None` when the port is not declared.
     pub protocol: Option<Protocol>,

@@ -20,7 +20,7 @@ mod request;
 mod service_set;
 
 pub use compile::compile;
-pub use decision::{AllowReason, Decision, Denial, DenyReason, Permit, ServiceMatch};
+pub use decision::{AllowReason, Decision, Denial, DenyReason, MatchedOn, Permit, ServiceMatch};
 pub use endpoint::EndpointAddress;
 pub use error::CompileError;
 pub use host::{

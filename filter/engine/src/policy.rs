@@ -6,7 +6,7 @@ use warden_bundle::{FailureMode, Locality, OutboundMode, Protocol, Role};
 
 use crate::access::{evaluate, AccessOutcome, CompiledPolicy};
 use crate::cidr::CidrTable;
-use crate::decision::{AllowReason, Decision, Denial, DenyReason, Permit, ServiceMatch};
+use crate::decision::{AllowReason, Decision, Denial, DenyReason, MatchedOn, Permit, ServiceMatch};
 use crate::endpoint::CompiledEndpoint;
 use crate::host::{parse_authority, Authority, Host, HostBuf};
 use crate::host_table::HostTable;
@@ -101,16 +101,22 @@ impl Policy {
             .or(request.protocol.default_port())
             .unwrap_or(0);
 
+        let by_destination = || {
+            request
+                .destination
+                .and_then(|ip| self.lookup_ip(ip))
+                .map(|set| (set, MatchedOn::Address))
+        };
         let found = match authority.map(|a| a.host) {
             Some(Host::Name(name)) => self
                 .hosts
                 .lookup(name)
-                .map(|(set, _)| set)
-                .or_else(|| request.destination.and_then(|ip| self.lookup_ip(ip))),
-            Some(Host::Ip(ip)) => self.lookup_ip(ip),
-            None => request.destination.and_then(|ip| self.lookup_ip(ip)),
+                .map(|(set, _)| (set, MatchedOn::Host))
+                .or_else(by_destination),
+            Some(Host::Ip(ip)) => self.lookup_ip(ip).map(|set| (set, MatchedOn::Address)),
+            None => by_destination(),
         };
-        let Some(set) = found else {
+        let Some((set, matched_on)) = found else {
             return self.unregistered();
         };
         let candidates = self.sets.get(set);
@@ -121,13 +127,14 @@ impl Policy {
         {
             first.get_or_insert(service);
             if let Some(p) = service.ports.iter().find(|p| p.number == port) {
-                return self.check_access(service, p, request);
+                return self.check_access(service, p, matched_on, request);
             }
         }
         Decision::Deny(Denial {
             reason: DenyReason::PortNotDeclared,
             service: first.map(|s| ServiceMatch {
                 service: &s.name,
+                matched_on,
                 port,
                 protocol: None,
                 via_gateway: false,
@@ -159,10 +166,12 @@ impl Policy {
         &'p self,
         service: &'p CompiledService,
         port: &'p CompiledPort,
+        matched_on: MatchedOn,
         request: &Request<'_>,
     ) -> Decision<'p> {
         let matched = Some(ServiceMatch {
             service: &service.name,
+            matched_on,
             port: port.number,
             protocol: Some(port.protocol),
             via_gateway: port.via_gateway,

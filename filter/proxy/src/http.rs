@@ -1,12 +1,16 @@
 //! The HTTP filter: one decision per request, from the request headers.
 
+use std::net::IpAddr;
 use std::rc::Rc;
 
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
-use warden_engine::{Decision, DenyReason, Request, RequestProtocol};
+use warden_engine::{
+    parse_authority, Decision, DenyReason, Host, HostBuf, MatchedOn, Request, RequestProtocol,
+};
 
 use crate::denial::{self, REASON_HEADER};
+use crate::filter_state::{self, Span, DYNAMIC_HOST, DYNAMIC_PORT};
 use crate::properties;
 use crate::root::Shared;
 
@@ -41,6 +45,39 @@ impl WardenHttp {
     }
 }
 
+/// Where an allowed request must go when `:authority` alone would not take it there: the
+/// canonical form of a non-canonical spelling (`0x7f.0.0.21`, `API.Example.COM.`), or the
+/// address the decision was made on. `None` when the authority is already exact.
+fn steer_to(
+    raw_authority: &str,
+    decision: &Decision<'_>,
+    destination: Option<(IpAddr, Option<u16>)>,
+) -> Option<(String, u16)> {
+    let mut buf = HostBuf::new();
+    let authority = parse_authority(raw_authority, &mut buf).ok()?;
+    let port = authority.port.unwrap_or(80);
+    let by_address = decision
+        .service()
+        .is_some_and(|s| s.matched_on == MatchedOn::Address);
+    match authority.host {
+        Host::Name(_) if by_address => {
+            let (ip, dest_port) = destination?;
+            Some((ip.to_string(), dest_port.unwrap_or(port)))
+        }
+        Host::Name(name) if host_part(raw_authority) == name => None,
+        Host::Name(name) => Some((name.to_owned(), port)),
+        Host::Ip(ip) => Some((ip.to_string(), port)),
+    }
+}
+
+/// The host part of an authority (before `:port`; IPv6 literals keep their brackets).
+fn host_part(authority: &str) -> &str {
+    if authority.starts_with('[') {
+        return authority.split_once(']').map_or(authority, |(h, _)| h);
+    }
+    authority.split_once(':').map_or(authority, |(h, _)| h)
+}
+
 impl Context for WardenHttp {}
 
 impl HttpContext for WardenHttp {
@@ -50,7 +87,7 @@ impl HttpContext for WardenHttp {
             self.remove_http_request_header(name);
         }
         let Some(shared) = self.shared.clone() else {
-            log::warn!("warden: no policy loaded; denying (fail closed)");
+            log::warn!("no policy loaded; denying (fail closed)");
             return self.deny(DenyReason::NoPolicy, None);
         };
         let Some(policy) = shared.policy.as_ref() else {
@@ -62,10 +99,15 @@ impl HttpContext for WardenHttp {
                 .find(|(n, _)| n == name)
                 .map(|(_, v)| v.as_str())
         };
-        let destination = properties::socket_address(&["destination", "address"]);
+        let destination = if shared.local_proxy {
+            None
+        } else {
+            properties::socket_address(&["destination", "address"])
+        };
+        let host = header(":authority").or_else(|| header("host"));
         let request = Request {
             protocol: RequestProtocol::Http,
-            host: header(":authority").or_else(|| header("host")),
+            host,
             destination: destination.map(|(ip, _)| ip),
             client: shared.identity.as_deref(),
             method: header(":method"),
@@ -74,25 +116,25 @@ impl HttpContext for WardenHttp {
         };
         let decision = policy.decide(&request);
         shared.metrics.http(&decision);
-        match decision {
-            Decision::Allow(_) => {
-                log::debug!("warden: {decision} host={:?}", request.host);
-                if decision.is_dry_run() {
-                    log::info!(
-                        "warden: {decision} host={:?} (dry-run: allowed)",
-                        request.host
-                    );
-                }
-                Action::Continue
-            }
-            Decision::Deny(denial) => {
+        let Decision::Deny(denial) = decision else {
+            if decision.is_dry_run() {
                 log::info!(
-                    "warden: {decision} host={:?} client={:?}",
-                    request.host,
+                    "{decision} host={host:?} client={:?} (dry-run: allowed)",
                     request.client
                 );
-                self.deny(denial.reason, Some(&decision))
+            } else {
+                log::debug!("{decision} host={host:?}");
             }
-        }
+            if let Some((target, port)) = host.and_then(|h| steer_to(h, &decision, destination)) {
+                let ok = filter_state::set(DYNAMIC_HOST, &target, Span::Request)
+                    && filter_state::set(DYNAMIC_PORT, &port.to_string(), Span::Request);
+                if !ok {
+                    return self.deny(DenyReason::RouteFailed, Some(&decision));
+                }
+            }
+            return Action::Continue;
+        };
+        log::info!("{decision} host={host:?} client={:?}", request.client);
+        self.deny(denial.reason, Some(&decision))
     }
 }

@@ -6,6 +6,7 @@
 //! `warden-engine`, tested natively.
 
 mod denial;
+mod filter_state;
 mod http;
 mod metrics;
 mod properties;

@@ -28,7 +28,7 @@ fn define(kind: MetricType, name: &str) -> Option<u32> {
     match hostcalls::define_metric(kind, name) {
         Ok(id) => Some(id),
         Err(status) => {
-            log::warn!("warden: cannot define metric {name}: {status:?}");
+            log::warn!("cannot define metric {name}: {status:?}");
             None
         }
     }

@@ -18,6 +18,9 @@ pub struct Shared {
     pub policy: Option<Policy>,
     /// The workload's own SPIFFE ID, for sidecar decisions.
     pub identity: Option<String>,
+    /// Envoy runs as an explicit local proxy (no traffic capture): `destination.address` is
+    /// Envoy's own listener, not where the client meant to go, so HTTP decisions ignore it.
+    pub local_proxy: bool,
     pub metrics: Metrics,
 }
 
@@ -48,21 +51,21 @@ impl RootContext for WardenRoot {
         };
         let metrics = Metrics::define();
         let Some(config) = self.get_plugin_configuration() else {
-            log::error!("warden: refused configuration: the plugin configuration is empty; it must be a Warden bundle (JSON)");
+            log::error!("refused configuration: the plugin configuration is empty; it must be a Warden bundle (JSON)");
             metrics.rejected();
             return false;
         };
         let policy = match load(&config) {
             Ok(policy) => policy,
             Err(err) => {
-                log::error!("warden: refused configuration: {err}");
+                log::error!("refused configuration: {err}");
                 metrics.rejected();
                 return false;
             }
         };
         let settings = policy.settings();
         log::info!(
-            "warden: loaded bundle {} ({} services, outbound {:?}, {:?}, root_id {root_id:?})",
+            "loaded bundle {} ({} services, outbound {:?}, {:?}, root_id {root_id:?})",
             settings.digest.as_deref().unwrap_or("(no digest)"),
             policy.service_count(),
             settings.outbound_mode,
@@ -74,9 +77,12 @@ impl RootContext for WardenRoot {
             .as_deref()
             .map(str::to_owned)
             .or_else(|| properties::text(&["xds", "node", "metadata", "WARDEN_WORKLOAD_IDENTITY"]));
+        let local_proxy = properties::text(&["xds", "node", "metadata", "WARDEN_LOCAL_PROXY"])
+            .is_some_and(|v| v == "true");
         self.shared = Some(Rc::new(Shared {
             policy: Some(policy),
             identity,
+            local_proxy,
             metrics,
         }));
         true

@@ -24,7 +24,7 @@ impl Context for WardenTcp {}
 impl StreamContext for WardenTcp {
     fn on_new_connection(&mut self) -> Action {
         let Some(policy) = self.shared.as_ref().and_then(|s| s.policy.as_ref()) else {
-            log::warn!("warden: no policy loaded; closing connection (fail closed)");
+            log::warn!("no policy loaded; closing connection (fail closed)");
             self.close_downstream();
             return Action::Pause;
         };
@@ -49,10 +49,10 @@ impl StreamContext for WardenTcp {
         let decision = policy.decide(&request);
         shared.metrics.tcp(&decision);
         if decision.is_allowed() {
-            log::debug!("warden: {decision} destination={destination:?} sni={sni:?}");
+            log::debug!("{decision} destination={destination:?} sni={sni:?}");
             Action::Continue
         } else {
-            log::info!("warden: {decision} destination={destination:?} sni={sni:?}");
+            log::info!("{decision} destination={destination:?} sni={sni:?}");
             self.close_downstream();
             Action::Pause
         }

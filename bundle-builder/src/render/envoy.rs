@@ -1,0 +1,213 @@
+//! `render envoy`: a complete Envoy bootstrap that runs the Warden filter locally.
+//!
+//! The sidecar bootstrap has an HTTP listener (Warden's HTTP filter, then the dynamic forward
+//! proxy filter and the router, to one `dynamic_forward_proxy` cluster that connects to the
+//! request's authority, or to the canonical target the filter sets in filter state), and one
+//! TCP listener per `--tcp LISTEN=UPSTREAM` (TLS inspector, Warden's network filter, then
+//! `tcp_proxy` to UPSTREAM). The admin interface listens on loopback. The bundle is the
+//! plugin configuration, verbatim.
+//!
+//! Rendered for a local proxy: clients talk to Envoy's listeners directly, there is no traffic
+//! capture, so node metadata tells the filter `WARDEN_LOCAL_PROXY=true` and TCP listeners
+//! stand for the address a client dials (the filter decides on the listener's address).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde_json::{json, Value};
+use warden_bundle::Locality;
+
+/// Everything `render envoy` needs.
+#[derive(Debug, Clone)]
+pub struct EnvoyOptions {
+    /// The bundle JSON, passed to the filter unchanged.
+    pub bundle_json: String,
+    /// Absolute path of `warden.wasm`.
+    pub wasm: PathBuf,
+    /// The HTTP listener.
+    pub listen: SocketAddr,
+    /// The admin interface.
+    pub admin: SocketAddr,
+    /// TCP listeners: where clients connect, and where Envoy forwards allowed connections.
+    pub tcp: Vec<TcpForward>,
+    /// The workload's SPIFFE ID.
+    pub identity: Option<String>,
+    pub locality: Option<Locality>,
+}
+
+/// One TCP listener of a local sidecar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpForward {
+    pub listen: SocketAddr,
+    pub upstream: SocketAddr,
+}
+
+impl std::str::FromStr for TcpForward {
+    type Err = String;
+
+    /// `LISTEN=UPSTREAM`, both `IP:PORT`.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let (listen, upstream) = text.split_once('=').ok_or_else(|| {
+            format!("{text:?}: expected LISTEN=UPSTREAM, as 127.0.0.50:5432=127.0.0.21:5432")
+        })?;
+        let parse = |s: &str| {
+            s.parse::<SocketAddr>()
+                .map_err(|_| format!("{s:?} is not an IP:PORT address"))
+        };
+        Ok(Self {
+            listen: parse(listen)?,
+            upstream: parse(upstream)?,
+        })
+    }
+}
+
+fn socket_address(addr: SocketAddr) -> Value {
+    json!({ "socket_address": { "address": addr.ip().to_string(), "port_value": addr.port() } })
+}
+
+fn plugin(options: &EnvoyOptions, root_id: &str) -> Value {
+    json!({
+        "name": "warden",
+        "root_id": root_id,
+        "vm_config": {
+            "vm_id": "warden",
+            "runtime": "envoy.wasm.runtime.v8",
+            "code": { "local": { "filename": options.wasm.display().to_string() } }
+        },
+        "configuration": {
+            "@type": "type.googleapis.com/google.protobuf.StringValue",
+            "value": options.bundle_json
+        },
+        "failure_policy": "FAIL_RELOAD"
+    })
+}
+
+fn dns_cache() -> Value {
+    json!({ "name": "warden_dns", "dns_lookup_family": "V4_PREFERRED" })
+}
+
+const DFP_CLUSTER: &str = "warden_dynamic_forward_proxy";
+
+fn http_listener(options: &EnvoyOptions) -> Value {
+    json!({
+        "name": "warden_http",
+        "address": socket_address(options.listen),
+        "filter_chains": [{ "filters": [{
+            "name": "envoy.filters.network.http_connection_manager",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                "stat_prefix": "warden_http",
+                "route_config": {
+                    "name": "warden_egress",
+                    "virtual_hosts": [{
+                        "name": "egress",
+                        "domains": ["*"],
+                        "routes": [{ "match": { "prefix": "/" }, "route": { "cluster": DFP_CLUSTER } }]
+                    }]
+                },
+                "http_filters": [
+                    {
+                        "name": "warden",
+                        "typed_config": {
+                            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+                            "config": plugin(options, "warden.http")
+                        }
+                    },
+                    {
+                        "name": "envoy.filters.http.dynamic_forward_proxy",
+                        "typed_config": {
+                            "@type": "type.googleapis.com/envoy.extensions.filters.http.dynamic_forward_proxy.v3.FilterConfig",
+                            "dns_cache_config": dns_cache(),
+                            "allow_dynamic_host_from_filter_state": true
+                        }
+                    },
+                    {
+                        "name": "envoy.filters.http.router",
+                        "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" }
+                    }
+                ]
+            }
+        }]}]
+    })
+}
+
+fn tcp_listener(options: &EnvoyOptions, index: usize, forward: &TcpForward) -> Value {
+    let name = format!("warden_tcp_{index}");
+    json!({
+        "name": name,
+        "address": socket_address(forward.listen),
+        "listener_filters": [{
+            "name": "envoy.filters.listener.tls_inspector",
+            "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector" }
+        }],
+        "filter_chains": [{ "filters": [
+            {
+                "name": "warden",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm",
+                    "config": plugin(options, "warden.network")
+                }
+            },
+            {
+                "name": "envoy.filters.network.tcp_proxy",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+                    "stat_prefix": name,
+                    "cluster": name
+                }
+            }
+        ]}]
+    })
+}
+
+fn tcp_cluster(index: usize, forward: &TcpForward) -> Value {
+    let name = format!("warden_tcp_{index}");
+    json!({
+        "name": name,
+        "connect_timeout": "5s",
+        "type": "STATIC",
+        "load_assignment": {
+            "cluster_name": name,
+            "endpoints": [{ "lb_endpoints": [{ "endpoint": { "address": socket_address(forward.upstream) } }] }]
+        }
+    })
+}
+
+/// The sidecar bootstrap.
+pub fn sidecar(options: &EnvoyOptions) -> Value {
+    let mut metadata = serde_json::Map::new();
+    metadata.insert("WARDEN_LOCAL_PROXY".into(), json!("true"));
+    if let Some(id) = &options.identity {
+        metadata.insert("WARDEN_WORKLOAD_IDENTITY".into(), json!(id));
+    }
+    let mut node = serde_json::Map::new();
+    node.insert("id".into(), json!("warden-sidecar"));
+    node.insert("cluster".into(), json!("warden"));
+    node.insert("metadata".into(), Value::Object(metadata));
+    if let Some(l) = &options.locality {
+        let locality = json!({ "region": l.region, "zone": l.zone, "sub_zone": l.sub_zone });
+        node.insert("locality".into(), locality);
+    }
+    let mut listeners = vec![http_listener(options)];
+    let mut clusters = vec![json!({
+        "name": DFP_CLUSTER,
+        "connect_timeout": "5s",
+        "lb_policy": "CLUSTER_PROVIDED",
+        "cluster_type": {
+            "name": "envoy.clusters.dynamic_forward_proxy",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.clusters.dynamic_forward_proxy.v3.ClusterConfig",
+                "dns_cache_config": dns_cache()
+            }
+        }
+    })];
+    for (i, forward) in options.tcp.iter().enumerate() {
+        listeners.push(tcp_listener(options, i, forward));
+        clusters.push(tcp_cluster(i, forward));
+    }
+    json!({
+        "node": node,
+        "admin": { "address": socket_address(options.admin) },
+        "static_resources": { "listeners": listeners, "clusters": clusters }
+    })
+}

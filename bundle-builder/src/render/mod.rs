@@ -1,0 +1,3 @@
+//! Rendering configuration for proxies from a bundle.
+
+pub mod envoy;

@@ -1,0 +1,40 @@
+//! `bundle-builder render ...`: checks the bundle, then writes the configuration.
+
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use bundle_builder::render::envoy::{sidecar, EnvoyOptions};
+use warden_bundle::{Bundle, Locality};
+use warden_engine::compile;
+
+use crate::cli::{EnvoyArgs, RoleArg};
+
+pub fn envoy(args: &EnvoyArgs) -> anyhow::Result<ExitCode> {
+    if args.role == RoleArg::Gateway {
+        bail!("--role gateway is not available yet: the egress gateway bootstrap is still to come; use --role sidecar");
+    }
+    let shown = args.bundle.display();
+    let bundle_json = std::fs::read_to_string(&args.bundle)
+        .with_context(|| format!("cannot read bundle {shown}"))?;
+    // The filter would refuse a bundle the engine refuses: say so now, not in Envoy's log.
+    let bundle = Bundle::from_json(bundle_json.as_bytes()).with_context(|| format!("{shown}"))?;
+    compile(&bundle).with_context(|| format!("{shown}"))?;
+    let wasm = std::path::absolute(&args.wasm)
+        .with_context(|| format!("cannot resolve {}", args.wasm.display()))?;
+    let options = EnvoyOptions {
+        bundle_json,
+        wasm,
+        listen: args.listen,
+        admin: args.admin,
+        tcp: args.tcp.clone(),
+        identity: args.identity.clone(),
+        locality: args.locality.as_deref().map(Locality::parse),
+    };
+    let text = serde_json::to_string_pretty(&sidecar(&options))? + "\n";
+    match &args.output {
+        Some(path) => std::fs::write(path, text)
+            .with_context(|| format!("cannot write {}", path.display()))?,
+        None => print!("{text}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,193 @@
+//! Starting and stopping real Envoy processes.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use bundle_builder::render::envoy::{sidecar, EnvoyOptions, TcpForward};
+use serde_json::Value;
+
+use crate::{free_addr, repo_root};
+
+/// The Envoy binary: `ENVOY_BIN`, else the one `make envoy` installs.
+pub fn envoy_bin() -> PathBuf {
+    let path = std::env::var_os("ENVOY_BIN")
+        .map(|p| repo_root().join(p))
+        .unwrap_or_else(|| repo_root().join(".tools/bin/envoy"));
+    assert!(
+        path.exists(),
+        "no Envoy at {}: run `make envoy`, or set ENVOY_BIN",
+        path.display()
+    );
+    path
+}
+
+/// The filter module: `WARDEN_WASM`, else `dist/warden.wasm` from `make build`.
+pub fn wasm_path() -> PathBuf {
+    let path = std::env::var_os("WARDEN_WASM")
+        .map(|p| repo_root().join(p))
+        .unwrap_or_else(|| repo_root().join("dist/warden.wasm"));
+    assert!(
+        path.exists(),
+        "no filter at {}: run `make build`, or set WARDEN_WASM",
+        path.display()
+    );
+    std::path::absolute(path).unwrap()
+}
+
+/// What a sidecar under test should look like.
+#[derive(Debug, Clone, Default)]
+pub struct Sidecar {
+    pub bundle: Value,
+    pub identity: Option<String>,
+    pub tcp: Vec<TcpForward>,
+}
+
+impl Sidecar {
+    pub fn new(bundle: Value) -> Self {
+        Self {
+            bundle,
+            ..Self::default()
+        }
+    }
+
+    /// The bootstrap `bundle-builder render envoy` produces for this sidecar.
+    pub fn render(&self, listen: SocketAddr, admin: SocketAddr) -> Value {
+        sidecar(&EnvoyOptions {
+            bundle_json: self.bundle.to_string(),
+            wasm: wasm_path(),
+            listen,
+            admin,
+            tcp: self.tcp.clone(),
+            identity: self.identity.clone(),
+            locality: None,
+        })
+    }
+
+    pub fn start(&self) -> Envoy {
+        let (listen, admin) = (free_addr("127.0.0.1"), free_addr("127.0.0.1"));
+        Envoy::start(&self.render(listen, admin), listen, admin)
+    }
+}
+
+/// A running Envoy, stopped when dropped (also when a test fails).
+pub struct Envoy {
+    child: Child,
+    pub listen: SocketAddr,
+    pub admin: SocketAddr,
+    dir: tempfile::TempDir,
+}
+
+impl Envoy {
+    fn spawn(config: &Value) -> (Child, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("envoy.json");
+        std::fs::write(&path, serde_json::to_vec_pretty(config).unwrap()).unwrap();
+        let log = std::fs::File::create(dir.path().join("envoy.log")).unwrap();
+        let child = Command::new(envoy_bin())
+            .arg("-c")
+            .arg(&path)
+            .args(["--concurrency", "1", "--use-dynamic-base-id", "-l", "info"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start envoy");
+        (child, dir)
+    }
+
+    /// Starts Envoy and waits until its admin interface reports ready.
+    pub fn start(config: &Value, listen: SocketAddr, admin: SocketAddr) -> Self {
+        let (child, dir) = Self::spawn(config);
+        let mut envoy = Self {
+            child,
+            listen,
+            admin,
+            dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = envoy.child.try_wait() {
+                panic!(
+                    "envoy exited with {status} before ready:\n{}",
+                    envoy.log_tail()
+                );
+            }
+            if envoy
+                .admin_get("/ready")
+                .is_some_and(|(code, _)| code == 200)
+            {
+                return envoy;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "envoy not ready in 30 s:\n{}",
+                envoy.log_tail()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Starts Envoy with a configuration it must refuse; returns its exit status and log.
+    pub fn expect_refusal(config: &Value) -> (ExitStatus, String) {
+        let (mut child, dir) = Self::spawn(config);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("envoy accepted a configuration it should refuse");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let log = std::fs::read_to_string(dir.path().join("envoy.log")).unwrap_or_default();
+        (status, log)
+    }
+
+    /// `GET path` on the admin interface: status and body.
+    pub fn admin_get(&self, path: &str) -> Option<(u16, String)> {
+        let mut stream = TcpStream::connect_timeout(&self.admin, Duration::from_secs(1)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        let request = format!("GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).ok()?;
+        let mut raw = String::new();
+        stream.read_to_string(&mut raw).ok()?;
+        let code = raw.split(' ').nth(1)?.parse().ok()?;
+        let body = raw.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())?;
+        Some((code, body))
+    }
+
+    /// The value of a Prometheus counter or gauge from `/stats/prometheus` (0 when absent).
+    pub fn metric(&self, name: &str) -> u64 {
+        let (_, body) = self.admin_get("/stats/prometheus").expect("admin stats");
+        body.lines()
+            .find_map(|line| {
+                let (key, value) = line.rsplit_once(' ')?;
+                let key = key.split('{').next()?;
+                (key == name).then(|| value.parse().ok()).flatten()
+            })
+            .unwrap_or(0)
+    }
+
+    /// Envoy's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("envoy.log")).unwrap_or_default()
+    }
+
+    fn log_tail(&self) -> String {
+        let log = self.log();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+}
+
+impl Drop for Envoy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
