@@ -1,7 +1,7 @@
 # Warden: the Makefile wraps cargo; it never replaces it.
 #   make build   the filter (dist/warden.wasm) and the bundle-builder binary
 #   make test    everything CI runs: lint, native tests, engine tests as wasm, Envoy end-to-end
-#   make demo    decisions for sample requests against the example bundle
+#   make demo    the filter in a real Envoy: requests allowed, denied, passed through; TCP
 #   make bench   criterion benchmarks of the engine
 # Every target installs what it needs into the project (./.tools) or via rustup.
 
@@ -78,8 +78,12 @@ test: lint tools build
 
 ## Demo and benchmarks --------------------------------------------------------------------
 
-demo: build
+demo: build $(ENVOY)
+	@echo "== bundle-builder explain: decisions for the example bundle, without Envoy"
 	@./scripts/demo.sh $(BUILDER) $(EXAMPLE_BUNDLE)
+	@echo
+	@echo "== the same filter in a real Envoy"
+	@ENVOY_BIN=$(ENVOY) WARDEN_WASM=$(CURDIR)/dist/warden.wasm $(CARGO) run --quiet -p warden-e2e --bin demo
 
 bench:
 	$(CARGO) bench -p warden-engine --bench decide

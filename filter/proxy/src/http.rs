@@ -116,6 +116,7 @@ impl HttpContext for WardenHttp {
         };
         let decision = policy.decide(&request);
         shared.metrics.http(&decision);
+        let (host_text, client_text) = (host.unwrap_or("-"), request.client.unwrap_or("-"));
         let Decision::Deny(denial) = decision else {
             if decision.is_dry_run() {
                 log::info!(
@@ -123,7 +124,7 @@ impl HttpContext for WardenHttp {
                     request.client
                 );
             } else {
-                log::debug!("{decision} host={host:?}");
+                log::debug!("{decision} host={host_text} client={client_text}");
             }
             if let Some((target, port)) = host.and_then(|h| steer_to(h, &decision, destination)) {
                 let ok = filter_state::set(DYNAMIC_HOST, &target, Span::Request)
@@ -134,7 +135,7 @@ impl HttpContext for WardenHttp {
             }
             return Action::Continue;
         };
-        log::info!("{decision} host={host:?} client={:?}", request.client);
+        log::info!("{decision} host={host_text} client={client_text}");
         self.deny(denial.reason, Some(&decision))
     }
 }

@@ -48,11 +48,17 @@ impl StreamContext for WardenTcp {
         };
         let decision = policy.decide(&request);
         shared.metrics.tcp(&decision);
+        let target = match destination {
+            Some((ip, Some(port))) => std::net::SocketAddr::new(ip, port).to_string(),
+            Some((ip, None)) => ip.to_string(),
+            None => "-".to_owned(),
+        };
+        let sni = sni.as_deref().unwrap_or("-");
         if decision.is_allowed() {
-            log::debug!("{decision} destination={destination:?} sni={sni:?}");
+            log::debug!("{decision} destination={target} sni={sni}");
             Action::Continue
         } else {
-            log::info!("{decision} destination={destination:?} sni={sni:?}");
+            log::info!("{decision} destination={target} sni={sni}");
             self.close_downstream();
             Action::Pause
         }
