@@ -109,6 +109,8 @@ impl HttpContext for WardenHttp {
             protocol: RequestProtocol::Http,
             host,
             destination: destination.map(|(ip, _)| ip),
+            // With traffic capture, the port the client connected to is where it is going.
+            port: destination.and_then(|(_, port)| port),
             client: shared.identity.as_deref(),
             method: header(":method"),
             path: header(":path"),
