@@ -2,7 +2,7 @@
 #   make build   the filter (dist/warden.wasm) and the bundle-builder binary
 #   make test    everything CI runs: lint, native tests, engine tests as wasm, Envoy end-to-end
 #   make demo    the filter in a real Envoy: requests allowed, denied, passed through; TCP
-#   make bench   criterion benchmarks of the engine
+#   make bench   criterion benchmarks of the engine, then the Envoy benchmark (wrk)
 # Every target installs what it needs into the project (./.tools) or via rustup.
 
 SHELL := bash
@@ -23,7 +23,7 @@ ENVOY := $(TOOLS)/bin/envoy
 BUILDER := target/release/bundle-builder
 EXAMPLE_BUNDLE := manifests/bundles/example.json
 
-.PHONY: build test lint fmt demo bench targets tools envoy clean
+.PHONY: build test lint fmt demo bench bench-engine bench-envoy targets tools envoy wrk clean
 
 ## Toolchain pieces -----------------------------------------------------------------------
 
@@ -85,8 +85,19 @@ demo: build $(ENVOY)
 	@echo "== the same filter in a real Envoy"
 	@ENVOY_BIN=$(ENVOY) WARDEN_WASM=$(CURDIR)/dist/warden.wasm $(CARGO) run --quiet -p warden-e2e --bin demo
 
-bench:
+bench: bench-engine bench-envoy
+
+bench-engine:
 	$(CARGO) bench -p warden-engine --bench decide
+	@./scripts/bench-summary.sh
+
+# wrk is a Debian package; the benchmark machine is ours to install it on.
+wrk:
+	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+
+bench-envoy: build $(ENVOY) wrk
+	ENVOY_BIN=$(ENVOY) WARDEN_WASM=$(CURDIR)/dist/warden.wasm \
+	  $(CARGO) run --release --quiet -p warden-e2e --bin bench_envoy
 
 clean:
 	$(CARGO) clean

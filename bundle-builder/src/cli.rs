@@ -28,6 +28,16 @@ pub enum Command {
 pub enum RenderCommand {
     /// A complete Envoy bootstrap running the Warden filter locally.
     Envoy(EnvoyArgs),
+    /// Envoy's native RBAC filter with the bundle's exact hosts as an allow-list (benchmark
+    /// baseline; no wildcards, addresses, identities or dry-run).
+    Rbac(RbacArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RbacArgs {
+    /// The bundle (JSON) whose exact hosts to allow.
+    #[arg(long, value_name = "FILE")]
+    pub bundle: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

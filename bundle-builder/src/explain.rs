@@ -23,7 +23,7 @@ pub fn run(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
         OutputFormat::Json => serde_json::to_string_pretty(&to_json(&decision))? + "\n",
         OutputFormat::Text => to_text(args, &request, &decision),
     };
-    print!("{out}");
+    crate::output::print(&out)?;
     Ok(ExitCode::SUCCESS)
 }
 

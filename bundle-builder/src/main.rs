@@ -2,6 +2,7 @@
 
 mod cli;
 mod explain;
+mod output;
 mod render_cmd;
 mod schema;
 
@@ -15,6 +16,7 @@ fn main() -> ExitCode {
         cli::Command::Explain(args) => explain::run(&args),
         cli::Command::Schema => schema::run(),
         cli::Command::Render(cli::RenderCommand::Envoy(args)) => render_cmd::envoy(&args),
+        cli::Command::Render(cli::RenderCommand::Rbac(args)) => render_cmd::rbac(&args),
     };
     match result {
         Ok(code) => code,

@@ -7,7 +7,7 @@ use bundle_builder::render::envoy::{sidecar, EnvoyOptions};
 use warden_bundle::{Bundle, Locality};
 use warden_engine::compile;
 
-use crate::cli::{EnvoyArgs, RoleArg};
+use crate::cli::{EnvoyArgs, RbacArgs, RoleArg};
 
 pub fn envoy(args: &EnvoyArgs) -> anyhow::Result<ExitCode> {
     if args.role == RoleArg::Gateway {
@@ -34,7 +34,18 @@ pub fn envoy(args: &EnvoyArgs) -> anyhow::Result<ExitCode> {
     match &args.output {
         Some(path) => std::fs::write(path, text)
             .with_context(|| format!("cannot write {}", path.display()))?,
-        None => print!("{text}"),
+        None => crate::output::print(&text)?,
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn rbac(args: &RbacArgs) -> anyhow::Result<ExitCode> {
+    let shown = args.bundle.display();
+    let text =
+        std::fs::read(&args.bundle).with_context(|| format!("cannot read bundle {shown}"))?;
+    let bundle = Bundle::from_json(&text).with_context(|| format!("{shown}"))?;
+    compile(&bundle).with_context(|| format!("{shown}"))?;
+    let filter = bundle_builder::render::rbac::http_filter(&bundle);
+    crate::output::print(&(serde_json::to_string_pretty(&filter)? + "\n"))?;
     Ok(ExitCode::SUCCESS)
 }

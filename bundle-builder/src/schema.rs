@@ -11,6 +11,6 @@ pub fn bundle_schema() -> anyhow::Result<String> {
 }
 
 pub fn run() -> anyhow::Result<ExitCode> {
-    print!("{}", bundle_schema()?);
+    crate::output::print(&bundle_schema()?)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -77,16 +77,27 @@ pub struct Envoy {
     child: Child,
     pub listen: SocketAddr,
     pub admin: SocketAddr,
+    /// From spawning the process to the admin interface answering `/ready`.
+    pub ready_after: Duration,
     dir: tempfile::TempDir,
 }
 
 impl Envoy {
-    fn spawn(config: &Value) -> (Child, tempfile::TempDir) {
+    fn spawn(config: &Value, cpu: Option<u32>) -> (Child, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("envoy.json");
-        std::fs::write(&path, serde_json::to_vec_pretty(config).unwrap()).unwrap();
+        std::fs::write(&path, serde_json::to_vec(config).unwrap()).unwrap();
         let log = std::fs::File::create(dir.path().join("envoy.log")).unwrap();
-        let child = Command::new(envoy_bin())
+        // `taskset` execs Envoy, so the child's PID is Envoy's.
+        let mut command = match cpu {
+            Some(cpu) => {
+                let mut c = Command::new("taskset");
+                c.arg("-c").arg(cpu.to_string()).arg(envoy_bin());
+                c
+            }
+            None => Command::new(envoy_bin()),
+        };
+        let child = command
             .arg("-c")
             .arg(&path)
             .args(["--concurrency", "1", "--use-dynamic-base-id", "-l", "info"])
@@ -100,14 +111,26 @@ impl Envoy {
 
     /// Starts Envoy and waits until its admin interface reports ready.
     pub fn start(config: &Value, listen: SocketAddr, admin: SocketAddr) -> Self {
-        let (child, dir) = Self::spawn(config);
+        Self::start_pinned(config, listen, admin, None)
+    }
+
+    /// Starts Envoy, on one CPU when `cpu` is given (benchmarks), and waits until it is ready.
+    pub fn start_pinned(
+        config: &Value,
+        listen: SocketAddr,
+        admin: SocketAddr,
+        cpu: Option<u32>,
+    ) -> Self {
+        let started = Instant::now();
+        let (child, dir) = Self::spawn(config, cpu);
         let mut envoy = Self {
             child,
             listen,
             admin,
+            ready_after: Duration::ZERO,
             dir,
         };
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             if let Ok(Some(status)) = envoy.child.try_wait() {
                 panic!(
@@ -119,20 +142,21 @@ impl Envoy {
                 .admin_get("/ready")
                 .is_some_and(|(code, _)| code == 200)
             {
+                envoy.ready_after = started.elapsed();
                 return envoy;
             }
             assert!(
                 Instant::now() < deadline,
-                "envoy not ready in 30 s:\n{}",
+                "envoy not ready in 120 s:\n{}",
                 envoy.log_tail()
             );
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
     /// Starts Envoy with a configuration it must refuse; returns its exit status and log.
     pub fn expect_refusal(config: &Value) -> (ExitStatus, String) {
-        let (mut child, dir) = Self::spawn(config);
+        let (mut child, dir) = Self::spawn(config, None);
         let deadline = Instant::now() + Duration::from_secs(30);
         let status = loop {
             if let Some(status) = child.try_wait().unwrap() {
@@ -171,6 +195,24 @@ impl Envoy {
                 (key == name).then(|| value.parse().ok()).flatten()
             })
             .unwrap_or(0)
+    }
+
+    /// The Envoy process ID.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits (up to 5 s: the filter sends its counts once a second) for a counter to reach
+    /// `expected`, and returns its last value.
+    pub fn wait_metric(&self, name: &str, expected: u64) -> u64 {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let value = self.metric(name);
+            if value == expected || Instant::now() > deadline {
+                return value;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// Envoy's log so far.

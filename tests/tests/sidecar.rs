@@ -71,8 +71,11 @@ fn registry_only_allows_registered_and_denies_the_rest() {
         "the denied request never reached an upstream"
     );
 
-    assert_eq!(envoy.metric("warden_http_allowed"), 1);
-    assert_eq!(envoy.metric("warden_http_denied_not_in_registry"), 1);
+    assert_eq!(envoy.wait_metric("warden_http_allowed", 1), 1);
+    assert_eq!(
+        envoy.wait_metric("warden_http_denied_not_in_registry", 1),
+        1
+    );
     assert_eq!(envoy.metric("warden_services_loaded"), 1);
     assert!(envoy.metric("warden_config_loaded") >= 1);
     assert!(
@@ -93,7 +96,7 @@ fn allow_any_passes_unregistered_hosts() {
         &[],
     );
     assert_eq!((r.status, r.body.as_str()), (200, "upstream any"));
-    assert_eq!(envoy.metric("warden_http_passthrough"), 1);
+    assert_eq!(envoy.wait_metric("warden_http_passthrough", 1), 1);
 }
 
 /// Every spelling of a registered address reaches that address; every spelling of an
@@ -191,8 +194,11 @@ fn access_policy_denies_and_dry_run_allows_and_counts() {
 
     let dry = get(envoy.listen, &format!("127.0.0.24:{port}"), "/", &[]);
     assert_eq!((dry.status, dry.body.as_str()), (200, "upstream audited"));
-    assert_eq!(envoy.metric("warden_http_dry_run_denied"), 1);
-    assert_eq!(envoy.metric("warden_http_denied_client_not_allowed"), 1);
+    assert_eq!(envoy.wait_metric("warden_http_dry_run_denied", 1), 1);
+    assert_eq!(
+        envoy.wait_metric("warden_http_denied_client_not_allowed", 1),
+        1
+    );
     assert_eq!(audited.seen().len(), 1);
     assert!(envoy
         .log()
@@ -285,8 +291,8 @@ fn tcp_registered_cidr_echoes_and_unregistered_is_closed() {
         0,
         "no upstream connection for a denied client"
     );
-    assert_eq!(envoy.metric("warden_tcp_allowed"), 1);
-    assert_eq!(envoy.metric("warden_tcp_denied_not_in_registry"), 1);
+    assert_eq!(envoy.wait_metric("warden_tcp_allowed", 1), 1);
+    assert_eq!(envoy.wait_metric("warden_tcp_denied_not_in_registry", 1), 1);
 }
 
 /// A bundle that does not compile is refused with one clear log line; Envoy does not start,

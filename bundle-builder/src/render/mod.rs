@@ -1,3 +1,4 @@
 //! Rendering configuration for proxies from a bundle.
 
 pub mod envoy;
+pub mod rbac;

@@ -79,6 +79,11 @@ impl RootContext for WardenRoot {
             .or_else(|| properties::text(&["xds", "node", "metadata", "WARDEN_WORKLOAD_IDENTITY"]));
         let local_proxy = properties::text(&["xds", "node", "metadata", "WARDEN_LOCAL_PROXY"])
             .is_some_and(|v| v == "true");
+        self.set_tick_period(crate::metrics::FLUSH_PERIOD);
+        // Counts of the configuration being replaced still belong in Envoy's counters.
+        if let Some(previous) = &self.shared {
+            previous.metrics.flush();
+        }
         self.shared = Some(Rc::new(Shared {
             policy: Some(policy),
             identity,
@@ -86,6 +91,12 @@ impl RootContext for WardenRoot {
             metrics,
         }));
         true
+    }
+
+    fn on_tick(&mut self) {
+        if let Some(shared) = &self.shared {
+            shared.metrics.flush();
+        }
     }
 
     fn get_type(&self) -> Option<ContextType> {

@@ -126,6 +126,8 @@ fn main() {
     tcp("[registry-only]", addr("127.0.0.60:15432"));
 
     println!("\nCounters of the REGISTRY_ONLY sidecar (/stats/prometheus):");
+    // The filter sends its counts to Envoy once a second.
+    strict.wait_metric("warden_tcp_denied_not_in_registry", 1);
     let (_, stats) = strict.admin_get("/stats/prometheus").expect("admin stats");
     for line in stats
         .lines()
