@@ -94,30 +94,29 @@ pub(crate) enum AccessOutcome<'p> {
 
 /// Evaluates the policies (indices into `policies`) that apply to one service port.
 ///
-/// A request is allowed when any rule of any applicable policy allows it. Otherwise it is
-/// denied by the first enforced policy, or, when every applicable policy is dry-run, allowed
-/// and reported as the denial the first of them would make.
+/// When any enforced policy applies, the enforced policies alone decide: the request is
+/// allowed when one of their rules allows it, and denied by the first of them otherwise.
+/// Dry-run policies then change nothing (rules only ever widen access, so a dry-run policy
+/// beside an enforced one could never deny more). When only dry-run policies apply, a request
+/// none of their rules allows is allowed and reported as the denial the first would make.
 pub(crate) fn evaluate<'p>(
     policies: &'p [CompiledPolicy],
     applicable: &[u32],
     request: &Request<'_>,
 ) -> AccessOutcome<'p> {
-    let mut first_enforced = None;
-    let mut first_dry_run = None;
-    for policy in applicable.iter().filter_map(|&i| policies.get(i as usize)) {
+    let applicable = || applicable.iter().filter_map(|&i| policies.get(i as usize));
+    let has_enforced = applicable().any(|p| !p.dry_run);
+    let mut first = None;
+    // The deciding policies: the enforced ones if any, else the dry-run ones.
+    for policy in applicable().filter(|p| p.dry_run != has_enforced) {
         if policy.rules.iter().any(|rule| rule.allows(request)) {
             return AccessOutcome::Allowed(&policy.name);
         }
-        let slot = if policy.dry_run {
-            &mut first_dry_run
-        } else {
-            &mut first_enforced
-        };
-        slot.get_or_insert(&policy.name);
+        first.get_or_insert(&policy.name);
     }
-    match (first_enforced, first_dry_run) {
-        (Some(name), _) => AccessOutcome::Denied(name),
-        (None, Some(name)) => AccessOutcome::DryRunDenied(name),
-        (None, None) => AccessOutcome::Unrestricted,
+    match first {
+        None => AccessOutcome::Unrestricted,
+        Some(name) if has_enforced => AccessOutcome::Denied(name),
+        Some(name) => AccessOutcome::DryRunDenied(name),
     }
 }

@@ -388,3 +388,38 @@ fn decision_log_line_names_service_and_policy() {
         "deny client_not_allowed service=onprem/db port=5432 policy=pay/db-access"
     );
 }
+
+/// A dry-run policy never allows what an enforced policy on the same service denies.
+#[test]
+fn dry_run_policy_never_widens_an_enforced_one() {
+    let enforced = policy(
+        "pay/db-access",
+        &[("onprem/db", None)],
+        vec![clients(&[BILLING])],
+    );
+    let mut audit = policy(
+        "pay/db-audit",
+        &[("onprem/db", None)],
+        vec![clients(&[FRONTEND])],
+    );
+    audit.dry_run = true;
+    let p = compiled(&bundle(
+        RegistryOnly,
+        vec![service("onprem/db", &[], &["10.20.3.4"], &[5432])],
+        vec![audit, enforced],
+    ));
+    let frontend = Request {
+        client: Some(FRONTEND),
+        ..tcp("10.20.3.4", 5432)
+    };
+    assert_eq!(verdict(&p, &frontend), "deny client_not_allowed onprem/db");
+    assert_eq!(
+        p.decide(&frontend).policy().map(|n| n.as_str()),
+        Some("pay/db-access")
+    );
+    let billing = Request {
+        client: Some(BILLING),
+        ..tcp("10.20.3.4", 5432)
+    };
+    assert_eq!(verdict(&p, &billing), "allow client_allowed onprem/db");
+}
