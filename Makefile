@@ -21,7 +21,7 @@ ENVOY_VERSION := 1.40.0
 ENVOY_PINNED := $(TOOLS)/bin/envoy-$(ENVOY_VERSION)
 ENVOY := $(TOOLS)/bin/envoy
 BUILDER := target/release/bundle-builder
-EXAMPLE_BUNDLE := manifests/bundles/example.json
+EXAMPLE_BUNDLE := dist/example-bundle.json
 
 .PHONY: build test lint fmt demo bench bench-engine bench-envoy targets tools envoy wrk clean
 
@@ -79,7 +79,10 @@ test: lint tools build
 ## Demo and benchmarks --------------------------------------------------------------------
 
 demo: build $(ENVOY)
-	@echo "== bundle-builder explain: decisions for the example bundle, without Envoy"
+	@echo "== bundle-builder build: the manifests in manifests/examples/ -> $(EXAMPLE_BUNDLE)"
+	@$(BUILDER) build manifests/examples -o $(EXAMPLE_BUNDLE)
+	@echo
+	@echo "== bundle-builder explain: decisions for that bundle, without Envoy"
 	@./scripts/demo.sh $(BUILDER) $(EXAMPLE_BUNDLE)
 	@echo
 	@echo "== the same filter in a real Envoy"

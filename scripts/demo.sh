@@ -27,7 +27,7 @@ orders=spiffe://cluster.local/ns/orders/sa/api
 web=spiffe://cluster.local/ns/web/sa/frontend
 billing=spiffe://cluster.local/ns/pay/sa/billing
 ask "orders/api -> orders-db.mesh.internal:5432 (tls)" --from $orders --to orders-db.mesh.internal:5432 --protocol tls
-ask "web/frontend -> 10.255.0.10:5432 (tcp)" --from $web --to 10.255.0.10:5432 --protocol tcp
+ask "web/frontend -> orders-db.mesh.internal:5432 (tls)" --from $web --to orders-db.mesh.internal:5432 --protocol tls
 ask "pay/billing -> GET https://api.payments.example" --from $billing --to api.payments.example:443 --method GET
 ask "web/frontend -> GET https://eu.payments.example" --from $web --to eu.payments.example:443 --method GET
 ask "web/frontend -> http://api.payments.example:8443" --from $web --to api.payments.example:8443

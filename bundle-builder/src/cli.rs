@@ -15,6 +15,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Check manifests; exit 0 when they are valid, 1 with diagnostics otherwise.
+    Validate(ValidateArgs),
+    /// Build the bundle the filter loads from manifests.
+    Build(BuildArgs),
     /// Explain the decision for one request, with the same engine the filter runs.
     Explain(ExplainArgs),
     /// Print the JSON Schema of the bundle format.
@@ -123,4 +127,27 @@ pub enum ProtocolArg {
 pub enum OutputFormat {
     Text,
     Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ValidateArgs {
+    /// Manifest files, folders (recursively: *.yaml, *.yml, *.json), or - for standard input.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Diagnostics as text lines, or JSON for CI pipelines.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BuildArgs {
+    /// Manifest files, folders (recursively: *.yaml, *.yml, *.json), or - for standard input.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Where to write the bundle (JSON).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// Build for the workloads of this workspace: its services and those it imports.
+    #[arg(long, value_name = "NAME")]
+    pub workspace: Option<String>,
 }

@@ -1,3 +1,6 @@
 //! The library behind `bundle-builder`: what the CLI does, callable from tests.
 
+pub mod build;
+pub mod diagnostic;
+pub mod manifest;
 pub mod render;

@@ -2,6 +2,7 @@
 
 mod cli;
 mod explain;
+mod manifests_cmd;
 mod output;
 mod render_cmd;
 mod schema;
@@ -14,6 +15,8 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let result = match cli.command {
         cli::Command::Explain(args) => explain::run(&args),
+        cli::Command::Validate(args) => manifests_cmd::validate(&args),
+        cli::Command::Build(args) => manifests_cmd::build(&args),
         cli::Command::Schema => schema::run(),
         cli::Command::Render(cli::RenderCommand::Envoy(args)) => render_cmd::envoy(&args),
         cli::Command::Render(cli::RenderCommand::Rbac(args)) => render_cmd::rbac(&args),

@@ -185,8 +185,9 @@ fn compile_settings(bundle: &Bundle) -> Result<Settings, CompileError> {
     })
 }
 
-/// A host pattern, normalised: `name` or `*.suffix`.
-fn host_pattern(raw: &str) -> Result<Box<str>, String> {
+/// A host pattern, normalised: `name` or `*.suffix`; the error says what is wrong and what
+/// would be valid.
+pub fn host_pattern(raw: &str) -> Result<Box<str>, String> {
     let (wildcard, name) = match raw.strip_prefix("*.") {
         Some(suffix) => (true, suffix),
         None => (false, raw),
@@ -207,8 +208,8 @@ fn host_pattern(raw: &str) -> Result<Box<str>, String> {
     }
 }
 
-/// An address or CIDR; host bits must be clear.
-pub(crate) fn address(raw: &str) -> Result<IpNet, String> {
+/// An address or CIDR; host bits must be clear (the error suggests the network).
+pub fn address(raw: &str) -> Result<IpNet, String> {
     if let Ok(ip) = raw.parse::<IpAddr>() {
         return Ok(IpNet::from(crate::host::canonical_ip(ip)));
     }

@@ -20,6 +20,13 @@ mod request;
 mod service_set;
 
 pub use compile::compile;
+
+/// The checks `compile` applies to single values, for tools that report them against their
+/// own input (the builder names manifest files and lines).
+pub mod validate {
+    pub use crate::compile::{address, host_pattern};
+    pub use crate::identity::validate as spiffe_id;
+}
 pub use decision::{AllowReason, Decision, Denial, DenyReason, MatchedOn, Permit, ServiceMatch};
 pub use endpoint::EndpointAddress;
 pub use error::CompileError;

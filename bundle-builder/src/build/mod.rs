@@ -1,0 +1,178 @@
+//! From resources to a bundle: settings, workspaces, services, the overlap rule, policies.
+//! The bundle is sorted, sealed with its digest, and compiled with the engine before it is
+//! returned, so a bundle the builder writes is one the filter accepts.
+
+mod overlap;
+mod policies;
+mod services;
+mod workspaces;
+
+use warden_bundle::{Bundle, BundleSpec, FailureMode, OutboundMode, DEFAULT_TRUST_DOMAIN};
+use warden_engine::{compile, validate::spiffe_id};
+
+use crate::diagnostic::{Diagnostic, Diagnostics, Severity};
+use crate::manifest::load::Resources;
+pub use workspaces::DEFAULT_WORKSPACE;
+use workspaces::{Shared, Workspaces};
+
+/// What to build.
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// Build the bundle for this workspace's workloads; `None` builds one for everything.
+    pub workspace: Option<String>,
+}
+
+/// Builds the bundle, or `None` when any error was reported.
+pub fn build(
+    resources: &Resources,
+    options: &BuildOptions,
+    diagnostics: &mut Diagnostics,
+) -> Option<Bundle> {
+    let mut spec = settings(resources, diagnostics);
+    let workspaces = Workspaces::resolve(resources, diagnostics);
+    let claimed: Vec<_> = resources.external_services.iter().collect();
+    workspaces.check_claims(&claimed, diagnostics);
+
+    let services = services::build_services(
+        &resources.external_services,
+        &resources.external_endpoints,
+        &workspaces,
+        diagnostics,
+    );
+    let rejected = overlap::reject_overlaps(&services, &workspaces, diagnostics);
+    if let Some(w) = &options.workspace {
+        if !workspaces.names().contains(w) {
+            diagnostics.push(Diagnostic {
+                file: "<command line>".into(),
+                line: 0,
+                severity: Severity::Error,
+                resource: None,
+                field: Some("--workspace".into()),
+                message: format!(
+                    "no workspace {w:?}; the manifests declare {}",
+                    workspaces.names().join(", ")
+                ),
+            });
+            return None;
+        }
+    }
+    let kept: Vec<_> = services
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !rejected.contains(i))
+        .map(|(_, s)| s)
+        .filter(|s| {
+            options.workspace.as_deref().is_none_or(|viewer| {
+                let source = &s.service.source;
+                workspaces.visible(
+                    Shared {
+                        workspace: &s.workspace,
+                        namespace: &source.namespace,
+                        name: &source.name,
+                        labels: s.labels(),
+                    },
+                    viewer,
+                )
+            })
+        })
+        .collect();
+
+    let mut policies = policies::build_policies(
+        &resources.access_policies,
+        &kept,
+        &workspaces,
+        &spec.trust_domain,
+        diagnostics,
+    );
+    spec.services = kept.iter().map(|s| s.service.clone()).collect();
+    spec.services.sort_by(|a, b| {
+        (&a.source.namespace, &a.source.name).cmp(&(&b.source.namespace, &b.source.name))
+    });
+    policies.sort_by(|a, b| {
+        (&a.source.namespace, &a.source.name, a.dry_run).cmp(&(
+            &b.source.namespace,
+            &b.source.name,
+            b.dry_run,
+        ))
+    });
+    spec.access_policies = policies;
+    if diagnostics.has_errors() {
+        return None;
+    }
+    let mut bundle = Bundle::new(spec);
+    bundle.metadata.workspace = options.workspace.clone();
+    bundle.metadata.generator = Some(format!("bundle-builder {}", env!("CARGO_PKG_VERSION")));
+    let bundle = match bundle.seal() {
+        Ok(bundle) => bundle,
+        Err(err) => {
+            diagnostics.push(internal(format!("cannot seal the bundle: {err}")));
+            return None;
+        }
+    };
+    if let Err(err) = compile(&bundle) {
+        diagnostics.push(internal(format!(
+            "the engine refuses the built bundle (a builder bug): {err}"
+        )));
+        return None;
+    }
+    Some(bundle)
+}
+
+fn internal(message: String) -> Diagnostic {
+    Diagnostic {
+        file: "<bundle>".into(),
+        line: 0,
+        severity: Severity::Error,
+        resource: None,
+        field: None,
+        message,
+    }
+}
+
+fn settings(resources: &Resources, diagnostics: &mut Diagnostics) -> BundleSpec {
+    let mut spec = BundleSpec::default();
+    for (i, settings) in resources.egress_settings.iter().enumerate() {
+        if i > 0 {
+            diagnostics.push(settings.diagnostic(
+                Severity::Error,
+                "",
+                "only one EgressSettings may exist; merge them",
+            ));
+            continue;
+        }
+        let s = &settings.manifest.spec;
+        if let Some(policy) = &s.outbound_traffic_policy {
+            match policy.mode.as_str() {
+                "ALLOW_ANY" => spec.outbound_mode = OutboundMode::AllowAny,
+                "REGISTRY_ONLY" => spec.outbound_mode = OutboundMode::RegistryOnly,
+                other => diagnostics.push(settings.diagnostic(
+                    Severity::Error,
+                    "spec.outboundTrafficPolicy.mode",
+                    format!("{other:?} is not a mode; use ALLOW_ANY or REGISTRY_ONLY"),
+                )),
+            }
+        }
+        match s.failure_mode.as_deref() {
+            None | Some("FAIL_CLOSE") => spec.failure_mode = FailureMode::FailClose,
+            Some("FAIL_OPEN") => spec.failure_mode = FailureMode::FailOpen,
+            Some(other) => diagnostics.push(settings.diagnostic(
+                Severity::Error,
+                "spec.failureMode",
+                format!("{other:?} is not a failure mode; use FAIL_CLOSE or FAIL_OPEN"),
+            )),
+        }
+        let domain = s
+            .trust_domain
+            .clone()
+            .unwrap_or_else(|| DEFAULT_TRUST_DOMAIN.into());
+        match spiffe_id(&format!("spiffe://{domain}"), false) {
+            Ok(()) => spec.trust_domain = domain,
+            Err(err) => diagnostics.push(settings.diagnostic(
+                Severity::Error,
+                "spec.trustDomain",
+                format!("{domain:?} is not a trust domain: {err}"),
+            )),
+        }
+    }
+    spec
+}

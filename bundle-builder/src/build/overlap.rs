@@ -1,0 +1,131 @@
+//! The overlap rule: ExternalServices visible in the same workspace must not claim the same
+//! host on the same port, or overlapping addresses. The later one (by `creationTimestamp`,
+//! then namespace/name) is rejected and left out of the bundle; the earlier keeps working.
+//!
+//! Services are taken earliest first. Hosts are keyed by `(host, port)`; accepted address
+//! ranges are kept disjoint in an ordered map, so checking the one range that starts at or
+//! before a new range's end is enough. Each check is O(log n): never quadratic.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use ipnet::IpNet;
+use warden_engine::validate::address;
+
+use super::services::BuiltService;
+use super::workspaces::{Shared, Workspaces};
+use crate::diagnostic::{Diagnostics, Severity};
+
+/// Indices (into `services`) of the services the rule rejects.
+pub fn reject_overlaps(
+    services: &[BuiltService<'_>],
+    workspaces: &Workspaces,
+    diagnostics: &mut Diagnostics,
+) -> BTreeSet<usize> {
+    let mut order: Vec<usize> = (0..services.len()).collect();
+    order.sort_by_key(|&i| services.get(i).map(BuiltService::age_key));
+    let mut rejected = BTreeSet::new();
+    for viewer in workspaces.names() {
+        let mut hosts: HashMap<(&str, u16), usize> = HashMap::new();
+        // Address ranges by family: start -> (end, service).
+        let mut ranges: [BTreeMap<u128, (u128, usize)>; 2] = [BTreeMap::new(), BTreeMap::new()];
+        for &i in &order {
+            let Some(s) = services.get(i) else { continue };
+            let shared = Shared {
+                workspace: &s.workspace,
+                namespace: &s.service.source.namespace,
+                name: &s.service.source.name,
+                labels: s.labels(),
+            };
+            if rejected.contains(&i) || !workspaces.visible(shared, &viewer) {
+                continue;
+            }
+            if let Some((j, what)) = host_clash(s, i, &hosts).or_else(|| address_clash(s, &ranges))
+            {
+                let earlier = services
+                    .get(j)
+                    .map_or_else(String::new, |e| e.resource.display());
+                diagnostics.push(s.resource.diagnostic(
+                    Severity::Error,
+                    what.0,
+                    format!(
+                        "{} {earlier}, created earlier, in workspace {viewer}; {earlier} keeps it and this service is left out of the bundle (give it other addresses or ports, or keep the two in workspaces that do not share)",
+                        what.1
+                    ),
+                ));
+                rejected.insert(i);
+                continue;
+            }
+            for host in &s.service.hosts {
+                for port in &s.service.ports {
+                    hosts.insert((host.as_str(), port.number), i);
+                }
+            }
+            for (family, start, end) in s.service.addresses.iter().filter_map(|a| range(a)) {
+                if let Some(map) = ranges.get_mut(family) {
+                    map.insert(start, (end, i));
+                }
+            }
+        }
+    }
+    rejected
+}
+
+type Clash = (usize, (&'static str, String));
+
+fn host_clash(
+    s: &BuiltService<'_>,
+    i: usize,
+    hosts: &HashMap<(&str, u16), usize>,
+) -> Option<Clash> {
+    for host in &s.service.hosts {
+        for port in &s.service.ports {
+            if let Some(&j) = hosts
+                .get(&(host.as_str(), port.number))
+                .filter(|&&j| j != i)
+            {
+                return Some((
+                    j,
+                    (
+                        "spec.hosts",
+                        format!("host {host} on port {} is already claimed by", port.number),
+                    ),
+                ));
+            }
+        }
+    }
+    None
+}
+
+fn address_clash(
+    s: &BuiltService<'_>,
+    ranges: &[BTreeMap<u128, (u128, usize)>; 2],
+) -> Option<Clash> {
+    for text in &s.service.addresses {
+        let (family, start, end) = range(text)?;
+        let map = ranges.get(family)?;
+        if let Some((_, &(other_end, j))) = map.range(..=end).next_back() {
+            if other_end >= start {
+                return Some((
+                    j,
+                    (
+                        "spec.addresses",
+                        format!("address range {text} overlaps an address range of"),
+                    ),
+                ));
+            }
+        }
+    }
+    None
+}
+
+/// `(family, first, last)` of an address or CIDR; family 0 is IPv4, 1 is IPv6.
+fn range(text: &str) -> Option<(usize, u128, u128)> {
+    match address(text).ok()? {
+        IpNet::V4(net) => Some((
+            0,
+            u128::from(u32::from(net.network())),
+            u128::from(u32::from(net.broadcast())),
+        )),
+        IpNet::V6(net) => Some((1, u128::from(net.network()), u128::from(net.broadcast()))),
+    }
+}

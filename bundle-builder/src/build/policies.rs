@@ -1,0 +1,263 @@
+//! AccessPolicies: destinations resolved to services, clients to SPIFFE ID patterns.
+//!
+//! Conditions Warden cannot enforce yet (`match` on headers, `requestIdentityMatcher`) never
+//! widen access: an entry that depends on them is left out, with a warning, so the policy
+//! denies what that entry would have allowed.
+
+use warden_bundle::{AccessPolicy, AccessRule, PolicyTarget, Provenance, ResourceKind, ServiceRef};
+use warden_engine::validate::address;
+
+use super::services::BuiltService;
+use super::workspaces::{Shared, Workspaces};
+use crate::diagnostic::{Diagnostics, Severity};
+use crate::manifest::kinds::{AccessPolicySpec, AuthzEntry, DestinationSelector};
+use crate::manifest::load::Located;
+
+pub fn build_policies(
+    policies: &[Located<AccessPolicySpec>],
+    services: &[&BuiltService<'_>],
+    workspaces: &Workspaces,
+    trust_domain: &str,
+    diagnostics: &mut Diagnostics,
+) -> Vec<AccessPolicy> {
+    let mut out = Vec::new();
+    for policy in policies {
+        let spec = &policy.manifest.spec;
+        let warn = |d: &mut Diagnostics, field: &str, message: &str| {
+            d.push(policy.diagnostic(Severity::Warning, field, message))
+        };
+        if spec.apply_to_workloads.is_some() {
+            warn(diagnostics, "spec.applyToWorkloads", "Warden enforces access at the destination (applyToDestinations); applyToWorkloads is ignored");
+        }
+        if spec.config.authn.is_some() {
+            warn(
+                diagnostics,
+                "spec.config.authn",
+                "peer authentication is the mesh's setting; Warden ignores it",
+            );
+        }
+        let workspace = workspaces.workspace_of(policy.namespace());
+        let mut targets = Vec::new();
+        for (k, destination) in spec.apply_to_destinations.iter().enumerate() {
+            targets.extend(resolve(
+                policy,
+                k,
+                destination,
+                services,
+                workspaces,
+                workspace,
+                diagnostics,
+            ));
+        }
+        targets.sort_by(|a: &PolicyTarget, b| {
+            (&a.service.namespace, &a.service.name, a.port).cmp(&(
+                &b.service.namespace,
+                &b.service.name,
+                b.port,
+            ))
+        });
+        targets.dedup();
+        if targets.is_empty() {
+            warn(
+                diagnostics,
+                "spec.applyToDestinations",
+                "selects no ExternalService; the policy has no effect",
+            );
+            continue;
+        }
+        let (mut enforced, mut dry_run) = (Vec::new(), Vec::new());
+        for (e, entry) in spec.config.authz_list.iter().enumerate() {
+            if let Some(rule) = rule(policy, e, entry, trust_domain, diagnostics) {
+                if spec.config.dry_run || entry.dry_run {
+                    dry_run.push(rule);
+                } else {
+                    enforced.push(rule);
+                }
+            }
+        }
+        let source = Provenance::new(
+            ResourceKind::AccessPolicy,
+            policy.namespace(),
+            policy.name(),
+        );
+        let whole_policy_dry = spec.config.dry_run
+            || (!spec.config.authz_list.is_empty() && enforced.is_empty() && !dry_run.is_empty());
+        if !whole_policy_dry {
+            out.push(AccessPolicy {
+                source: source.clone(),
+                targets: targets.clone(),
+                rules: enforced,
+                dry_run: false,
+            });
+        }
+        if !dry_run.is_empty() {
+            out.push(AccessPolicy {
+                source,
+                targets,
+                rules: dry_run,
+                dry_run: true,
+            });
+        }
+    }
+    out
+}
+
+fn resolve(
+    policy: &Located<AccessPolicySpec>,
+    k: usize,
+    destination: &DestinationSelector,
+    services: &[&BuiltService<'_>],
+    workspaces: &Workspaces,
+    workspace: &str,
+    diagnostics: &mut Diagnostics,
+) -> Vec<PolicyTarget> {
+    let at = format!("spec.applyToDestinations[{k}]");
+    if let Some(kind) = destination
+        .kind
+        .as_deref()
+        .filter(|k| *k != "EXTERNAL_SERVICE")
+    {
+        diagnostics.push(policy.diagnostic(
+            Severity::Warning,
+            &format!("{at}.kind"),
+            format!("Warden enforces EXTERNAL_SERVICE destinations; {kind} is left to the mesh"),
+        ));
+        return Vec::new();
+    }
+    let selector = &destination.selector;
+    let mut out = Vec::new();
+    for s in services {
+        let source = &s.service.source;
+        let shared = Shared {
+            workspace: &s.workspace,
+            namespace: &source.namespace,
+            name: &source.name,
+            labels: s.labels(),
+        };
+        let matches = workspaces.visible(shared, workspace)
+            && selector.name.as_deref().is_none_or(|n| n == source.name)
+            && selector
+                .namespace
+                .as_deref()
+                .is_none_or(|n| n == source.namespace)
+            && selector
+                .workspace
+                .as_deref()
+                .is_none_or(|w| w == s.workspace)
+            && selector
+                .labels
+                .iter()
+                .all(|(key, v)| s.labels().get(key) == Some(v));
+        if !matches {
+            continue;
+        }
+        let port = match &destination.port {
+            None => None,
+            Some(p) => {
+                let found = s.service.ports.iter().find(|sp| {
+                    p.number.is_some_and(|n| u32::from(sp.number) == n)
+                        || p.name.is_some() && sp.name == p.name
+                });
+                match found {
+                    Some(sp) => Some(sp.number),
+                    None => {
+                        diagnostics.push(policy.diagnostic(
+                            Severity::Warning,
+                            &format!("{at}.port"),
+                            format!(
+                                "{} declares no such port; the policy does not apply to it",
+                                s.resource.display()
+                            ),
+                        ));
+                        continue;
+                    }
+                }
+            }
+        };
+        out.push(PolicyTarget {
+            service: ServiceRef {
+                namespace: source.namespace.clone(),
+                name: source.name.clone(),
+            },
+            port,
+        });
+    }
+    out
+}
+
+fn rule(
+    policy: &Located<AccessPolicySpec>,
+    e: usize,
+    entry: &AuthzEntry,
+    trust_domain: &str,
+    diagnostics: &mut Diagnostics,
+) -> Option<AccessRule> {
+    let at = format!("spec.config.authzList[{e}]");
+    if entry.match_.is_some() {
+        diagnostics.push(policy.diagnostic(
+            Severity::Warning,
+            &format!("{at}.match"),
+            "header matching is not enforced yet; this entry is left out, so it allows nothing",
+        ));
+        return None;
+    }
+    let mut clients = Vec::new();
+    for (c, client) in entry.allowed_clients.iter().enumerate() {
+        let field = format!("{at}.allowedClients[{c}]");
+        if client.request_identity_matcher.is_some() {
+            diagnostics.push(policy.diagnostic(
+                Severity::Warning,
+                &format!("{field}.requestIdentityMatcher"),
+                "request identity matching is not enforced yet; this client allows nothing",
+            ));
+        }
+        let Some(sa) = &client.service_account_selector else {
+            continue;
+        };
+        if !sa.labels.is_empty() {
+            diagnostics.push(policy.diagnostic(
+                Severity::Error,
+                &format!("{field}.serviceAccountSelector.labels"),
+                "service-account labels are not part of a SPIFFE ID, so a proxy cannot check them; select by name and namespace",
+            ));
+            continue;
+        }
+        let segment = |value: &Option<String>| {
+            value
+                .clone()
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| "*".into())
+        };
+        clients.push(format!(
+            "spiffe://{trust_domain}/ns/{}/sa/{}",
+            segment(&sa.namespace),
+            segment(&sa.name)
+        ));
+    }
+    // Clients were listed but none can be checked: the entry allows nothing (it is reported
+    // above), rather than everyone.
+    if !entry.allowed_clients.is_empty() && clients.is_empty() {
+        return None;
+    }
+    let mut ip_blocks = Vec::new();
+    for (b, block) in entry.allowed_ip_blocks.iter().enumerate() {
+        match address(block) {
+            Ok(net) => ip_blocks.push(net.to_string()),
+            Err(problem) => diagnostics.push(policy.diagnostic(
+                Severity::Error,
+                &format!("{at}.allowedIpBlocks[{b}]"),
+                problem,
+            )),
+        }
+    }
+    Some(AccessRule {
+        clients,
+        ip_blocks,
+        methods: entry
+            .allowed_methods
+            .iter()
+            .map(|m| m.to_ascii_uppercase())
+            .collect(),
+        paths: entry.allowed_paths.clone(),
+    })
+}

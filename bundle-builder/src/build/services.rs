@@ -1,0 +1,395 @@
+//! ExternalServices and the ExternalEndpoints they select, validated into bundle entries.
+
+use std::collections::BTreeMap;
+
+use warden_bundle::{
+    Endpoint, EndpointPort, ExternalService, GatewayRef, GatewayRoute, Locality, Protocol,
+    Provenance, ResourceKind, ServicePort, TargetPort, TlsMode, TlsOrigination,
+};
+use warden_engine::validate::{address, host_pattern};
+
+use super::workspaces::Workspaces;
+use crate::diagnostic::{Diagnostics, Severity};
+use crate::manifest::kinds::{ExternalEndpointSpec, ExternalServicePort, ExternalServiceSpec};
+use crate::manifest::load::Located;
+
+/// A service ready for the bundle, with what the overlap rule and sharing need.
+#[derive(Debug, Clone)]
+pub struct BuiltService<'r> {
+    pub service: ExternalService,
+    pub workspace: String,
+    pub resource: &'r Located<ExternalServiceSpec>,
+}
+
+impl BuiltService<'_> {
+    pub fn labels(&self) -> &BTreeMap<String, String> {
+        &self.resource.manifest.metadata.labels
+    }
+
+    /// Earlier first: `creationTimestamp` (absent sorts last), then namespace/name.
+    pub fn age_key(&self) -> (bool, String, String, String) {
+        let created = self.resource.manifest.metadata.creation_timestamp.clone();
+        (
+            created.is_none(),
+            created.unwrap_or_default(),
+            self.service.source.namespace.clone(),
+            self.service.source.name.clone(),
+        )
+    }
+}
+
+const PROTOCOLS: &str = "HTTP, HTTPS, HTTP2, GRPC, TCP, TLS, MONGO";
+
+fn protocol(name: &str) -> Option<Protocol> {
+    Some(match name {
+        "HTTP" => Protocol::Http,
+        "HTTPS" => Protocol::Https,
+        "HTTP2" => Protocol::Http2,
+        "GRPC" => Protocol::Grpc,
+        "TCP" => Protocol::Tcp,
+        "TLS" => Protocol::Tls,
+        "MONGO" => Protocol::Mongo,
+        _ => return None,
+    })
+}
+
+fn port_number(value: u32) -> Option<u16> {
+    u16::try_from(value).ok().filter(|&p| p > 0)
+}
+
+/// Validates every ExternalService (and the endpoints it selects). Invalid ones are reported
+/// and left out.
+pub fn build_services<'r>(
+    services: &'r [Located<ExternalServiceSpec>],
+    endpoints: &'r [Located<ExternalEndpointSpec>],
+    workspaces: &Workspaces,
+    diagnostics: &mut Diagnostics,
+) -> Vec<BuiltService<'r>> {
+    let endpoints: Vec<(&str, Option<Endpoint>, &Located<ExternalEndpointSpec>)> = endpoints
+        .iter()
+        .map(|e| {
+            (
+                workspaces.workspace_of(e.namespace()),
+                endpoint(e, diagnostics),
+                e,
+            )
+        })
+        .collect();
+    let mut out = Vec::new();
+    for es in services {
+        let before = diagnostics.count(Severity::Error);
+        let workspace = workspaces.workspace_of(es.namespace()).to_owned();
+        let spec = &es.manifest.spec;
+        let error = |d: &mut Diagnostics, field: &str, message: String| {
+            d.push(es.diagnostic(Severity::Error, field, message))
+        };
+        match (spec.hosts.is_empty(), spec.addresses.is_empty()) {
+            (true, true) => error(diagnostics, "spec", "set hosts (names) or addresses (IPs or CIDRs); a service needs one of them".into()),
+            (false, false) => error(diagnostics, "spec.addresses", "hosts and addresses are mutually exclusive: put names and addresses in two ExternalServices".into()),
+            _ => {}
+        }
+        let mut hosts = Vec::new();
+        for (i, host) in spec.hosts.iter().enumerate() {
+            match host_pattern(host) {
+                Ok(pattern) => hosts.push(pattern.to_string()),
+                Err(problem) => error(diagnostics, &format!("spec.hosts[{i}]"), problem),
+            }
+        }
+        let mut addresses = Vec::new();
+        for (i, raw) in spec.addresses.iter().enumerate() {
+            match address(raw) {
+                Ok(net) => addresses.push(net.to_string()),
+                Err(problem) => error(diagnostics, &format!("spec.addresses[{i}]"), problem),
+            }
+        }
+        // The endpoints this service selects: same workspace, every selector label present.
+        let selected: Vec<&(&str, Option<Endpoint>, &Located<ExternalEndpointSpec>)> =
+            if spec.selector.is_empty() {
+                Vec::new()
+            } else {
+                endpoints
+                    .iter()
+                    .filter(|(ws, _, e)| {
+                        *ws == workspace
+                            && spec
+                                .selector
+                                .iter()
+                                .all(|(k, v)| e.manifest.metadata.labels.get(k) == Some(v))
+                    })
+                    .collect()
+            };
+        if !spec.selector.is_empty() && selected.is_empty() {
+            diagnostics.push(es.diagnostic(
+                Severity::Warning,
+                "spec.selector",
+                "selects no ExternalEndpoint in this workspace; traffic goes to the hosts themselves",
+            ));
+        }
+        if spec.ports.is_empty() {
+            error(
+                diagnostics,
+                "spec.ports",
+                "a service needs at least one port".into(),
+            );
+        }
+        let mut ports: Vec<ServicePort> = Vec::new();
+        for (i, port) in spec.ports.iter().enumerate() {
+            if spec.ports.iter().take(i).any(|q| q.number == port.number) {
+                error(
+                    diagnostics,
+                    &format!("spec.ports[{i}].number"),
+                    format!(
+                        "port {} is declared twice; declare each port number once",
+                        port.number
+                    ),
+                );
+            }
+            ports.extend(service_port(es, i, port, &selected, diagnostics));
+        }
+        if diagnostics.count(Severity::Error) > before {
+            continue;
+        }
+        let mut built: Vec<Endpoint> = selected.iter().filter_map(|(_, e, _)| e.clone()).collect();
+        built.sort_by(|a, b| {
+            (&a.source.namespace, &a.source.name).cmp(&(&b.source.namespace, &b.source.name))
+        });
+        out.push(BuiltService {
+            service: ExternalService {
+                source: Provenance::new(ResourceKind::ExternalService, es.namespace(), es.name()),
+                hosts,
+                addresses,
+                ports,
+                endpoints: built,
+                subject_alt_names: spec.subject_alt_names.clone(),
+            },
+            workspace,
+            resource: es,
+        });
+    }
+    out
+}
+
+fn service_port(
+    es: &Located<ExternalServiceSpec>,
+    i: usize,
+    port: &ExternalServicePort,
+    selected: &[&(&str, Option<Endpoint>, &Located<ExternalEndpointSpec>)],
+    diagnostics: &mut Diagnostics,
+) -> Option<ServicePort> {
+    let at = |field: &str| format!("spec.ports[{i}].{field}");
+    let mut errors: Vec<(String, String)> = Vec::new();
+    let mut error = |field: &str, message: String| errors.push((at(field), message));
+    let number = port_number(port.number);
+    if number.is_none() {
+        error(
+            "number",
+            format!("{} is not a port; use 1 to 65535", port.number),
+        );
+    }
+    let proto = protocol(&port.protocol);
+    if proto.is_none() {
+        error(
+            "protocol",
+            format!(
+                "{:?} is not a protocol; use one of {PROTOCOLS}",
+                port.protocol
+            ),
+        );
+    }
+    let target_port = match &port.target_port {
+        None => None,
+        Some(t) => match (t.number, &t.name) {
+            (Some(n), None) => match port_number(n) {
+                Some(n) => Some(TargetPort::Number(n)),
+                None => {
+                    error(
+                        "targetPort.number",
+                        format!("{n} is not a port; use 1 to 65535"),
+                    );
+                    None
+                }
+            },
+            (None, Some(name)) => {
+                if selected.is_empty() {
+                    error("targetPort.name", format!("targetPort names {name:?}, but the service selects no endpoints whose ports could carry that name; use targetPort.number"));
+                }
+                for (_, _, ep) in selected {
+                    if !ep
+                        .manifest
+                        .spec
+                        .ports
+                        .iter()
+                        .any(|p| p.name.as_deref() == Some(name))
+                    {
+                        error(
+                            "targetPort.name",
+                            format!(
+                                "selected endpoint {} has no port named {name:?}",
+                                ep.display()
+                            ),
+                        );
+                    }
+                }
+                Some(TargetPort::Name(name.clone()))
+            }
+            (None, None) => None,
+            (Some(_), Some(_)) => {
+                error(
+                    "targetPort",
+                    "set targetPort.number or targetPort.name, not both".into(),
+                );
+                None
+            }
+        },
+    };
+    let tls = match &port.clientside_tls {
+        None => None,
+        Some(t) => {
+            if t.credential_name.is_some() {
+                diagnostics.push(es.diagnostic(Severity::Warning, &at("clientsideTls.credentialName"), "Kubernetes secrets are not read by Warden; give caCertificates, clientCertificate and privateKey as file paths"));
+            }
+            let mode = match t.mode.as_deref().unwrap_or("SIMPLE") {
+                "SIMPLE" => Some(TlsMode::Simple),
+                "MUTUAL" => Some(TlsMode::Mutual),
+                "DISABLE" => Some(TlsMode::Disable),
+                "ISTIO_MUTUAL" => Some(TlsMode::IstioMutual),
+                other => {
+                    error("clientsideTls.mode", format!("{other:?} is not a TLS mode; use SIMPLE, MUTUAL, DISABLE or ISTIO_MUTUAL"));
+                    None
+                }
+            };
+            mode.map(|mode| TlsOrigination {
+                mode,
+                sni: t.sni.clone(),
+                ca_certificates: t.ca_certificates.clone(),
+                client_certificate: t.client_certificate.clone(),
+                private_key: t.private_key.clone(),
+                insecure_skip_verify: t.insecure_skip_verify,
+            })
+        }
+    };
+    let gateway = match &port.egress_gateway_routes {
+        None => None,
+        Some(routes) => {
+            if es.manifest.spec.hosts.is_empty() {
+                error(
+                    "egressGatewayRoutes",
+                    "egress gateway routes need a service with hosts; this one has only addresses"
+                        .into(),
+                );
+            }
+            if !matches!(
+                proto,
+                Some(Protocol::Http | Protocol::Http2 | Protocol::Https) | None
+            ) {
+                error(
+                    "egressGatewayRoutes",
+                    format!(
+                        "egress gateway routes work on HTTP, HTTP2 and HTTPS ports, not {}",
+                        port.protocol
+                    ),
+                );
+            }
+            let gateways = routes
+                .virtual_gateway_refs
+                .iter()
+                .map(|g| GatewayRef {
+                    namespace: g
+                        .namespace
+                        .clone()
+                        .unwrap_or_else(|| es.namespace().to_owned()),
+                    name: g.name.clone().unwrap_or_default(),
+                })
+                .collect();
+            Some(GatewayRoute { gateways })
+        }
+    };
+    if !errors.is_empty() {
+        for (field, message) in errors {
+            diagnostics.push(es.diagnostic(Severity::Error, &field, message));
+        }
+        return None;
+    }
+    Some(ServicePort {
+        name: port.name.clone(),
+        number: number?,
+        protocol: proto?,
+        target_port,
+        tls,
+        egress_gateway: gateway,
+    })
+}
+
+fn endpoint(e: &Located<ExternalEndpointSpec>, diagnostics: &mut Diagnostics) -> Option<Endpoint> {
+    let before = diagnostics.count(Severity::Error);
+    let spec = &e.manifest.spec;
+    let raw = spec.address.as_str();
+    let is_ip = raw.parse::<std::net::IpAddr>().is_ok();
+    if raw.contains('*') {
+        diagnostics.push(e.diagnostic(
+            Severity::Error,
+            "spec.address",
+            format!("{raw:?}: an endpoint address is one IP or host name, without wildcards"),
+        ));
+    } else if !is_ip && (raw.contains(':') || raw.contains('/')) {
+        diagnostics.push(e.diagnostic(
+            Severity::Error,
+            "spec.address",
+            format!(
+                "{raw:?}: write the address without a port or prefix; ports go under spec.ports"
+            ),
+        ));
+    } else if !is_ip && host_pattern(raw).is_err() {
+        diagnostics.push(e.diagnostic(
+            Severity::Error,
+            "spec.address",
+            format!("{raw:?} is neither an IP address nor a host name"),
+        ));
+    }
+    if spec.ports.is_empty() {
+        diagnostics.push(e.diagnostic(
+            Severity::Error,
+            "spec.ports",
+            "an endpoint needs at least one port",
+        ));
+    }
+    let mut ports = Vec::new();
+    for (i, p) in spec.ports.iter().enumerate() {
+        match port_number(p.number) {
+            Some(number) => ports.push(EndpointPort {
+                name: p.name.clone(),
+                number,
+            }),
+            None => diagnostics.push(e.diagnostic(
+                Severity::Error,
+                &format!("spec.ports[{i}].number"),
+                format!("{} is not a port; use 1 to 65535", p.number),
+            )),
+        }
+        if spec.ports.len() > 1 && p.name.is_none() {
+            diagnostics.push(e.diagnostic(
+                Severity::Error,
+                &format!("spec.ports[{i}].name"),
+                "an endpoint with more than one port names each of them",
+            ));
+        }
+    }
+    if diagnostics.count(Severity::Error) > before {
+        return None;
+    }
+    let locality = spec
+        .locality
+        .as_ref()
+        .map_or_else(Locality::default, |l| Locality {
+            region: l.region.clone(),
+            zone: l.zone.clone(),
+            sub_zone: l.sub_zone.clone(),
+        });
+    Some(Endpoint {
+        source: Provenance::new(ResourceKind::ExternalEndpoint, e.namespace(), e.name()),
+        address: raw.to_owned(),
+        ports,
+        locality,
+        weight: 1,
+    })
+}

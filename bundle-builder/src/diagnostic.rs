@@ -1,0 +1,107 @@
+//! Diagnostics: what is wrong (or worth knowing), where, and what would be valid.
+
+use std::fmt;
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+    Note,
+}
+
+impl Severity {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Error => "error",
+            Self::Warning => "warning",
+            Self::Note => "note",
+        }
+    }
+}
+
+/// One finding about the manifests. Text form:
+/// `FILE:LINE: error: ExternalService pay/db: spec.hosts[1]: "a.*.com": ...`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Diagnostic {
+    pub file: String,
+    pub line: usize,
+    pub severity: Severity,
+    /// `Kind namespace/name`, when the finding is about one resource.
+    pub resource: Option<String>,
+    /// The field path inside the resource, such as `spec.ports[0].protocol`.
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}: {}: ",
+            self.file,
+            self.line,
+            self.severity.as_str()
+        )?;
+        if let Some(resource) = &self.resource {
+            write!(f, "{resource}: ")?;
+        }
+        if let Some(field) = &self.field {
+            write!(f, "{field}: ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// Diagnostics collected while reading and building, kept in a stable order.
+#[derive(Debug, Clone, Default)]
+pub struct Diagnostics {
+    items: Vec<Diagnostic>,
+}
+
+impl Diagnostics {
+    pub fn push(&mut self, diagnostic: Diagnostic) {
+        self.items.push(diagnostic);
+    }
+
+    pub fn has_errors(&self) -> bool {
+        self.items.iter().any(|d| d.severity == Severity::Error)
+    }
+
+    /// Sorted by file, line, severity and text: the same input always reports the same way.
+    pub fn sorted(&self) -> Vec<Diagnostic> {
+        let mut items = self.items.clone();
+        items.sort();
+        items.dedup();
+        items
+    }
+
+    pub fn count(&self, severity: Severity) -> usize {
+        self.items.iter().filter(|d| d.severity == severity).count()
+    }
+
+    /// For people: one line per diagnostic, then the counts when there is anything to count.
+    pub fn report(&self) -> String {
+        let mut out = String::new();
+        for d in self.sorted() {
+            out.push_str(&d.to_string());
+            out.push('\n');
+        }
+        let (errors, warnings) = (self.count(Severity::Error), self.count(Severity::Warning));
+        if errors + warnings > 0 {
+            out.push_str(&format!("{errors} error(s), {warnings} warning(s)\n"));
+        }
+        out
+    }
+
+    /// Rewrites file names that start with `prefix` (golden tests report relative names).
+    pub fn strip_file_prefix(&mut self, prefix: &str) {
+        for d in &mut self.items {
+            if let Some(rest) = d.file.strip_prefix(prefix) {
+                d.file = rest.to_owned();
+            }
+        }
+    }
+}
