@@ -92,6 +92,7 @@ bench: bench-engine bench-envoy
 
 bench-engine:
 	$(CARGO) bench -p warden-engine --bench decide
+	$(CARGO) bench -p bundle-builder --bench build
 	@./scripts/bench-summary.sh
 
 # wrk is a Debian package; the benchmark machine is ours to install it on.

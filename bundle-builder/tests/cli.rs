@@ -183,3 +183,128 @@ fn example_bundle_round_trips() {
         warden_bundle::Bundle::from_json(bundle.to_json_pretty().unwrap().as_bytes()).unwrap();
     assert_eq!(bundle, again);
 }
+
+fn run_with_stdin(args: &[&str], stdin: &str) -> (i32, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bundle-builder"))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `validate` exits 0 on valid manifests (notes allowed) and 1 with the diagnostics otherwise.
+#[test]
+fn validate_exit_codes_and_text() {
+    let examples = root().join("manifests/examples").display().to_string();
+    let (code, out, _) = run(&["validate", &examples]);
+    assert_eq!(code, 0, "{out}");
+    let bad = "apiVersion: networking.gloo.solo.io/v2\nkind: ExternalService\nmetadata: {name: api, namespace: saas}\nspec:\n  hosts: [api.example.com]\n  ports: [{number: 443, protocol: HTTPX}]\n";
+    let (code, out, _) = run_with_stdin(&["validate", "-"], bad);
+    assert_eq!(code, 1);
+    assert_eq!(
+        out,
+        "<stdin>:6: error: ExternalService saas/api: spec.ports[0].protocol: \"HTTPX\" is not a protocol; use one of HTTP, HTTPS, HTTP2, GRPC, TCP, TLS, MONGO\n1 error(s), 0 warning(s)\n"
+    );
+}
+
+/// `validate --output json` gives CI a list of diagnostics with every location field.
+#[test]
+fn validate_json_for_pipelines() {
+    let bad = "apiVersion: networking.gloo.solo.io/v2\nkind: ExternalService\nmetadata: {name: net, namespace: dc}\nspec:\n  addresses: [10.1.2.3/8]\n  ports: [{number: 80, protocol: HTTP}]\n";
+    let (code, out, _) = run_with_stdin(&["validate", "-", "--output", "json"], bad);
+    assert_eq!(code, 1);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["valid"], false);
+    let d = &v["diagnostics"][0];
+    assert_eq!(d["severity"], "error");
+    assert_eq!(d["file"], "<stdin>");
+    assert_eq!(d["line"], 5);
+    assert_eq!(d["resource"], "ExternalService dc/net");
+    assert_eq!(d["field"], "spec.addresses[0]");
+    assert_eq!(
+        d["message"],
+        "\"10.1.2.3/8\" has host bits set; the network is 10.0.0.0/8"
+    );
+}
+
+/// `build` writes a sealed bundle the filter accepts, and the same bytes every time.
+#[test]
+fn build_writes_a_deterministic_sealed_bundle() {
+    let dir = std::env::temp_dir().join(format!("warden-build-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let examples = root().join("manifests/examples").display().to_string();
+    let (a, b) = (dir.join("a.json"), dir.join("b.json"));
+    for out in [&a, &b] {
+        let (code, _, err) = run(&["build", &examples, "-o", out.to_str().unwrap()]);
+        assert_eq!(code, 0, "{err}");
+        assert!(err.contains("wrote "), "{err}");
+    }
+    let bytes = std::fs::read(&a).unwrap();
+    assert_eq!(bytes, std::fs::read(&b).unwrap());
+    let bundle = warden_bundle::Bundle::from_json(&bytes).unwrap();
+    assert!(bundle
+        .metadata
+        .digest
+        .as_deref()
+        .unwrap()
+        .starts_with("sha256:"));
+    bundle.verify_digest().unwrap();
+    // The explain command reads it.
+    let (code, out, _) = run(&[
+        "explain",
+        "--bundle",
+        a.to_str().unwrap(),
+        "--to",
+        "evil.example",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(code, 0);
+    assert!(out.contains("\"reason\": \"not_in_registry\""), "{out}");
+}
+
+/// `build` writes nothing when there are errors, and names an unknown workspace.
+#[test]
+fn build_refuses_errors_and_unknown_workspaces() {
+    let dir = std::env::temp_dir().join(format!("warden-build-err-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("bundle.json");
+    let bad = "apiVersion: networking.gloo.solo.io/v2\nkind: ExternalService\nmetadata: {name: x, namespace: y}\nspec: {ports: [{number: 80, protocol: HTTP}]}\n";
+    let (code, _, err) = run_with_stdin(&["build", "-", "-o", out.to_str().unwrap()], bad);
+    assert_eq!(code, 1);
+    assert!(err.contains("a service needs one of them"), "{err}");
+    assert!(
+        err.ends_with("bundle-builder: no bundle written: fix the errors above\n"),
+        "{err}"
+    );
+    assert!(!out.exists());
+    let examples = root().join("manifests/examples").display().to_string();
+    let (code, _, err) = run(&[
+        "build",
+        &examples,
+        "-o",
+        out.to_str().unwrap(),
+        "--workspace",
+        "nope",
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("<command line>:0: error: --workspace: no workspace \"nope\"; the manifests declare default, payments, platform"),
+        "{err}"
+    );
+}

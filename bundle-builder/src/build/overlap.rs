@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use ipnet::IpNet;
+use warden_bundle::Protocol;
 use warden_engine::validate::address;
 
 use super::services::BuiltService;
@@ -26,6 +27,8 @@ pub fn reject_overlaps(
     let mut rejected = BTreeSet::new();
     for viewer in workspaces.names() {
         let mut hosts: HashMap<(&str, u16), usize> = HashMap::new();
+        // Plain-TCP ports of services known only by name: a sidecar sees just IP and port.
+        let mut blind_tcp: HashMap<u16, usize> = HashMap::new();
         // Address ranges by family: start -> (end, service).
         let mut ranges: [BTreeMap<u128, (u128, usize)>; 2] = [BTreeMap::new(), BTreeMap::new()];
         for &i in &order {
@@ -37,6 +40,20 @@ pub fn reject_overlaps(
                 labels: s.labels(),
             };
             if rejected.contains(&i) || !workspaces.visible(shared, &viewer) {
+                continue;
+            }
+            if let Some((j, port)) = blind_tcp_clash(s, &blind_tcp) {
+                let other = services
+                    .get(j)
+                    .map_or_else(String::new, |e| e.resource.display());
+                diagnostics.push(s.resource.diagnostic(
+                    Severity::Error,
+                    "spec.ports",
+                    format!(
+                        "TCP port {port} is also a TCP port of {other} in workspace {viewer}, and neither has addresses: a sidecar sees only the address and port of a TCP connection, so it cannot tell them apart; give them addresses (or use TLS, whose SNI names the host)"
+                    ),
+                ));
+                rejected.insert(i);
                 continue;
             }
             if let Some((j, what)) = host_clash(s, i, &hosts).or_else(|| address_clash(s, &ranges))
@@ -60,6 +77,9 @@ pub fn reject_overlaps(
                     hosts.insert((host.as_str(), port.number), i);
                 }
             }
+            for port in blind_tcp_ports(s) {
+                blind_tcp.insert(port, i);
+            }
             for (family, start, end) in s.service.addresses.iter().filter_map(|a| range(a)) {
                 if let Some(map) = ranges.get_mut(family) {
                     map.insert(start, (end, i));
@@ -71,6 +91,21 @@ pub fn reject_overlaps(
 }
 
 type Clash = (usize, (&'static str, String));
+
+/// The plain-TCP ports of a service that has hosts and no addresses: traffic to them can only
+/// be recognised by port.
+fn blind_tcp_ports<'a>(s: &'a BuiltService<'_>) -> impl Iterator<Item = u16> + 'a {
+    let blind = s.service.addresses.is_empty();
+    s.service
+        .ports
+        .iter()
+        .filter(move |p| blind && matches!(p.protocol, Protocol::Tcp | Protocol::Mongo))
+        .map(|p| p.number)
+}
+
+fn blind_tcp_clash(s: &BuiltService<'_>, seen: &HashMap<u16, usize>) -> Option<(usize, u16)> {
+    blind_tcp_ports(s).find_map(|port| seen.get(&port).map(|&j| (j, port)))
+}
 
 fn host_clash(
     s: &BuiltService<'_>,

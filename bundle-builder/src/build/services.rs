@@ -1,6 +1,6 @@
 //! ExternalServices and the ExternalEndpoints they select, validated into bundle entries.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use warden_bundle::{
     Endpoint, EndpointPort, ExternalService, GatewayRef, GatewayRoute, Locality, Protocol,
@@ -75,6 +75,13 @@ pub fn build_services<'r>(
             )
         })
         .collect();
+    // Endpoints by (workspace, label, value): a selector only looks at the shortest list.
+    let mut by_label: HashMap<(&str, &str, &str), Vec<usize>> = HashMap::new();
+    for (index, (ws, _, e)) in endpoints.iter().enumerate() {
+        for (key, value) in &e.manifest.metadata.labels {
+            by_label.entry((ws, key, value)).or_default().push(index);
+        }
+    }
     let mut out = Vec::new();
     for es in services {
         let before = diagnostics.count(Severity::Error);
@@ -103,21 +110,24 @@ pub fn build_services<'r>(
             }
         }
         // The endpoints this service selects: same workspace, every selector label present.
-        let selected: Vec<&(&str, Option<Endpoint>, &Located<ExternalEndpointSpec>)> =
-            if spec.selector.is_empty() {
-                Vec::new()
-            } else {
-                endpoints
-                    .iter()
-                    .filter(|(ws, _, e)| {
-                        *ws == workspace
-                            && spec
-                                .selector
-                                .iter()
-                                .all(|(k, v)| e.manifest.metadata.labels.get(k) == Some(v))
-                    })
-                    .collect()
-            };
+        let candidates = spec
+            .selector
+            .iter()
+            .map(|(k, v)| {
+                by_label
+                    .get(&(workspace.as_str(), k.as_str(), v.as_str()))
+                    .map_or(&[][..], Vec::as_slice)
+            })
+            .min_by_key(|list| list.len())
+            .unwrap_or(&[]);
+        let selected: Vec<&(&str, Option<Endpoint>, &Located<ExternalEndpointSpec>)> = candidates
+            .iter()
+            .filter_map(|&index| endpoints.get(index))
+            .filter(|(_, _, e)| {
+                let labels = &e.manifest.metadata.labels;
+                spec.selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+            })
+            .collect();
         if !spec.selector.is_empty() && selected.is_empty() {
             diagnostics.push(es.diagnostic(
                 Severity::Warning,
