@@ -21,7 +21,15 @@ pub fn run(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
     let decision = policy.decide(&request);
     let out = match args.output {
         OutputFormat::Json => serde_json::to_string_pretty(&to_json(&decision))? + "\n",
-        OutputFormat::Text => to_text(args, &request, &decision),
+        OutputFormat::Text => {
+            // The ranking a choice came from, when there was a choice.
+            let locality = request.locality.or(policy.settings().locality.as_ref());
+            let ranking = match decision.endpoint() {
+                Some(_) => policy.ranking(&decision, locality),
+                None => Vec::new(),
+            };
+            to_text(args, &request, &decision) + &ranking_text(&ranking)
+        }
     };
     crate::output::print(&out)?;
     Ok(ExitCode::SUCCESS)
@@ -103,9 +111,16 @@ pub struct ExplainOutput {
     pub service: Option<String>,
     /// `namespace/name` of the AccessPolicy that decided.
     pub policy: Option<String>,
-    /// The endpoint chosen for an internal hostname (`{address, port, locality}`); endpoint
-    /// choice is not in the engine yet, so always null for now.
-    pub endpoint: Option<()>,
+    /// For an internal hostname, the endpoint chosen (all endpoints healthy).
+    pub endpoint: Option<EndpointOutput>,
+}
+
+/// `{address, port, locality}` of a chosen endpoint.
+#[derive(Debug, Serialize)]
+pub struct EndpointOutput {
+    pub address: String,
+    pub port: u16,
+    pub locality: String,
 }
 
 pub fn to_json(decision: &Decision<'_>) -> ExplainOutput {
@@ -115,7 +130,11 @@ pub fn to_json(decision: &Decision<'_>) -> ExplainOutput {
         dry_run: decision.is_dry_run(),
         service: decision.service().map(|s| s.service.to_string()),
         policy: decision.policy().map(|p| p.to_string()),
-        endpoint: None,
+        endpoint: decision.endpoint().map(|e| EndpointOutput {
+            address: e.address.to_string(),
+            port: e.port,
+            locality: e.locality.to_string(),
+        }),
     }
 }
 
@@ -156,7 +175,42 @@ fn to_text(args: &ExplainArgs, request: &Request<'_>, decision: &Decision<'_>) -
         "policy:   {}",
         decision.policy().map_or_else(dash, |p| p.to_string())
     );
+    if let Some(e) = decision.endpoint() {
+        let _ = writeln!(
+            out,
+            "endpoint: {}:{} {} ({}, {})",
+            e.address,
+            e.port,
+            e.endpoint,
+            e.locality,
+            e.proximity.as_str()
+        );
+    }
     let _ = writeln!(out, "why:      {}", decision.message());
+    out
+}
+
+/// The endpoints of an internal hostname, closest first, as `explain` lists them.
+fn ranking_text(ranking: &[warden_engine::EndpointChoice<'_>]) -> String {
+    let mut out = String::new();
+    for (i, e) in ranking.iter().enumerate() {
+        let label = if i == 0 { "ranking:  " } else { "          " };
+        let locality = e.locality.to_string();
+        let _ = writeln!(
+            out,
+            "{label}{}. {}:{} {} ({}, {})",
+            i + 1,
+            e.address,
+            e.port,
+            e.endpoint,
+            if locality.is_empty() {
+                "no locality"
+            } else {
+                &locality
+            },
+            e.proximity.as_str()
+        );
+    }
     out
 }
 

@@ -76,7 +76,7 @@ fn explain_json_has_the_documented_fields() {
         out,
         "{\n  \"decision\": \"allow\",\n  \"reason\": \"client_allowed\",\n  \"dryRun\": false,\n  \
          \"service\": \"databases/orders-db\",\n  \"policy\": \"databases/orders-db-access\",\n  \
-         \"endpoint\": null\n}\n"
+         \"endpoint\": {\n    \"address\": \"10.20.3.4\",\n    \"port\": 5432,\n    \"locality\": \"us-east/us-east-1a\"\n  }\n}\n"
     );
 }
 

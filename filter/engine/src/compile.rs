@@ -283,6 +283,7 @@ fn compile_ports(
             number: port.number,
             protocol: port.protocol,
             via_gateway: port.egress_gateway.is_some(),
+            target: port.target_port.clone(),
             policies: Box::default(),
         });
     }

@@ -8,6 +8,7 @@ use std::fmt;
 use warden_bundle::Protocol;
 
 use crate::name::ResourceName;
+use crate::selection::EndpointChoice;
 
 /// Why a request was allowed. Codes are stable: dashboards and alerts key on them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -49,10 +50,12 @@ pub enum DenyReason {
     NoPolicy,
     /// The filter could not steer an allowed request to the destination it was decided on.
     RouteFailed,
+    /// Every endpoint behind the internal hostname is ejected.
+    NoHealthyEndpoint,
 }
 
 impl DenyReason {
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::NotInRegistry,
         Self::PortNotDeclared,
         Self::ClientNotAllowed,
@@ -60,6 +63,7 @@ impl DenyReason {
         Self::SniHostMismatch,
         Self::NoPolicy,
         Self::RouteFailed,
+        Self::NoHealthyEndpoint,
     ];
 
     pub fn code(self) -> &'static str {
@@ -71,6 +75,7 @@ impl DenyReason {
             Self::SniHostMismatch => "sni_host_mismatch",
             Self::NoPolicy => "no_policy",
             Self::RouteFailed => "route_failed",
+            Self::NoHealthyEndpoint => "no_healthy_endpoint",
         }
     }
 
@@ -78,7 +83,7 @@ impl DenyReason {
     pub fn http_status(self) -> u16 {
         match self {
             Self::InvalidHost => 400,
-            Self::NoPolicy | Self::RouteFailed => 503,
+            Self::NoPolicy | Self::RouteFailed | Self::NoHealthyEndpoint => 503,
             _ => 403,
         }
     }
@@ -103,6 +108,9 @@ impl DenyReason {
             Self::NoPolicy => "the egress filter has no valid policy and fails closed",
             Self::RouteFailed => {
                 "the egress filter could not steer the request to the destination it decided on"
+            }
+            Self::NoHealthyEndpoint => {
+                "every endpoint behind this internal hostname is ejected as unhealthy; none is tried blindly"
             }
         }
     }
@@ -139,6 +147,8 @@ pub struct Permit<'p> {
     pub policy: Option<&'p ResourceName>,
     /// Set when a dry-run access policy would have denied the request.
     pub dry_run_denial: Option<DenyReason>,
+    /// For an internal hostname: the endpoint the request goes to.
+    pub endpoint: Option<EndpointChoice<'p>>,
 }
 
 /// A denied request, with what denied it.
@@ -189,6 +199,14 @@ impl<'p> Decision<'p> {
         }
     }
 
+    /// For an internal hostname, the endpoint an allowed request goes to.
+    pub fn endpoint(&self) -> Option<EndpointChoice<'p>> {
+        match self {
+            Self::Allow(p) => p.endpoint,
+            Self::Deny(_) => None,
+        }
+    }
+
     pub fn policy(&self) -> Option<&'p ResourceName> {
         match self {
             Self::Allow(p) => p.policy,
@@ -231,6 +249,9 @@ impl fmt::Display for Decision<'_> {
         }
         if let Some(p) = self.policy() {
             write!(f, " policy={p}")?;
+        }
+        if let Some(e) = self.endpoint() {
+            write!(f, " endpoint={}:{} ({})", e.address, e.port, e.endpoint)?;
         }
         Ok(())
     }

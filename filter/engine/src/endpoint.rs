@@ -1,8 +1,6 @@
-//! Endpoints behind internal hostnames, compiled.
-//!
-//! Choosing one endpoint per request (closest locality first, weights, failover, outlier
-//! ejection) builds on this data; the compiled form is validated here so that a bundle with a
-//! bad endpoint is refused at load, not at the first request.
+//! Endpoints behind internal hostnames, compiled. The compiled form is validated here, so that
+//! a bundle with a bad endpoint is refused at load, not at the first request; choosing one per
+//! request is [`crate::selection`].
 
 use std::net::IpAddr;
 
@@ -20,10 +18,17 @@ pub enum EndpointAddress {
     Name(Box<str>),
 }
 
-/// Endpoint choice for internal hostnames (locality, weight) reads `address`, `locality` and
-/// `weight`; until it lands they are validated and kept.
+impl std::fmt::Display for EndpointAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Ip(std::net::IpAddr::V6(ip)) => write!(f, "[{ip}]"),
+            Self::Ip(ip) => write!(f, "{ip}"),
+            Self::Name(name) => f.write_str(name),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
-#[allow(dead_code)]
 pub(crate) struct CompiledEndpoint {
     pub(crate) name: ResourceName,
     pub(crate) address: EndpointAddress,

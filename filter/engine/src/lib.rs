@@ -17,6 +17,7 @@ mod identity;
 mod name;
 mod policy;
 mod request;
+mod selection;
 mod service_set;
 
 pub use compile::compile;
@@ -38,3 +39,4 @@ pub use identity::InvalidIdentity;
 pub use name::ResourceName;
 pub use policy::{Policy, Settings};
 pub use request::{Request, RequestProtocol};
+pub use selection::{AllHealthy, EndpointChoice, Health, Proximity};

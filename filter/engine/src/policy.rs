@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use warden_bundle::{FailureMode, Locality, OutboundMode, Protocol, Role};
+use warden_bundle::{FailureMode, Locality, OutboundMode, Protocol, Role, TargetPort};
 
 use crate::access::{evaluate, AccessOutcome, CompiledPolicy};
 use crate::cidr::CidrTable;
@@ -12,6 +12,7 @@ use crate::host::{parse_authority, Authority, Host, HostBuf};
 use crate::host_table::HostTable;
 use crate::name::ResourceName;
 use crate::request::Request;
+use crate::selection::{choose, target_port, AllHealthy, EndpointChoice, Health, Proximity};
 use crate::service_set::{ServiceSet, SetArena};
 
 /// A bundle compiled into lookup structures. Built once per configuration; `decide` only reads.
@@ -42,8 +43,7 @@ pub struct Settings {
 pub(crate) struct CompiledService {
     pub(crate) name: ResourceName,
     pub(crate) ports: Box<[CompiledPort]>,
-    /// Endpoint choice (internal hostnames) reads these; see [`crate::endpoint`].
-    #[allow(dead_code)]
+    /// The endpoints an internal hostname stands for (empty: traffic goes to the host).
     pub(crate) endpoints: Box<[CompiledEndpoint]>,
 }
 
@@ -52,6 +52,8 @@ pub(crate) struct CompiledPort {
     pub(crate) number: u16,
     pub(crate) protocol: Protocol,
     pub(crate) via_gateway: bool,
+    /// The endpoint port, when it is not `number`.
+    pub(crate) target: Option<TargetPort>,
     /// Indices of the access policies that apply to this port.
     pub(crate) policies: Box<[u32]>,
 }
@@ -88,8 +90,21 @@ impl Policy {
         self.services.len()
     }
 
-    /// Decides one request or connection.
+    /// Decides one request or connection, with every endpoint healthy and the first choice
+    /// among equals (what `explain` shows).
     pub fn decide<'p>(&'p self, request: &Request<'_>) -> Decision<'p> {
+        self.decide_with(request, &AllHealthy, 0)
+    }
+
+    /// Decides one request or connection. For an internal hostname, `health` says which
+    /// endpoints are ejected and `pick` (a counter or a random number) spreads requests over
+    /// the closest healthy endpoints by weight.
+    pub fn decide_with<'p>(
+        &'p self,
+        request: &Request<'_>,
+        health: &dyn Health,
+        pick: u64,
+    ) -> Decision<'p> {
         let (mut host_buf, mut sni_buf) = (HostBuf::new(), HostBuf::new());
         let authority = match authority(request, &mut host_buf, &mut sni_buf) {
             Ok(authority) => authority,
@@ -127,7 +142,8 @@ impl Policy {
         {
             first.get_or_insert(service);
             if let Some(p) = service.ports.iter().find(|p| p.number == port) {
-                return self.check_access(service, p, matched_on, request);
+                let decision = self.check_access(service, p, matched_on, request);
+                return self.route(decision, service, p, request, health, pick);
             }
         }
         Decision::Deny(Denial {
@@ -157,9 +173,92 @@ impl Policy {
                 service: None,
                 policy: None,
                 dry_run_denial: None,
+                endpoint: None,
             }),
             OutboundMode::RegistryOnly => Decision::deny(DenyReason::NotInRegistry),
         }
+    }
+
+    /// Adds the endpoint to a permit for an internal hostname, or denies when none is healthy.
+    fn route<'p>(
+        &'p self,
+        decision: Decision<'p>,
+        service: &'p CompiledService,
+        port: &'p CompiledPort,
+        request: &Request<'_>,
+        health: &dyn Health,
+        pick: u64,
+    ) -> Decision<'p> {
+        let Decision::Allow(mut permit) = decision else {
+            return decision;
+        };
+        if service.endpoints.is_empty() {
+            return Decision::Allow(permit);
+        }
+        let locality = request.locality.or(self.settings.locality.as_ref());
+        match choose(
+            &service.name,
+            &service.endpoints,
+            port.number,
+            port.target.as_ref(),
+            locality,
+            health,
+            pick,
+        ) {
+            Some(choice) => {
+                permit.endpoint = Some(choice);
+                Decision::Allow(permit)
+            }
+            None => Decision::Deny(Denial {
+                reason: DenyReason::NoHealthyEndpoint,
+                service: permit.service,
+                policy: permit.policy,
+            }),
+        }
+    }
+
+    /// Every endpoint of the service a request matches, closest first, with its proximity to
+    /// `locality` (for `explain`).
+    pub fn ranking<'p>(
+        &'p self,
+        decision: &Decision<'p>,
+        locality: Option<&Locality>,
+    ) -> Vec<EndpointChoice<'p>> {
+        let Some(matched) = decision.service() else {
+            return Vec::new();
+        };
+        let Some(service) = self
+            .services
+            .iter()
+            .find(|s| std::ptr::eq(&s.name, matched.service))
+        else {
+            return Vec::new();
+        };
+        let target = service
+            .ports
+            .iter()
+            .find(|p| p.number == matched.port)
+            .and_then(|p| p.target.as_ref());
+        let mut out: Vec<EndpointChoice<'p>> = service
+            .endpoints
+            .iter()
+            .enumerate()
+            .filter_map(|(index, e)| {
+                let port = target_port(e, matched.port, target)?;
+                let proximity = Proximity::of(locality, &e.locality);
+                let choice = EndpointChoice {
+                    endpoint: &e.name,
+                    index,
+                    address: &e.address,
+                    port,
+                    locality: &e.locality,
+                    proximity,
+                };
+                Some(choice)
+            })
+            .collect();
+        out.sort_by_key(|c| (c.proximity, c.index));
+        out
     }
 
     fn check_access<'p>(
@@ -182,6 +281,7 @@ impl Policy {
                 service: matched,
                 policy,
                 dry_run_denial,
+                endpoint: None,
             })
         };
         match evaluate(&self.policies, &port.policies, request) {

@@ -1,0 +1,146 @@
+//! Choosing one endpoint for an internal hostname: the closest locality that has a healthy
+//! endpoint, then a weighted choice within it.
+//!
+//! Proximity ranks endpoints against the proxy's locality: same sub-zone, same zone, same
+//! region, anywhere. Ejected endpoints (passive outlier detection, kept by the caller behind
+//! [`Health`]) are skipped, so traffic fails over outward rank by rank. When none is healthy,
+//! the request is denied `no_healthy_endpoint`, never sent to an arbitrary address. A choice
+//! takes two passes over the service's endpoints and allocates nothing.
+
+use warden_bundle::{Locality, TargetPort};
+
+use crate::endpoint::{CompiledEndpoint, EndpointAddress};
+use crate::name::ResourceName;
+
+/// How close an endpoint is to the proxy. Lower is closer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Proximity {
+    SameSubZone,
+    SameZone,
+    SameRegion,
+    Remote,
+}
+
+impl Proximity {
+    /// The proximity of an endpoint in `endpoint` to a proxy in `proxy` (unknown: remote).
+    pub fn of(proxy: Option<&Locality>, endpoint: &Locality) -> Self {
+        let Some(proxy) = proxy else {
+            return Self::Remote;
+        };
+        let same = |a: &str, b: &str| !a.is_empty() && a == b;
+        if !same(&proxy.region, &endpoint.region) {
+            Self::Remote
+        } else if !same(&proxy.zone, &endpoint.zone) {
+            Self::SameRegion
+        } else if !same(&proxy.sub_zone, &endpoint.sub_zone) {
+            Self::SameZone
+        } else {
+            Self::SameSubZone
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SameSubZone => "same sub-zone",
+            Self::SameZone => "same zone",
+            Self::SameRegion => "same region",
+            Self::Remote => "other region",
+        }
+    }
+}
+
+/// Which endpoints are ejected right now. The filter keeps this state in proxy-wasm shared
+/// data so every worker sees it; tests and `explain` use [`AllHealthy`].
+pub trait Health {
+    /// Whether endpoint `index` of `service` is ejected.
+    fn is_ejected(&self, service: &ResourceName, index: usize) -> bool;
+}
+
+/// No endpoint is ejected.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AllHealthy;
+
+impl Health for AllHealthy {
+    fn is_ejected(&self, _service: &ResourceName, _index: usize) -> bool {
+        false
+    }
+}
+
+/// The endpoint a request goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EndpointChoice<'p> {
+    /// `namespace/name` of the ExternalEndpoint.
+    pub endpoint: &'p ResourceName,
+    /// Its position in the service's endpoints (the key for health state).
+    pub index: usize,
+    pub address: &'p EndpointAddress,
+    pub port: u16,
+    pub locality: &'p Locality,
+    pub proximity: Proximity,
+}
+
+/// The port traffic for `service_port` goes to on `endpoint`, if the endpoint has it.
+pub(crate) fn target_port(
+    endpoint: &CompiledEndpoint,
+    service_port: u16,
+    target: Option<&TargetPort>,
+) -> Option<u16> {
+    match target {
+        None => Some(service_port),
+        Some(TargetPort::Number(n)) => Some(*n),
+        Some(TargetPort::Name(name)) => endpoint.port_named(name),
+    }
+}
+
+/// Picks an endpoint: the closest proximity with a healthy endpoint, then the endpoint whose
+/// cumulative weight covers `pick` modulo the total weight of that proximity. `None` when no
+/// endpoint is healthy.
+pub(crate) fn choose<'p>(
+    service: &'p ResourceName,
+    endpoints: &'p [CompiledEndpoint],
+    service_port: u16,
+    target: Option<&TargetPort>,
+    proxy: Option<&Locality>,
+    health: &dyn Health,
+    pick: u64,
+) -> Option<EndpointChoice<'p>> {
+    let usable = |(index, endpoint): &(usize, &'p CompiledEndpoint)| {
+        endpoint.weight > 0
+            && !health.is_ejected(service, *index)
+            && target_port(endpoint, service_port, target).is_some()
+    };
+    let mut best: Option<Proximity> = None;
+    let mut total: u64 = 0;
+    for (_, endpoint) in endpoints.iter().enumerate().filter(usable) {
+        let proximity = Proximity::of(proxy, &endpoint.locality);
+        match best {
+            Some(b) if proximity > b => {}
+            Some(b) if proximity == b => total += u64::from(endpoint.weight),
+            _ => {
+                best = Some(proximity);
+                total = u64::from(endpoint.weight);
+            }
+        }
+    }
+    let best = best?;
+    let mut remaining = pick % total.max(1);
+    for (index, endpoint) in endpoints.iter().enumerate().filter(usable) {
+        let proximity = Proximity::of(proxy, &endpoint.locality);
+        if proximity != best {
+            continue;
+        }
+        let weight = u64::from(endpoint.weight);
+        if remaining < weight {
+            return Some(EndpointChoice {
+                endpoint: &endpoint.name,
+                index,
+                address: &endpoint.address,
+                port: target_port(endpoint, service_port, target)?,
+                locality: &endpoint.locality,
+                proximity,
+            });
+        }
+        remaining -= weight;
+    }
+    None
+}
