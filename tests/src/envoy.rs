@@ -43,6 +43,8 @@ pub struct Sidecar {
     pub bundle: Value,
     pub identity: Option<String>,
     pub tcp: Vec<TcpForward>,
+    /// The node's locality, `REGION/ZONE[/SUBZONE]`.
+    pub locality: Option<String>,
 }
 
 impl Sidecar {
@@ -62,7 +64,7 @@ impl Sidecar {
             admin,
             tcp: self.tcp.clone(),
             identity: self.identity.clone(),
-            locality: None,
+            locality: self.locality.as_deref().map(warden_bundle::Locality::parse),
         })
     }
 

@@ -6,7 +6,8 @@ use std::rc::Rc;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 use warden_engine::{
-    parse_authority, Decision, DenyReason, Host, HostBuf, MatchedOn, Request, RequestProtocol,
+    parse_authority, AllHealthy, Decision, DenyReason, EndpointAddress, Host, HostBuf, MatchedOn,
+    Request, RequestProtocol,
 };
 
 use crate::denial::{self, REASON_HEADER};
@@ -46,13 +47,21 @@ impl WardenHttp {
 }
 
 /// Where an allowed request must go when `:authority` alone would not take it there: the
-/// canonical form of a non-canonical spelling (`0x7f.0.0.21`, `API.Example.COM.`), or the
-/// address the decision was made on. `None` when the authority is already exact.
+/// endpoint chosen for an internal hostname, the canonical form of a non-canonical spelling
+/// (`0x7f.0.0.21`, `API.Example.COM.`), or the address the decision was made on. `None` when
+/// the authority is already exact.
 fn steer_to(
     raw_authority: &str,
     decision: &Decision<'_>,
     destination: Option<(IpAddr, Option<u16>)>,
 ) -> Option<(String, u16)> {
+    if let Some(endpoint) = decision.endpoint() {
+        let host = match endpoint.address {
+            EndpointAddress::Ip(ip) => ip.to_string(),
+            EndpointAddress::Name(name) => name.to_string(),
+        };
+        return Some((host, endpoint.port));
+    }
     let mut buf = HostBuf::new();
     let authority = parse_authority(raw_authority, &mut buf).ok()?;
     let port = authority.port.unwrap_or(80);
@@ -114,9 +123,10 @@ impl HttpContext for WardenHttp {
             client: shared.identity.as_deref(),
             method: header(":method"),
             path: header(":path"),
+            locality: shared.locality.as_ref(),
             ..Request::default()
         };
-        let decision = policy.decide(&request);
+        let decision = policy.decide_with(&request, &AllHealthy, shared.next_pick());
         shared.metrics.http(&decision);
         let (host_text, client_text) = (host.unwrap_or("-"), request.client.unwrap_or("-"));
         let Decision::Deny(denial) = decision else {

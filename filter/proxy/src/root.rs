@@ -1,11 +1,12 @@
 //! The root context: loads the bundle once per VM and hands the compiled policy to each
 //! request or connection.
 
+use std::cell::Cell;
 use std::rc::Rc;
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext, StreamContext};
 use proxy_wasm::types::ContextType;
-use warden_bundle::Bundle;
+use warden_bundle::{Bundle, Locality};
 use warden_engine::{compile, CompileError, Policy};
 
 use crate::metrics::Metrics;
@@ -21,7 +22,32 @@ pub struct Shared {
     /// Envoy runs as an explicit local proxy (no traffic capture): `destination.address` is
     /// Envoy's own listener, not where the client meant to go, so HTTP decisions ignore it.
     pub local_proxy: bool,
+    /// The proxy's locality: the bundle's, else the node's (`xds.node.locality`).
+    pub locality: Option<Locality>,
+    /// Spreads internal-hostname requests over endpoints by weight (round robin per VM).
+    picks: Cell<u64>,
     pub metrics: Metrics,
+}
+
+impl Shared {
+    /// The next pick for endpoint choice.
+    pub fn next_pick(&self) -> u64 {
+        let pick = self.picks.get();
+        self.picks.set(pick.wrapping_add(1));
+        pick
+    }
+}
+
+/// The node's locality from the bootstrap, if it names one.
+fn node_locality() -> Option<Locality> {
+    let part =
+        |name: &str| properties::text(&["xds", "node", "locality", name]).unwrap_or_default();
+    let locality = Locality {
+        region: part("region"),
+        zone: part("zone"),
+        sub_zone: part("sub_zone"),
+    };
+    (!locality.region.is_empty()).then_some(locality)
 }
 
 /// Whether this plugin instance is the HTTP filter or the network (TCP) filter. Envoy loads
@@ -79,6 +105,7 @@ impl RootContext for WardenRoot {
             .or_else(|| properties::text(&["xds", "node", "metadata", "WARDEN_WORKLOAD_IDENTITY"]));
         let local_proxy = properties::text(&["xds", "node", "metadata", "WARDEN_LOCAL_PROXY"])
             .is_some_and(|v| v == "true");
+        let locality = settings.locality.clone().or_else(node_locality);
         self.set_tick_period(crate::metrics::FLUSH_PERIOD);
         // Counts of the configuration being replaced still belong in Envoy's counters.
         if let Some(previous) = &self.shared {
@@ -88,6 +115,8 @@ impl RootContext for WardenRoot {
             policy: Some(policy),
             identity,
             local_proxy,
+            locality,
+            picks: Cell::new(0),
             metrics,
         }));
         true

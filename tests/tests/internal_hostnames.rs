@@ -1,0 +1,78 @@
+//! Internal hostnames in a real Envoy: one name for several endpoints, closest first, by weight.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::net::SocketAddr;
+
+use serde_json::{json, Value};
+use warden_e2e::client::get;
+use warden_e2e::envoy::Sidecar;
+use warden_e2e::free_port;
+use warden_e2e::upstream::HttpUpstream;
+
+fn endpoint(name: &str, ip: &str, port: u16, locality: (&str, &str), weight: u32) -> Value {
+    json!({
+        "source": { "kind": "ExternalEndpoint", "namespace": "e2e", "name": name },
+        "address": ip,
+        "ports": [{ "name": "http", "number": port }],
+        "locality": { "region": locality.0, "zone": locality.1 },
+        "weight": weight
+    })
+}
+
+/// A sidecar in us-east-1a sends `orders-api.mesh.internal` only to its zone's endpoints, split
+/// by weight; a sidecar in us-west-2a sends it to the west endpoint. The upstreams are real
+/// servers on three loopback addresses.
+#[test]
+fn internal_hostname_goes_to_the_closest_endpoints_by_weight() {
+    let port = ["127.0.0.27", "127.0.0.28", "127.0.0.29"]
+        .map(free_port)
+        .into_iter()
+        .max()
+        .unwrap();
+    let addr = |ip: &str| SocketAddr::new(ip.parse().unwrap(), port);
+    let (a, b, west) = (
+        HttpUpstream::start("east-a", addr("127.0.0.27")),
+        HttpUpstream::start("east-b", addr("127.0.0.28")),
+        HttpUpstream::start("west", addr("127.0.0.29")),
+    );
+    let bundle = json!({
+        "apiVersion": "warden.dev/v1alpha1", "kind": "Bundle",
+        "spec": { "outboundMode": "REGISTRY_ONLY", "services": [{
+            "source": { "kind": "ExternalService", "namespace": "e2e", "name": "orders-api" },
+            "hosts": ["orders-api.mesh.internal"],
+            "ports": [{ "number": 80, "protocol": "HTTP", "targetPort": { "name": "http" } }],
+            "endpoints": [
+                endpoint("east-a", "127.0.0.27", port, ("us-east", "us-east-1a"), 1),
+                endpoint("east-b", "127.0.0.28", port, ("us-east", "us-east-1a"), 3),
+                endpoint("west", "127.0.0.29", port, ("us-west", "us-west-2a"), 1)
+            ]
+        }]}
+    });
+    let mut sidecar = Sidecar::new(bundle);
+    sidecar.locality = Some("us-east/us-east-1a".into());
+    let east = sidecar.start();
+    for _ in 0..40 {
+        let r = get(east.listen, "orders-api.mesh.internal", "/", &[]);
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    assert_eq!(
+        (a.seen().len(), b.seen().len(), west.seen().len()),
+        (10, 30, 0)
+    );
+    assert!(
+        a.seen()
+            .iter()
+            .all(|s| s.host == "orders-api.mesh.internal"),
+        "the Host header is kept"
+    );
+
+    sidecar.locality = Some("us-west/us-west-2a".into());
+    let far = sidecar.start();
+    let r = get(far.listen, "orders-api.mesh.internal", "/", &[]);
+    assert_eq!((r.status, r.body.as_str()), (200, "upstream west"));
+}
