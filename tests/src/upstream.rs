@@ -14,47 +14,38 @@ pub struct Seen {
     pub headers: Vec<(String, String)>,
 }
 
-/// An HTTP server answering `200 upstream <name>` and recording every request.
+/// An HTTP/1.1 server answering `200 upstream <name>` to every request and recording it.
+/// One request per connection (`Connection: close`), and dropping it closes its listening
+/// socket: stopping it looks to Envoy exactly like an outage.
 pub struct HttpUpstream {
     pub addr: SocketAddr,
-    server: Arc<tiny_http::Server>,
     seen: Arc<Mutex<Vec<Seen>>>,
+    stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl HttpUpstream {
     pub fn start(name: &str, addr: SocketAddr) -> Self {
-        let server = Arc::new(
-            tiny_http::Server::http(addr)
-                .unwrap_or_else(|e| panic!("upstream {name} on {addr}: {e}")),
-        );
+        let listener =
+            TcpListener::bind(addr).unwrap_or_else(|e| panic!("upstream {name} on {addr}: {e}"));
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let (srv, log, body) = (server.clone(), seen.clone(), format!("upstream {name}"));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (log, halt, body) = (seen.clone(), stop.clone(), format!("upstream {name}"));
         let thread = std::thread::spawn(move || {
-            for request in srv.incoming_requests() {
-                let headers: Vec<(String, String)> = request
-                    .headers()
-                    .iter()
-                    .map(|h| {
-                        (
-                            h.field.to_string().to_ascii_lowercase(),
-                            h.value.to_string(),
-                        )
-                    })
-                    .collect();
-                let host = headers
-                    .iter()
-                    .find(|(n, _)| n == "host")
-                    .map(|(_, v)| v.clone())
-                    .unwrap_or_default();
-                log.lock().unwrap().push(Seen { host, headers });
-                let _ = request.respond(tiny_http::Response::from_string(body.clone()));
+            for stream in listener.incoming() {
+                if halt.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(stream) = stream else { continue };
+                if let Some(request) = serve(stream, &body) {
+                    log.lock().unwrap().push(request);
+                }
             }
         });
         Self {
             addr,
-            server,
             seen,
+            stop,
             thread: Some(thread),
         }
     }
@@ -64,9 +55,44 @@ impl HttpUpstream {
     }
 }
 
+/// Reads one request head, answers it, closes the connection.
+fn serve(mut stream: TcpStream, body: &str) -> Option<Seen> {
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok()?;
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = stream.read(&mut buf).ok()?;
+        if n == 0 {
+            return None;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&head).into_owned();
+    let headers: Vec<(String, String)> = text
+        .split("\r\n")
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let host = headers
+        .iter()
+        .find(|(n, _)| n == "host")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    let response = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(response.as_bytes()).ok()?;
+    Some(Seen { host, headers })
+}
+
 impl Drop for HttpUpstream {
     fn drop(&mut self) {
-        self.server.unblock();
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(self.addr);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }

@@ -171,6 +171,7 @@ pub fn build_services<'r>(
                 ports,
                 endpoints: built,
                 subject_alt_names: spec.subject_alt_names.clone(),
+                outlier_detection: None,
             },
             workspace,
             resource: es,

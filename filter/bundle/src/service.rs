@@ -24,6 +24,27 @@ pub struct ExternalService {
     /// Names the endpoint's certificate must carry when TLS is originated.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub subject_alt_names: Vec<String>,
+    /// When endpoints are ejected for failing (absent: the defaults).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outlier_detection: Option<OutlierDetection>,
+}
+
+/// Passive outlier detection for a service's endpoints (Gloo's `OutlierDetectionPolicy`).
+/// Absent fields take the defaults: 5 consecutive errors, no separate gateway-error
+/// threshold, 30 s base ejection time, up to 100% of endpoints ejected.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct OutlierDetection {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consecutive_errors: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consecutive_gateway_errors: Option<u32>,
+    /// Ejection time for the first ejection, in milliseconds; it grows with each ejection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_ejection_millis: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_ejection_percent: Option<u32>,
 }
 
 /// Application protocols a port can declare (Gloo's `ExternalService` port protocols).

@@ -97,6 +97,7 @@ fn service(i: usize) -> ExternalService {
         ports,
         endpoints: Vec::new(),
         subject_alt_names: Vec::new(),
+        outlier_detection: None,
     }
 }
 

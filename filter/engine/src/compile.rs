@@ -14,6 +14,7 @@ use crate::host::{parse_host, Host, HostBuf};
 use crate::host_table::HostTable;
 use crate::identity::{validate, IdentityPattern};
 use crate::name::ResourceName;
+use crate::outlier::OutlierSettings;
 use crate::policy::{CompiledPort, CompiledService, Policy, Settings};
 use crate::service_set::{SetArena, SetBuilder};
 
@@ -70,8 +71,25 @@ pub fn compile(bundle: &Bundle) -> Result<Policy, CompileError> {
             .collect::<Result<Box<[_]>, _>>()?;
         let ports = compile_ports(service, &endpoints, &field)?;
         port_policies.push(vec![Vec::new(); ports.len()]);
+        let defaults = OutlierSettings::default();
+        let outlier = service
+            .outlier_detection
+            .as_ref()
+            .map_or(defaults, |o| OutlierSettings {
+                consecutive_errors: o
+                    .consecutive_errors
+                    .unwrap_or(defaults.consecutive_errors)
+                    .max(1),
+                consecutive_gateway_errors: o.consecutive_gateway_errors.map(|n| n.max(1)),
+                base_ejection_ms: o.base_ejection_millis.unwrap_or(defaults.base_ejection_ms),
+                max_ejection_percent: o
+                    .max_ejection_percent
+                    .unwrap_or(defaults.max_ejection_percent)
+                    .min(100),
+            });
         services.push(CompiledService {
             name: ResourceName::new(&src.namespace, &src.name),
+            outlier,
             ports,
             endpoints,
         });

@@ -15,6 +15,7 @@ mod host;
 mod host_table;
 mod identity;
 mod name;
+mod outlier;
 mod policy;
 mod request;
 mod selection;
@@ -37,6 +38,7 @@ pub use host::{
 };
 pub use identity::InvalidIdentity;
 pub use name::ResourceName;
+pub use outlier::{EndpointHealth, HealthAt, Outcome, OutlierSettings, Recorded, ServiceHealth};
 pub use policy::{Policy, Settings};
 pub use request::{Request, RequestProtocol};
 pub use selection::{AllHealthy, EndpointChoice, Health, Proximity};

@@ -11,6 +11,7 @@ use crate::endpoint::CompiledEndpoint;
 use crate::host::{parse_authority, Authority, Host, HostBuf};
 use crate::host_table::HostTable;
 use crate::name::ResourceName;
+use crate::outlier::OutlierSettings;
 use crate::request::Request;
 use crate::selection::{choose, target_port, AllHealthy, EndpointChoice, Health, Proximity};
 use crate::service_set::{ServiceSet, SetArena};
@@ -43,6 +44,8 @@ pub struct Settings {
 pub(crate) struct CompiledService {
     pub(crate) name: ResourceName,
     pub(crate) ports: Box<[CompiledPort]>,
+    /// When endpoints are ejected.
+    pub(crate) outlier: OutlierSettings,
     /// The endpoints an internal hostname stands for (empty: traffic goes to the host).
     pub(crate) endpoints: Box<[CompiledEndpoint]>,
 }
@@ -198,6 +201,7 @@ impl Policy {
         let locality = request.locality.or(self.settings.locality.as_ref());
         match choose(
             &service.name,
+            &service.outlier,
             &service.endpoints,
             port.number,
             port.target.as_ref(),
@@ -253,6 +257,9 @@ impl Policy {
                     port,
                     locality: &e.locality,
                     proximity,
+                    service: &service.name,
+                    endpoints: service.endpoints.len(),
+                    outlier: &service.outlier,
                 };
                 Some(choice)
             })

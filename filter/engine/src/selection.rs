@@ -11,6 +11,7 @@ use warden_bundle::{Locality, TargetPort};
 
 use crate::endpoint::{CompiledEndpoint, EndpointAddress};
 use crate::name::ResourceName;
+use crate::outlier::OutlierSettings;
 
 /// How close an endpoint is to the proxy. Lower is closer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -77,6 +78,11 @@ pub struct EndpointChoice<'p> {
     pub port: u16,
     pub locality: &'p Locality,
     pub proximity: Proximity,
+    /// The service, its number of endpoints and its outlier settings: what recording the
+    /// outcome of this request needs.
+    pub service: &'p ResourceName,
+    pub endpoints: usize,
+    pub outlier: &'p OutlierSettings,
 }
 
 /// The port traffic for `service_port` goes to on `endpoint`, if the endpoint has it.
@@ -95,8 +101,10 @@ pub(crate) fn target_port(
 /// Picks an endpoint: the closest proximity with a healthy endpoint, then the endpoint whose
 /// cumulative weight covers `pick` modulo the total weight of that proximity. `None` when no
 /// endpoint is healthy.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn choose<'p>(
     service: &'p ResourceName,
+    outlier: &'p OutlierSettings,
     endpoints: &'p [CompiledEndpoint],
     service_port: u16,
     target: Option<&TargetPort>,
@@ -138,6 +146,9 @@ pub(crate) fn choose<'p>(
                 port: target_port(endpoint, service_port, target)?,
                 locality: &endpoint.locality,
                 proximity,
+                service,
+                endpoints: endpoints.len(),
+                outlier,
             });
         }
         remaining -= weight;

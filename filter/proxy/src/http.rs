@@ -6,12 +6,13 @@ use std::rc::Rc;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 use warden_engine::{
-    parse_authority, AllHealthy, Decision, DenyReason, EndpointAddress, Host, HostBuf, MatchedOn,
+    parse_authority, Decision, DenyReason, EndpointAddress, Host, HostBuf, MatchedOn, Outcome,
     Request, RequestProtocol,
 };
 
 use crate::denial::{self, REASON_HEADER};
 use crate::filter_state::{self, Span, DYNAMIC_HOST, DYNAMIC_PORT};
+use crate::health::{self, Chosen, SharedHealth};
 use crate::properties;
 use crate::root::Shared;
 
@@ -25,11 +26,16 @@ fn is_spoofable(name: &str) -> bool {
 
 pub struct WardenHttp {
     shared: Option<Rc<Shared>>,
+    /// The endpoint an internal-hostname request went to, to record its outcome.
+    chosen: Option<Chosen>,
 }
 
 impl WardenHttp {
     pub fn new(shared: Option<Rc<Shared>>) -> Self {
-        Self { shared }
+        Self {
+            shared,
+            chosen: None,
+        }
     }
 
     fn deny(&self, reason: DenyReason, decision: Option<&Decision<'_>>) -> Action {
@@ -90,6 +96,17 @@ fn host_part(authority: &str) -> &str {
 impl Context for WardenHttp {}
 
 impl HttpContext for WardenHttp {
+    fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        if let Some(chosen) = self.chosen.take() {
+            let status = self
+                .get_http_response_header(":status")
+                .and_then(|s| s.parse::<u32>().ok())
+                .unwrap_or(0);
+            health::record(&chosen, Outcome::of_status(status));
+        }
+        Action::Continue
+    }
+
     fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
         let headers = self.get_http_request_headers();
         for (name, _) in headers.iter().filter(|(n, _)| is_spoofable(n)) {
@@ -126,7 +143,15 @@ impl HttpContext for WardenHttp {
             locality: shared.locality.as_ref(),
             ..Request::default()
         };
-        let decision = policy.decide_with(&request, &AllHealthy, shared.next_pick());
+        let health = SharedHealth::new(health::now_ms());
+        let decision = policy.decide_with(&request, &health, shared.next_pick());
+        self.chosen = decision.endpoint().map(|e| Chosen {
+            service: e.service.to_string(),
+            endpoint: e.endpoint.to_string(),
+            index: e.index,
+            endpoints: e.endpoints,
+            outlier: *e.outlier,
+        });
         shared.metrics.http(&decision);
         let (host_text, client_text) = (host.unwrap_or("-"), request.client.unwrap_or("-"));
         let Decision::Deny(denial) = decision else {
@@ -142,6 +167,8 @@ impl HttpContext for WardenHttp {
                 let ok = filter_state::set(DYNAMIC_HOST, &target, Span::Request)
                     && filter_state::set(DYNAMIC_PORT, &port.to_string(), Span::Request);
                 if !ok {
+                    // Our own 503 says nothing about the endpoint's health.
+                    self.chosen = None;
                     return self.deny(DenyReason::RouteFailed, Some(&decision));
                 }
             }

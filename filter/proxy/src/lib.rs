@@ -7,6 +7,7 @@
 
 mod denial;
 mod filter_state;
+mod health;
 mod http;
 mod metrics;
 mod properties;

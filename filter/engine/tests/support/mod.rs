@@ -41,6 +41,7 @@ pub fn service(
             .collect(),
         endpoints: Vec::new(),
         subject_alt_names: Vec::new(),
+        outlier_detection: None,
     }
 }
 

@@ -1,0 +1,111 @@
+//! Endpoint health in proxy-wasm shared data, so that every worker VM stops sending to an
+//! endpoint that one of them saw fail. Reads happen only for internal hostnames, once per
+//! request; writes use compare-and-swap, so concurrent workers never lose a record.
+
+use std::cell::RefCell;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::Status;
+use warden_engine::{Health, Outcome, OutlierSettings, Recorded, ResourceName, ServiceHealth};
+
+/// Milliseconds since the epoch, from Envoy's clock.
+pub fn now_ms() -> u64 {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .or_else(|| SystemTime::now().duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn key(service: &str) -> String {
+    format!("warden.outlier/{service}")
+}
+
+fn load(service: &str) -> (ServiceHealth, Option<u32>) {
+    match hostcalls::get_shared_data(&key(service)) {
+        Ok((Some(bytes), cas)) => (ServiceHealth::decode_any(&bytes).unwrap_or_default(), cas),
+        Ok((None, cas)) => (ServiceHealth::default(), cas),
+        Err(_) => (ServiceHealth::default(), None),
+    }
+}
+
+/// [`Health`] read from shared data, fetched once per request for the service asked about.
+#[derive(Debug)]
+pub struct SharedHealth {
+    now_ms: u64,
+    cache: RefCell<Option<(String, ServiceHealth)>>,
+}
+
+impl SharedHealth {
+    pub fn new(now_ms: u64) -> Self {
+        Self {
+            now_ms,
+            cache: RefCell::new(None),
+        }
+    }
+}
+
+impl Health for SharedHealth {
+    fn is_ejected(&self, service: &ResourceName, index: usize) -> bool {
+        let mut cache = self.cache.borrow_mut();
+        if cache
+            .as_ref()
+            .is_none_or(|(name, _)| name != service.as_str())
+        {
+            *cache = Some((service.as_str().to_owned(), load(service.as_str()).0));
+        }
+        cache
+            .as_ref()
+            .is_some_and(|(_, health)| health.is_ejected(index, self.now_ms))
+    }
+}
+
+/// The endpoint a request went to, kept until its response.
+#[derive(Debug, Clone)]
+pub struct Chosen {
+    pub service: String,
+    pub endpoint: String,
+    pub index: usize,
+    pub endpoints: usize,
+    pub outlier: OutlierSettings,
+}
+
+/// Records the outcome of a request to a chosen endpoint.
+pub fn record(chosen: &Chosen, outcome: Outcome) {
+    for _ in 0..8 {
+        let (mut health, cas) = load(&chosen.service);
+        if health.endpoints.len() != chosen.endpoints {
+            health = ServiceHealth::new(chosen.endpoints);
+        }
+        let now = now_ms();
+        let result = health.record(chosen.index, outcome, now, &chosen.outlier);
+        match hostcalls::set_shared_data(&key(&chosen.service), Some(&health.encode()), cas) {
+            Ok(()) => {
+                match result {
+                    Recorded::Ejected { until_ms } => log::warn!(
+                        "ejected endpoint {} of {} for {} ms after repeated failures",
+                        chosen.endpoint,
+                        chosen.service,
+                        until_ms.saturating_sub(now)
+                    ),
+                    Recorded::EjectionLimited => log::warn!(
+                        "endpoint {} of {} keeps failing, but ejecting it would exceed maxEjectionPercent",
+                        chosen.endpoint,
+                        chosen.service
+                    ),
+                    Recorded::Counted => {}
+                }
+                return;
+            }
+            Err(Status::CasMismatch) => continue,
+            Err(status) => {
+                log::warn!(
+                    "cannot record endpoint health for {}: {status:?}",
+                    chosen.service
+                );
+                return;
+            }
+        }
+    }
+}
