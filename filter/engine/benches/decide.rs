@@ -182,6 +182,55 @@ fn bench_decide(c: &mut Criterion) {
     group.finish();
 }
 
+/// One internal hostname with `n` endpoints over 10 regions x 10 zones; the proxy is in one
+/// of the zones. Compared with the same service without endpoints.
+fn bench_endpoint_choice(c: &mut Criterion) {
+    use warden_bundle::{Endpoint, EndpointPort, Locality};
+    let mut group = c.benchmark_group("endpoint_choice");
+    group
+        .measurement_time(Duration::from_secs(2))
+        .warm_up_time(Duration::from_millis(500));
+    for n in [0usize, 10, 1_000] {
+        let mut svc = service(0);
+        svc.endpoints = (0..n)
+            .map(|i| Endpoint {
+                source: Provenance::new(ResourceKind::ExternalEndpoint, "db", format!("ep-{i}")),
+                address: format!("10.{}.{}.{}", i >> 16 & 0xff, i >> 8 & 0xff, i & 0xff),
+                ports: vec![EndpointPort {
+                    name: None,
+                    number: 443,
+                }],
+                locality: Locality::parse(&format!("r{}/r{}-z{}", i % 10, i % 10, (i / 10) % 10)),
+                weight: 1,
+            })
+            .collect();
+        let host = svc.hosts[0].clone();
+        let policy = compile(&Bundle::new(BundleSpec {
+            outbound_mode: OutboundMode::RegistryOnly,
+            services: vec![svc],
+            ..BundleSpec::default()
+        }))
+        .unwrap();
+        let here = Locality::parse("r3/r3-z7");
+        // As the filter does at load: rank the endpoints once for this proxy.
+        let mut policy = policy;
+        policy.prepare_for(Some(here.clone()));
+        let request = Request {
+            protocol: RequestProtocol::Http,
+            host: Some(host.as_str()),
+            port: Some(443),
+            locality: Some(&here),
+            ..Request::default()
+        };
+        assert!(policy.decide(&request).is_allowed());
+        assert_eq!(policy.decide(&request).endpoint().is_some(), n > 0);
+        group.bench_function(BenchmarkId::from_parameter(n), |b| {
+            b.iter(|| black_box(policy.decide(black_box(&request)).is_allowed()))
+        });
+    }
+    group.finish();
+}
+
 fn bench_compile(c: &mut Criterion) {
     let mut group = c.benchmark_group("compile");
     group
@@ -208,5 +257,5 @@ fn bench_compile(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench_decide, bench_compile);
+criterion_group!(benches, bench_decide, bench_endpoint_choice, bench_compile);
 criterion_main!(benches);

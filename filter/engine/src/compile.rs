@@ -92,6 +92,7 @@ pub fn compile(bundle: &Bundle) -> Result<Policy, CompileError> {
             outlier,
             ports,
             endpoints,
+            ranked: None,
         });
     }
 
@@ -158,7 +159,9 @@ pub fn compile(bundle: &Bundle) -> Result<Policy, CompileError> {
             .into_iter()
             .map(|((addr, len), set)| (addr, len, set)),
     );
-    Ok(Policy {
+    let locality = settings.locality.clone();
+    let mut policy = Policy {
+        prepared_for: None,
         settings,
         services: services.into_boxed_slice(),
         hosts: host_table,
@@ -166,7 +169,9 @@ pub fn compile(bundle: &Bundle) -> Result<Policy, CompileError> {
         v6,
         sets,
         policies: policies.into_boxed_slice(),
-    })
+    };
+    policy.prepare_for(locality);
+    Ok(policy)
 }
 
 fn too_many(field: &str) -> CompileError {

@@ -13,13 +13,17 @@ use crate::host_table::HostTable;
 use crate::name::ResourceName;
 use crate::outlier::OutlierSettings;
 use crate::request::Request;
-use crate::selection::{choose, target_port, AllHealthy, EndpointChoice, Health, Proximity};
+use crate::selection::{
+    choose, target_port, AllHealthy, EndpointChoice, Health, Proximity, Ranked,
+};
 use crate::service_set::{ServiceSet, SetArena};
 
 /// A bundle compiled into lookup structures. Built once per configuration; `decide` only reads.
 #[derive(Debug, Clone)]
 pub struct Policy {
     pub(crate) settings: Settings,
+    /// The proxy locality endpoints are ranked for (see [`Policy::prepare_for`]).
+    pub(crate) prepared_for: Option<Locality>,
     pub(crate) services: Box<[CompiledService]>,
     pub(crate) hosts: HostTable,
     pub(crate) v4: CidrTable<u32>,
@@ -48,6 +52,8 @@ pub(crate) struct CompiledService {
     pub(crate) outlier: OutlierSettings,
     /// The endpoints an internal hostname stands for (empty: traffic goes to the host).
     pub(crate) endpoints: Box<[CompiledEndpoint]>,
+    /// The endpoints ranked for [`Policy::prepared_for`].
+    pub(crate) ranked: Option<Ranked>,
 }
 
 #[derive(Debug, Clone)]
@@ -86,6 +92,16 @@ fn authority<'a>(
 impl Policy {
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// Ranks every internal hostname's endpoints once for a proxy in `locality`, so that a
+    /// request from there picks an endpoint in O(log n). Requests that name another locality
+    /// still get the right answer, by the linear path.
+    pub fn prepare_for(&mut self, locality: Option<Locality>) {
+        for service in self.services.iter_mut().filter(|s| !s.endpoints.is_empty()) {
+            service.ranked = Some(Ranked::new(&service.endpoints, locality.as_ref()));
+        }
+        self.prepared_for = locality;
     }
 
     /// The number of external services loaded.
@@ -203,6 +219,10 @@ impl Policy {
             &service.name,
             &service.outlier,
             &service.endpoints,
+            service
+                .ranked
+                .as_ref()
+                .filter(|_| self.prepared_for.as_ref() == locality),
             port.number,
             port.target.as_ref(),
             locality,

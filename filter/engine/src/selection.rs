@@ -55,6 +55,12 @@ impl Proximity {
 pub trait Health {
     /// Whether endpoint `index` of `service` is ejected.
     fn is_ejected(&self, service: &ResourceName, index: usize) -> bool;
+
+    /// Whether any endpoint of `service` may be ejected. `false` lets the choice skip
+    /// per-endpoint checks; the default is the safe answer.
+    fn any_ejected(&self, _service: &ResourceName) -> bool {
+        true
+    }
 }
 
 /// No endpoint is ejected.
@@ -64,6 +70,80 @@ pub struct AllHealthy;
 impl Health for AllHealthy {
     fn is_ejected(&self, _service: &ResourceName, _index: usize) -> bool {
         false
+    }
+
+    fn any_ejected(&self, _service: &ResourceName) -> bool {
+        false
+    }
+}
+
+/// A service's endpoints ranked once for one proxy locality: endpoint indices sorted by
+/// proximity, the tiers of equal proximity, and cumulative weights for a binary-search pick.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Ranked {
+    order: Box<[u32]>,
+    /// `(proximity, end)`: each tier runs from the previous tier's end to `end` in `order`.
+    tiers: Box<[(Proximity, u32)]>,
+    /// Cumulative weight along `order`.
+    cumulative: Box<[u64]>,
+}
+
+impl Ranked {
+    pub(crate) fn new(endpoints: &[CompiledEndpoint], proxy: Option<&Locality>) -> Self {
+        let mut order: Vec<u32> = (0..endpoints.len())
+            .filter_map(|i| u32::try_from(i).ok())
+            .collect();
+        let proximity = |i: &u32| {
+            endpoints
+                .get(*i as usize)
+                .map_or(Proximity::Remote, |e| Proximity::of(proxy, &e.locality))
+        };
+        order.sort_by_key(|i| (proximity(i), *i));
+        let mut tiers: Vec<(Proximity, u32)> = Vec::new();
+        let mut cumulative = Vec::with_capacity(order.len());
+        let mut sum = 0u64;
+        for (position, i) in order.iter().enumerate() {
+            let p = proximity(i);
+            let end = u32::try_from(position + 1).unwrap_or(u32::MAX);
+            match tiers.last_mut() {
+                Some((last, tier_end)) if *last == p => *tier_end = end,
+                _ => tiers.push((p, end)),
+            }
+            sum += endpoints
+                .get(*i as usize)
+                .map_or(0, |e| u64::from(e.weight));
+            cumulative.push(sum);
+        }
+        Self {
+            order: order.into_boxed_slice(),
+            tiers: tiers.into_boxed_slice(),
+            cumulative: cumulative.into_boxed_slice(),
+        }
+    }
+
+    /// The closest tier with weight, then the endpoint covering `pick`: O(log n).
+    fn pick(&self, pick: u64) -> Option<usize> {
+        let mut start = 0usize;
+        for &(_, end) in self.tiers.iter() {
+            let end = end as usize;
+            let before = start
+                .checked_sub(1)
+                .and_then(|i| self.cumulative.get(i))
+                .copied()
+                .unwrap_or(0);
+            let total = self.cumulative.get(end.checked_sub(1)?)? - before;
+            if total > 0 {
+                let target = before + pick % total;
+                let slot = start
+                    + self
+                        .cumulative
+                        .get(start..end)?
+                        .partition_point(|&c| c <= target);
+                return self.order.get(slot).map(|&i| i as usize);
+            }
+            start = end;
+        }
+        None
     }
 }
 
@@ -106,12 +186,30 @@ pub(crate) fn choose<'p>(
     service: &'p ResourceName,
     outlier: &'p OutlierSettings,
     endpoints: &'p [CompiledEndpoint],
+    ranked: Option<&Ranked>,
     service_port: u16,
     target: Option<&TargetPort>,
     proxy: Option<&Locality>,
     health: &dyn Health,
     pick: u64,
 ) -> Option<EndpointChoice<'p>> {
+    // The fast path: ranked for this proxy, nothing ejected. Every endpoint has the target
+    // port (compile checks named target ports on every endpoint).
+    if let (Some(ranked), false) = (ranked, health.any_ejected(service)) {
+        let index = ranked.pick(pick)?;
+        let endpoint = endpoints.get(index)?;
+        return Some(EndpointChoice {
+            endpoint: &endpoint.name,
+            index,
+            address: &endpoint.address,
+            port: target_port(endpoint, service_port, target)?,
+            locality: &endpoint.locality,
+            proximity: Proximity::of(proxy, &endpoint.locality),
+            service,
+            endpoints: endpoints.len(),
+            outlier,
+        });
+    }
     let usable = |(index, endpoint): &(usize, &'p CompiledEndpoint)| {
         endpoint.weight > 0
             && !health.is_ejected(service, *index)

@@ -131,3 +131,48 @@ proptest! {
         prop_assert_eq!(parse_authority(&text, &mut buf), Ok(expected), "{}", text);
     }
 }
+
+/// Claims that something may be ejected (forcing the linear path) but ejects nothing.
+struct SlowPath;
+
+impl warden_engine::Health for SlowPath {
+    fn is_ejected(&self, _: &warden_engine::ResourceName, _: usize) -> bool {
+        false
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// The ranked fast path chooses exactly what the linear path chooses.
+    #[test]
+    fn ranked_choice_equals_linear_choice(
+        endpoints in prop::collection::vec((0u8..3, 0u8..3, 0u32..4), 1..30),
+        proxy in (0u8..3, 0u8..3),
+        picks in prop::collection::vec(any::<u64>(), 1..20),
+    ) {
+        use warden_bundle::{Endpoint, EndpointPort, Locality};
+        let mut svc = service("db/orders", &["orders.mesh.internal"], &[], &[443]);
+        svc.endpoints = endpoints
+            .iter()
+            .enumerate()
+            .map(|(i, &(r, z, weight))| Endpoint {
+                source: warden_bundle::Provenance::new(warden_bundle::ResourceKind::ExternalEndpoint, "db", format!("ep{i}")),
+                address: format!("10.0.0.{i}"),
+                ports: vec![EndpointPort { name: None, number: 443 }],
+                locality: Locality::parse(&format!("r{r}/z{z}")),
+                weight,
+            })
+            .collect();
+        let mut policy = compiled(&bundle(RegistryOnly, vec![svc], vec![]));
+        let here = Locality::parse(&format!("r{}/z{}", proxy.0, proxy.1));
+        policy.prepare_for(Some(here.clone()));
+        let request = Request { locality: Some(&here), ..http("orders.mesh.internal:443") };
+        for pick in picks {
+            let fast = policy.decide_with(&request, &warden_engine::AllHealthy, pick);
+            let slow = policy.decide_with(&request, &SlowPath, pick);
+            prop_assert_eq!(fast.endpoint().map(|e| e.index), slow.endpoint().map(|e| e.index));
+            prop_assert_eq!(fast.reason(), slow.reason());
+        }
+    }
+}

@@ -81,7 +81,7 @@ impl RootContext for WardenRoot {
             metrics.rejected();
             return false;
         };
-        let policy = match load(&config) {
+        let mut policy = match load(&config) {
             Ok(policy) => policy,
             Err(err) => {
                 log::error!("refused configuration: {err}");
@@ -106,6 +106,10 @@ impl RootContext for WardenRoot {
         let local_proxy = properties::text(&["xds", "node", "metadata", "WARDEN_LOCAL_PROXY"])
             .is_some_and(|v| v == "true");
         let locality = settings.locality.clone().or_else(node_locality);
+        // Rank internal hostnames' endpoints once for this proxy.
+        if settings.locality.is_none() && locality.is_some() {
+            policy.prepare_for(locality.clone());
+        }
         self.set_tick_period(crate::metrics::FLUSH_PERIOD);
         // Counts of the configuration being replaced still belong in Envoy's counters.
         if let Some(previous) = &self.shared {
