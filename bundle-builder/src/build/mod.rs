@@ -4,6 +4,7 @@
 
 mod overlap;
 mod policies;
+mod resilience;
 mod services;
 mod workspaces;
 
@@ -33,9 +34,15 @@ pub fn build(
     let claimed: Vec<_> = resources.external_services.iter().collect();
     workspaces.check_claims(&claimed, diagnostics);
 
-    let services = services::build_services(
+    let mut services = services::build_services(
         &resources.external_services,
         &resources.external_endpoints,
+        &workspaces,
+        diagnostics,
+    );
+    resilience::apply(
+        &resources.outlier_detection_policies,
+        &mut services,
         &workspaces,
         diagnostics,
     );

@@ -10,7 +10,7 @@ use warden_engine::validate::address;
 use super::services::BuiltService;
 use super::workspaces::{Shared, Workspaces};
 use crate::diagnostic::{Diagnostics, Severity};
-use crate::manifest::kinds::{AccessPolicySpec, AuthzEntry, DestinationSelector};
+use crate::manifest::kinds::{AccessPolicySpec, AuthzEntry, DestinationSelector, ObjectSelector};
 use crate::manifest::load::Located;
 
 pub fn build_policies(
@@ -102,6 +102,36 @@ pub fn build_policies(
     out
 }
 
+/// Whether a destination selector picks this service, seen from `workspace`.
+pub(super) fn selects(
+    selector: &ObjectSelector,
+    s: &BuiltService<'_>,
+    workspaces: &Workspaces,
+    workspace: &str,
+) -> bool {
+    let source = &s.service.source;
+    let shared = Shared {
+        workspace: &s.workspace,
+        namespace: &source.namespace,
+        name: &source.name,
+        labels: s.labels(),
+    };
+    workspaces.visible(shared, workspace)
+        && selector.name.as_deref().is_none_or(|n| n == source.name)
+        && selector
+            .namespace
+            .as_deref()
+            .is_none_or(|n| n == source.namespace)
+        && selector
+            .workspace
+            .as_deref()
+            .is_none_or(|w| w == s.workspace)
+        && selector
+            .labels
+            .iter()
+            .all(|(key, v)| s.labels().get(key) == Some(v))
+}
+
 fn resolve(
     policy: &Located<AccessPolicySpec>,
     k: usize,
@@ -128,26 +158,7 @@ fn resolve(
     let mut out = Vec::new();
     for s in services {
         let source = &s.service.source;
-        let shared = Shared {
-            workspace: &s.workspace,
-            namespace: &source.namespace,
-            name: &source.name,
-            labels: s.labels(),
-        };
-        let matches = workspaces.visible(shared, workspace)
-            && selector.name.as_deref().is_none_or(|n| n == source.name)
-            && selector
-                .namespace
-                .as_deref()
-                .is_none_or(|n| n == source.namespace)
-            && selector
-                .workspace
-                .as_deref()
-                .is_none_or(|w| w == s.workspace)
-            && selector
-                .labels
-                .iter()
-                .all(|(key, v)| s.labels().get(key) == Some(v));
+        let matches = selects(selector, s, workspaces, workspace);
         if !matches {
             continue;
         }

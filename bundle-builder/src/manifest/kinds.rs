@@ -251,6 +251,34 @@ pub struct ServiceAccountSelector {
     pub labels: BTreeMap<String, String>,
 }
 
+// ---- resilience.policy.gloo.solo.io/v2 ---------------------------------------------------
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OutlierDetectionPolicySpec {
+    #[serde(default)]
+    pub apply_to_destinations: Vec<DestinationSelector>,
+    #[serde(default)]
+    pub config: OutlierDetectionConfig,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OutlierDetectionConfig {
+    #[serde(default)]
+    pub consecutive_errors: Option<u32>,
+    #[serde(default)]
+    pub consecutive_gateway_errors: Option<u32>,
+    /// Active-sweep interval: passive detection counts consecutive errors (warning).
+    #[serde(default)]
+    pub interval: Option<String>,
+    /// A duration such as `30s` or `500ms`.
+    #[serde(default)]
+    pub base_ejection_time: Option<String>,
+    #[serde(default)]
+    pub max_ejection_percent: Option<u32>,
+}
+
 // ---- admin.gloo.solo.io/v2 ---------------------------------------------------------------
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::kinds::{
     AccessPolicySpec, EgressSettingsSpec, ExternalEndpointSpec, ExternalServiceSpec, Manifest,
-    WorkspaceSettingsSpec, WorkspaceSpec,
+    OutlierDetectionPolicySpec, WorkspaceSettingsSpec, WorkspaceSpec,
 };
 use super::source::SourceFile;
 use super::yaml::{parse, Document};
@@ -94,6 +94,7 @@ pub struct Resources {
     pub workspaces: Vec<Located<WorkspaceSpec>>,
     pub workspace_settings: Vec<Located<WorkspaceSettingsSpec>>,
     pub egress_settings: Vec<Located<EgressSettingsSpec>>,
+    pub outlier_detection_policies: Vec<Located<OutlierDetectionPolicySpec>>,
 }
 
 /// Reads every document of every file. Problems become diagnostics; good resources are kept.
@@ -170,10 +171,13 @@ fn read_object(value: &Value, origin: Origin, out: &mut Resources, diagnostics: 
         ("admin.gloo.solo.io/v2", "Workspace") => push(value, origin, &mut out.workspaces, diagnostics),
         ("admin.gloo.solo.io/v2", "WorkspaceSettings") => push(value, origin, &mut out.workspace_settings, diagnostics),
         ("warden.dev/v1alpha1", "EgressSettings") => push(value, origin, &mut out.egress_settings, diagnostics),
-        ("resilience.policy.gloo.solo.io/v2", "FailoverPolicy" | "OutlierDetectionPolicy") => diagnostics.push(plain(
+        ("resilience.policy.gloo.solo.io/v2", "OutlierDetectionPolicy") => {
+            push(value, origin, &mut out.outlier_detection_policies, diagnostics)
+        }
+        ("resilience.policy.gloo.solo.io/v2", "FailoverPolicy") => diagnostics.push(plain(
             Severity::Warning,
             "kind",
-            format!("{kind} is accepted but not enforced yet: endpoint failover and outlier detection come with internal hostnames"),
+            format!("{kind} is accepted but not enforced yet: endpoints fail over by locality rank; locality mappings are to come"),
         )),
         (_, "ExternalService" | "ExternalEndpoint" | "AccessPolicy" | "Workspace" | "WorkspaceSettings" | "EgressSettings")
             if matches!(group, "networking.gloo.solo.io" | "security.policy.gloo.solo.io" | "admin.gloo.solo.io" | "warden.dev") =>

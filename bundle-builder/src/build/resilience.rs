@@ -1,0 +1,126 @@
+//! Gloo's `OutlierDetectionPolicy`: when the endpoints of the services it selects are ejected.
+
+use warden_bundle::OutlierDetection;
+
+use super::policies::selects;
+use super::services::BuiltService;
+use super::workspaces::Workspaces;
+use crate::diagnostic::{Diagnostics, Severity};
+use crate::manifest::kinds::OutlierDetectionPolicySpec;
+use crate::manifest::load::Located;
+
+/// A duration as Gloo writes them: `30s`, `500ms`, `1m`, `1.5s`; in milliseconds.
+pub fn millis(text: &str) -> Option<u64> {
+    let split = text.find(|c: char| c.is_ascii_alphabetic())?;
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .ok()
+        .filter(|v: &f64| v.is_finite() && *v >= 0.0)?;
+    let factor = match unit {
+        "ms" => 1.0,
+        "s" => 1_000.0,
+        "m" => 60_000.0,
+        "h" => 3_600_000.0,
+        _ => return None,
+    };
+    Some((value * factor).round() as u64)
+}
+
+/// Sets `outlierDetection` on every service a policy selects. A service selected by two
+/// policies keeps the first (by namespace/name); the second is reported.
+pub fn apply(
+    policies: &[Located<OutlierDetectionPolicySpec>],
+    services: &mut [BuiltService<'_>],
+    workspaces: &Workspaces,
+    diagnostics: &mut Diagnostics,
+) {
+    let mut ordered: Vec<&Located<OutlierDetectionPolicySpec>> = policies.iter().collect();
+    ordered.sort_by(|a, b| (a.namespace(), a.name()).cmp(&(b.namespace(), b.name())));
+    for policy in ordered {
+        let config = &policy.manifest.spec.config;
+        if config.interval.is_some() {
+            diagnostics.push(policy.diagnostic(
+                Severity::Warning,
+                "spec.config.interval",
+                "detection is passive (consecutive errors on live traffic); interval is not used",
+            ));
+        }
+        let base = match config.base_ejection_time.as_deref() {
+            None => None,
+            Some(text) => match millis(text) {
+                Some(ms) => Some(ms),
+                None => {
+                    diagnostics.push(policy.diagnostic(
+                        Severity::Error,
+                        "spec.config.baseEjectionTime",
+                        format!("{text:?} is not a duration; write it as 30s, 500ms or 1m"),
+                    ));
+                    continue;
+                }
+            },
+        };
+        if config.max_ejection_percent.is_some_and(|p| p > 100) {
+            diagnostics.push(policy.diagnostic(
+                Severity::Error,
+                "spec.config.maxEjectionPercent",
+                "a percentage is 0 to 100",
+            ));
+            continue;
+        }
+        let settings = OutlierDetection {
+            consecutive_errors: config.consecutive_errors,
+            consecutive_gateway_errors: config.consecutive_gateway_errors,
+            base_ejection_millis: base,
+            max_ejection_percent: config.max_ejection_percent,
+        };
+        let workspace = workspaces.workspace_of(policy.namespace()).to_owned();
+        let mut selected = 0;
+        for s in services.iter_mut() {
+            let picked = policy.manifest.spec.apply_to_destinations.iter().any(|d| {
+                d.kind.as_deref().is_none_or(|k| k == "EXTERNAL_SERVICE")
+                    && selects(&d.selector, s, workspaces, &workspace)
+            });
+            if !picked {
+                continue;
+            }
+            selected += 1;
+            if s.service.outlier_detection.is_some() {
+                diagnostics.push(policy.diagnostic(
+                    Severity::Warning,
+                    "spec.applyToDestinations",
+                    format!(
+                        "{} already has outlier detection from another policy; that one applies",
+                        s.resource.display()
+                    ),
+                ));
+                continue;
+            }
+            s.service.outlier_detection = Some(settings.clone());
+        }
+        if selected == 0 {
+            diagnostics.push(policy.diagnostic(
+                Severity::Warning,
+                "spec.applyToDestinations",
+                "selects no ExternalService; the policy has no effect",
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::millis;
+
+    /// Gloo's duration forms, and what is refused.
+    #[test]
+    fn durations() {
+        assert_eq!(millis("30s"), Some(30_000));
+        assert_eq!(millis("500ms"), Some(500));
+        assert_eq!(millis("1.5s"), Some(1_500));
+        assert_eq!(millis("2m"), Some(120_000));
+        assert_eq!(millis("30"), None);
+        assert_eq!(millis("-1s"), None);
+        assert_eq!(millis("1d"), None);
+    }
+}
