@@ -1,11 +1,13 @@
 //! Real servers for Envoy to reach: an HTTP server that records what it saw, and a TCP echo
-//! server that counts connections.
+//! server that counts connections. Dropping either closes its listening socket, so a stopped
+//! server looks to Envoy exactly like an outage.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 /// One request as the upstream received it.
 #[derive(Debug, Clone)]
@@ -14,14 +16,12 @@ pub struct Seen {
     pub headers: Vec<(String, String)>,
 }
 
-/// An HTTP/1.1 server answering `200 upstream <name>` to every request and recording it.
-/// One request per connection (`Connection: close`), and dropping it closes its listening
-/// socket: stopping it looks to Envoy exactly like an outage.
+/// An HTTP/1.1 server answering `200 upstream <name>` to every request and recording it, one
+/// request per connection (`Connection: close`).
 pub struct HttpUpstream {
     pub addr: SocketAddr,
     seen: Arc<Mutex<Vec<Seen>>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    _accepting: Accepting,
 }
 
 impl HttpUpstream {
@@ -29,24 +29,16 @@ impl HttpUpstream {
         let listener =
             TcpListener::bind(addr).unwrap_or_else(|e| panic!("upstream {name} on {addr}: {e}"));
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (log, halt, body) = (seen.clone(), stop.clone(), format!("upstream {name}"));
-        let thread = std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                if halt.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(stream) = stream else { continue };
-                if let Some(request) = serve(stream, &body) {
-                    log.lock().unwrap().push(request);
-                }
+        let (log, body) = (seen.clone(), format!("upstream {name}"));
+        let accepting = Accepting::spawn(listener, move |stream| {
+            if let Some(request) = serve(stream, &body) {
+                log.lock().unwrap().push(request);
             }
         });
         Self {
             addr,
             seen,
-            stop,
-            thread: Some(thread),
+            _accepting: accepting,
         }
     }
 
@@ -57,9 +49,7 @@ impl HttpUpstream {
 
 /// Reads one request head, answers it, closes the connection.
 fn serve(mut stream: TcpStream, body: &str) -> Option<Seen> {
-    stream
-        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
-        .ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     let mut head = Vec::new();
     let mut buf = [0u8; 4096];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -89,52 +79,33 @@ fn serve(mut stream: TcpStream, body: &str) -> Option<Seen> {
     Some(Seen { host, headers })
 }
 
-impl Drop for HttpUpstream {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(self.addr);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 /// A TCP server that echoes what it reads, prefixed with `echo:`.
 pub struct EchoServer {
     pub addr: SocketAddr,
     connections: Arc<AtomicUsize>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    _accepting: Accepting,
 }
 
 impl EchoServer {
     pub fn start(addr: SocketAddr) -> Self {
         let listener = TcpListener::bind(addr).unwrap_or_else(|e| panic!("echo on {addr}: {e}"));
         let connections = Arc::new(AtomicUsize::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (count, halt) = (connections.clone(), stop.clone());
-        let thread = std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                if halt.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(mut stream) = stream else { continue };
-                count.fetch_add(1, Ordering::SeqCst);
-                std::thread::spawn(move || {
-                    let mut buf = [0u8; 1024];
-                    while let Ok(n) = stream.read(&mut buf) {
-                        if n == 0 || stream.write_all(&[b"echo:", &buf[..n]].concat()).is_err() {
-                            break;
-                        }
+        let count = connections.clone();
+        let accepting = Accepting::spawn(listener, move |mut stream| {
+            count.fetch_add(1, Ordering::SeqCst);
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 1024];
+                while let Ok(n) = stream.read(&mut buf) {
+                    if n == 0 || stream.write_all(&[b"echo:", &buf[..n]].concat()).is_err() {
+                        break;
                     }
-                });
-            }
+                }
+            });
         });
         Self {
             addr,
             connections,
-            stop,
-            thread: Some(thread),
+            _accepting: accepting,
         }
     }
 
@@ -144,9 +115,41 @@ impl EchoServer {
     }
 }
 
-impl Drop for EchoServer {
+/// An accept loop on its own thread. Dropping it stops the loop and closes the listening
+/// socket, so the address refuses connections as a stopped server's would.
+struct Accepting {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Accepting {
+    fn spawn(listener: TcpListener, mut handle: impl FnMut(TcpStream) + Send + 'static) -> Self {
+        let addr = listener.local_addr().expect("listener address");
+        let stop = Arc::new(AtomicBool::new(false));
+        let halt = stop.clone();
+        let thread = std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if halt.load(Ordering::SeqCst) {
+                    break;
+                }
+                if let Ok(stream) = stream {
+                    handle(stream);
+                }
+            }
+        });
+        Self {
+            addr,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Accepting {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
+        // Wake the blocked accept: the loop sees the flag, ends, and closes the socket.
         let _ = TcpStream::connect(self.addr);
         if let Some(t) = self.thread.take() {
             let _ = t.join();

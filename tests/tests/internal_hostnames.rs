@@ -24,6 +24,23 @@ fn endpoint(name: &str, ip: &str, port: u16, locality: (&str, &str), weight: u32
     })
 }
 
+/// The `orders-api.mesh.internal` bundle over these endpoints.
+fn orders_api(endpoints: Vec<Value>, outlier_detection: Option<Value>) -> Value {
+    let mut service = json!({
+        "source": { "kind": "ExternalService", "namespace": "e2e", "name": "orders-api" },
+        "hosts": ["orders-api.mesh.internal"],
+        "ports": [{ "number": 80, "protocol": "HTTP", "targetPort": { "name": "http" } }],
+        "endpoints": endpoints
+    });
+    if let Some(outlier) = outlier_detection {
+        service["outlierDetection"] = outlier;
+    }
+    json!({
+        "apiVersion": "warden.dev/v1alpha1", "kind": "Bundle",
+        "spec": { "outboundMode": "REGISTRY_ONLY", "services": [service] }
+    })
+}
+
 /// A sidecar in us-east-1a sends `orders-api.mesh.internal` only to its zone's endpoints, split
 /// by weight; a sidecar in us-west-2a sends it to the west endpoint. The upstreams are real
 /// servers on three loopback addresses.
@@ -40,19 +57,14 @@ fn internal_hostname_goes_to_the_closest_endpoints_by_weight() {
         HttpUpstream::start("east-b", addr("127.0.0.28")),
         HttpUpstream::start("west", addr("127.0.0.29")),
     );
-    let bundle = json!({
-        "apiVersion": "warden.dev/v1alpha1", "kind": "Bundle",
-        "spec": { "outboundMode": "REGISTRY_ONLY", "services": [{
-            "source": { "kind": "ExternalService", "namespace": "e2e", "name": "orders-api" },
-            "hosts": ["orders-api.mesh.internal"],
-            "ports": [{ "number": 80, "protocol": "HTTP", "targetPort": { "name": "http" } }],
-            "endpoints": [
-                endpoint("east-a", "127.0.0.27", port, ("us-east", "us-east-1a"), 1),
-                endpoint("east-b", "127.0.0.28", port, ("us-east", "us-east-1a"), 3),
-                endpoint("west", "127.0.0.29", port, ("us-west", "us-west-2a"), 1)
-            ]
-        }]}
-    });
+    let bundle = orders_api(
+        vec![
+            endpoint("east-a", "127.0.0.27", port, ("us-east", "us-east-1a"), 1),
+            endpoint("east-b", "127.0.0.28", port, ("us-east", "us-east-1a"), 3),
+            endpoint("west", "127.0.0.29", port, ("us-west", "us-west-2a"), 1),
+        ],
+        None,
+    );
     let mut sidecar = Sidecar::new(bundle);
     sidecar.locality = Some("us-east/us-east-1a".into());
     let east = sidecar.start();
@@ -110,20 +122,14 @@ fn failing_endpoints_are_ejected_and_come_back() {
     let east_a = HttpUpstream::start("east-a", addr("127.0.0.21"));
     let east_b = HttpUpstream::start("east-b", addr("127.0.0.22"));
     let _west = HttpUpstream::start("west", addr("127.0.0.23"));
-    let bundle = json!({
-        "apiVersion": "warden.dev/v1alpha1", "kind": "Bundle",
-        "spec": { "outboundMode": "REGISTRY_ONLY", "services": [{
-            "source": { "kind": "ExternalService", "namespace": "e2e", "name": "orders-api" },
-            "hosts": ["orders-api.mesh.internal"],
-            "ports": [{ "number": 80, "protocol": "HTTP", "targetPort": { "name": "http" } }],
-            "endpoints": [
-                endpoint("east-a", "127.0.0.21", port, ("us-east", "us-east-1a"), 1),
-                endpoint("east-b", "127.0.0.22", port, ("us-east", "us-east-1b"), 1),
-                endpoint("west", "127.0.0.23", port, ("us-west", "us-west-2a"), 1)
-            ],
-            "outlierDetection": { "consecutiveErrors": 2, "baseEjectionMillis": 3000 }
-        }]}
-    });
+    let bundle = orders_api(
+        vec![
+            endpoint("east-a", "127.0.0.21", port, ("us-east", "us-east-1a"), 1),
+            endpoint("east-b", "127.0.0.22", port, ("us-east", "us-east-1b"), 1),
+            endpoint("west", "127.0.0.23", port, ("us-west", "us-west-2a"), 1),
+        ],
+        Some(json!({ "consecutiveErrors": 2, "baseEjectionMillis": 3000 })),
+    );
     let mut sidecar = Sidecar::new(bundle);
     sidecar.locality = Some("us-east/us-east-1a/rack1".into());
     let envoy = sidecar.start();

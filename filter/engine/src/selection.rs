@@ -195,22 +195,44 @@ pub(crate) fn choose<'p>(
 ) -> Option<EndpointChoice<'p>> {
     // The fast path: ranked for this proxy, nothing ejected. Every endpoint has the target
     // port (compile checks named target ports on every endpoint).
-    if let (Some(ranked), false) = (ranked, health.any_ejected(service)) {
-        let index = ranked.pick(pick)?;
-        let endpoint = endpoints.get(index)?;
-        return Some(EndpointChoice {
-            endpoint: &endpoint.name,
-            index,
-            address: &endpoint.address,
-            port: target_port(endpoint, service_port, target)?,
-            locality: &endpoint.locality,
-            proximity: Proximity::of(proxy, &endpoint.locality),
+    let index = match (ranked, health.any_ejected(service)) {
+        (Some(ranked), false) => ranked.pick(pick)?,
+        _ => linear_pick(
             service,
-            endpoints: endpoints.len(),
-            outlier,
-        });
-    }
-    let usable = |(index, endpoint): &(usize, &'p CompiledEndpoint)| {
+            endpoints,
+            service_port,
+            target,
+            proxy,
+            health,
+            pick,
+        )?,
+    };
+    let endpoint = endpoints.get(index)?;
+    Some(EndpointChoice {
+        endpoint: &endpoint.name,
+        index,
+        address: &endpoint.address,
+        port: target_port(endpoint, service_port, target)?,
+        locality: &endpoint.locality,
+        proximity: Proximity::of(proxy, &endpoint.locality),
+        service,
+        endpoints: endpoints.len(),
+        outlier,
+    })
+}
+
+/// The linear path, for a proxy locality nothing was ranked for, or while some endpoint is
+/// ejected: two passes, checking each endpoint's health.
+fn linear_pick(
+    service: &ResourceName,
+    endpoints: &[CompiledEndpoint],
+    service_port: u16,
+    target: Option<&TargetPort>,
+    proxy: Option<&Locality>,
+    health: &dyn Health,
+    pick: u64,
+) -> Option<usize> {
+    let usable = |(index, endpoint): &(usize, &CompiledEndpoint)| {
         endpoint.weight > 0
             && !health.is_ejected(service, *index)
             && target_port(endpoint, service_port, target).is_some()
@@ -231,23 +253,12 @@ pub(crate) fn choose<'p>(
     let best = best?;
     let mut remaining = pick % total.max(1);
     for (index, endpoint) in endpoints.iter().enumerate().filter(usable) {
-        let proximity = Proximity::of(proxy, &endpoint.locality);
-        if proximity != best {
+        if Proximity::of(proxy, &endpoint.locality) != best {
             continue;
         }
         let weight = u64::from(endpoint.weight);
         if remaining < weight {
-            return Some(EndpointChoice {
-                endpoint: &endpoint.name,
-                index,
-                address: &endpoint.address,
-                port: target_port(endpoint, service_port, target)?,
-                locality: &endpoint.locality,
-                proximity,
-                service,
-                endpoints: endpoints.len(),
-                outlier,
-            });
+            return Some(index);
         }
         remaining -= weight;
     }
