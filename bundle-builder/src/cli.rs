@@ -67,9 +67,10 @@ pub struct EnvoyArgs {
     /// The admin interface address (keep it on loopback).
     #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:15000")]
     pub admin: std::net::SocketAddr,
-    /// A TCP listener: clients connect to LISTEN (the address they mean to reach), Envoy
-    /// forwards allowed connections to UPSTREAM. Repeatable.
-    #[arg(long = "tcp", value_name = "LISTEN=UPSTREAM")]
+    /// A TCP listener: clients connect to LISTEN (the address they mean to reach); Envoy
+    /// forwards allowed connections to UPSTREAM or, without one, to the endpoint the filter
+    /// chooses for an internal hostname. Repeatable.
+    #[arg(long = "tcp", value_name = "LISTEN[=UPSTREAM]")]
     pub tcp: Vec<bundle_builder::render::envoy::TcpForward>,
     /// The workload's SPIFFE ID (node metadata), when the bundle does not name it.
     #[arg(long, value_name = "SPIFFE_ID")]

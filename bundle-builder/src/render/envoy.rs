@@ -35,29 +35,39 @@ pub struct EnvoyOptions {
     pub locality: Option<Locality>,
 }
 
-/// One TCP listener of a local sidecar.
+/// One TCP listener of a local sidecar: clients connect to `listen` (the address they mean
+/// to reach). With an `upstream`, Envoy forwards allowed connections there; without one, the
+/// address stands for an internal hostname and the filter chooses the endpoint
+/// (`ORIGINAL_DST`); a connection for which it chooses none is closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TcpForward {
     pub listen: SocketAddr,
-    pub upstream: SocketAddr,
+    pub upstream: Option<SocketAddr>,
 }
 
 impl std::str::FromStr for TcpForward {
     type Err = String;
 
-    /// `LISTEN=UPSTREAM`, both `IP:PORT`.
+    /// `LISTEN=UPSTREAM` or `LISTEN`, each `IP:PORT`.
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let (listen, upstream) = text.split_once('=').ok_or_else(|| {
-            format!("{text:?}: expected LISTEN=UPSTREAM, as 127.0.0.50:5432=127.0.0.21:5432")
-        })?;
         let parse = |s: &str| {
-            s.parse::<SocketAddr>()
-                .map_err(|_| format!("{s:?} is not an IP:PORT address"))
+            s.parse::<SocketAddr>().map_err(|_| {
+                format!(
+                    "{s:?} is not an IP:PORT address (write LISTEN=UPSTREAM, as \
+                     127.0.0.50:5432=127.0.0.21:5432, or LISTEN alone for an internal hostname)"
+                )
+            })
         };
-        Ok(Self {
-            listen: parse(listen)?,
-            upstream: parse(upstream)?,
-        })
+        match text.split_once('=') {
+            Some((listen, upstream)) => Ok(Self {
+                listen: parse(listen)?,
+                upstream: Some(parse(upstream)?),
+            }),
+            None => Ok(Self {
+                listen: parse(text)?,
+                upstream: None,
+            }),
+        }
     }
 }
 
@@ -131,11 +141,23 @@ fn http_listener(options: &EnvoyOptions) -> Value {
     })
 }
 
+/// The cluster that connects where the filter's filter state says (internal hostnames).
+const ORIGINAL_DST_CLUSTER: &str = "warden_original_dst";
+
 fn tcp_listener(options: &EnvoyOptions, index: usize, forward: &TcpForward) -> Value {
     let name = format!("warden_tcp_{index}");
+    let (root_id, cluster) = match forward.upstream {
+        Some(_) => ("warden.network", name.clone()),
+        None => ("warden.network.endpoints", ORIGINAL_DST_CLUSTER.to_owned()),
+    };
     json!({
         "name": name,
         "address": socket_address(forward.listen),
+        // The TLS inspector waits for a TLS record header (5 bytes). A server-first protocol
+        // (the client sends nothing) would wait for the timeout and be closed: continue
+        // without an SNI after a second instead.
+        "listener_filters_timeout": "1s",
+        "continue_on_listener_filters_timeout": true,
         "listener_filters": [{
             "name": "envoy.filters.listener.tls_inspector",
             "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector" }
@@ -145,7 +167,7 @@ fn tcp_listener(options: &EnvoyOptions, index: usize, forward: &TcpForward) -> V
                 "name": "warden",
                 "typed_config": {
                     "@type": "type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm",
-                    "config": plugin(options, "warden.network")
+                    "config": plugin(options, root_id)
                 }
             },
             {
@@ -153,14 +175,14 @@ fn tcp_listener(options: &EnvoyOptions, index: usize, forward: &TcpForward) -> V
                 "typed_config": {
                     "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
                     "stat_prefix": name,
-                    "cluster": name
+                    "cluster": cluster
                 }
             }
         ]}]
     })
 }
 
-fn tcp_cluster(index: usize, forward: &TcpForward) -> Value {
+fn tcp_cluster(index: usize, upstream: SocketAddr) -> Value {
     let name = format!("warden_tcp_{index}");
     json!({
         "name": name,
@@ -168,7 +190,7 @@ fn tcp_cluster(index: usize, forward: &TcpForward) -> Value {
         "type": "STATIC",
         "load_assignment": {
             "cluster_name": name,
-            "endpoints": [{ "lb_endpoints": [{ "endpoint": { "address": socket_address(forward.upstream) } }] }]
+            "endpoints": [{ "lb_endpoints": [{ "endpoint": { "address": socket_address(upstream) } }] }]
         }
     })
 }
@@ -203,7 +225,17 @@ pub fn sidecar(options: &EnvoyOptions) -> Value {
     })];
     for (i, forward) in options.tcp.iter().enumerate() {
         listeners.push(tcp_listener(options, i, forward));
-        clusters.push(tcp_cluster(i, forward));
+        if let Some(upstream) = forward.upstream {
+            clusters.push(tcp_cluster(i, upstream));
+        }
+    }
+    if options.tcp.iter().any(|f| f.upstream.is_none()) {
+        clusters.push(json!({
+            "name": ORIGINAL_DST_CLUSTER,
+            "connect_timeout": "2s",
+            "type": "ORIGINAL_DST",
+            "lb_policy": "CLUSTER_PROVIDED"
+        }));
     }
     json!({
         "node": node,

@@ -12,12 +12,16 @@ use proxy_wasm::hostcalls;
 pub const DYNAMIC_HOST: &str = "envoy.upstream.dynamic_host";
 /// Filter state key naming the port the dynamic forward proxy connects to.
 pub const DYNAMIC_PORT: &str = "envoy.upstream.dynamic_port";
+/// Filter state key naming the `IP:port` an `ORIGINAL_DST` cluster connects to.
+pub const ORIGINAL_DST: &str = "envoy.network.transport_socket.original_dst_address";
 
 /// How long the state lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Span {
     /// The downstream request (HTTP).
     Request = 1,
+    /// The downstream connection (TCP).
+    Connection = 2,
 }
 
 /// Sets one filter state value; failures are logged, and the caller decides what they mean.

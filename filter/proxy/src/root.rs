@@ -56,7 +56,11 @@ fn node_locality() -> Option<Locality> {
 enum FilterKind {
     #[default]
     Http,
+    /// `root_id` `warden.network`: the listener forwards to a fixed upstream.
     Network,
+    /// `root_id` `warden.network.endpoints`: the listener stands for an internal hostname and
+    /// its `ORIGINAL_DST` cluster connects where the filter says.
+    NetworkEndpoints,
 }
 
 #[derive(Debug, Default)]
@@ -70,7 +74,9 @@ impl Context for WardenRoot {}
 impl RootContext for WardenRoot {
     fn on_configure(&mut self, _size: usize) -> bool {
         let root_id = properties::text(&["plugin_root_id"]).unwrap_or_default();
-        self.kind = if root_id.contains("network") || root_id.contains("tcp") {
+        self.kind = if root_id.contains("endpoints") {
+            FilterKind::NetworkEndpoints
+        } else if root_id.contains("network") || root_id.contains("tcp") {
             FilterKind::Network
         } else {
             FilterKind::Http
@@ -135,7 +141,7 @@ impl RootContext for WardenRoot {
     fn get_type(&self) -> Option<ContextType> {
         Some(match self.kind {
             FilterKind::Http => ContextType::HttpContext,
-            FilterKind::Network => ContextType::StreamContext,
+            FilterKind::Network | FilterKind::NetworkEndpoints => ContextType::StreamContext,
         })
     }
 
@@ -144,7 +150,11 @@ impl RootContext for WardenRoot {
     }
 
     fn create_stream_context(&self, _context_id: u32) -> Option<Box<dyn StreamContext>> {
-        Some(Box::new(crate::tcp::WardenTcp::new(self.shared.clone())))
+        let endpoints = self.kind == FilterKind::NetworkEndpoints;
+        Some(Box::new(crate::tcp::WardenTcp::new(
+            self.shared.clone(),
+            endpoints,
+        )))
     }
 }
 
