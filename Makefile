@@ -23,7 +23,7 @@ ENVOY := $(TOOLS)/bin/envoy
 BUILDER := target/release/bundle-builder
 EXAMPLE_BUNDLE := dist/example-bundle.json
 
-.PHONY: build test lint fmt demo bench bench-engine bench-envoy targets tools envoy wrk clean
+.PHONY: build test lint fmt demo bench bench-engine bench-envoy targets tools envoy wrk postgres clean
 
 ## Toolchain pieces -----------------------------------------------------------------------
 
@@ -50,7 +50,14 @@ $(ENVOY): $(ENVOY_PINNED)
 
 envoy: $(ENVOY)
 
-tools: targets $(WASM_BINDGEN) $(ENVOY)
+# PostgreSQL (Debian's package) for the internal-hostname database test; the tests start
+# their own servers as the unprivileged postgres user.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || { \
+	  echo "installing postgresql (Debian package)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
+
+tools: targets $(WASM_BINDGEN) $(ENVOY) postgres
 
 ## Build ----------------------------------------------------------------------------------
 

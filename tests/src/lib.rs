@@ -13,6 +13,7 @@
 
 pub mod client;
 pub mod envoy;
+pub mod postgres;
 pub mod upstream;
 
 use std::net::{IpAddr, SocketAddr, TcpListener};
