@@ -46,6 +46,12 @@ pub fn build(
         &workspaces,
         diagnostics,
     );
+    resilience::apply_failover(
+        &resources.failover_policies,
+        &mut services,
+        &workspaces,
+        diagnostics,
+    );
     let rejected = overlap::reject_overlaps(&services, &workspaces, diagnostics);
     if let Some(w) = &options.workspace {
         if !workspaces.names().contains(w) {

@@ -1,12 +1,13 @@
-//! Gloo's `OutlierDetectionPolicy`: when the endpoints of the services it selects are ejected.
+//! Gloo's resilience policies: `OutlierDetectionPolicy` (when the endpoints of the services it
+//! selects are ejected) and `FailoverPolicy` (where a proxy's traffic fails over to).
 
-use warden_bundle::OutlierDetection;
+use warden_bundle::{Locality, LocalityMapping, OutlierDetection};
 
 use super::policies::selects;
 use super::services::BuiltService;
 use super::workspaces::Workspaces;
 use crate::diagnostic::{Diagnostics, Severity};
-use crate::manifest::kinds::OutlierDetectionPolicySpec;
+use crate::manifest::kinds::{FailoverPolicySpec, OutlierDetectionPolicySpec};
 use crate::manifest::load::Located;
 
 /// A duration as Gloo writes them: `30s`, `500ms`, `1m`, `1.5s`; in milliseconds.
@@ -122,5 +123,103 @@ mod tests {
         assert_eq!(millis("30"), None);
         assert_eq!(millis("-1s"), None);
         assert_eq!(millis("1d"), None);
+    }
+}
+
+/// Sets `failover` on every service a `FailoverPolicy` selects (the first policy by
+/// namespace/name wins; a second is reported).
+pub fn apply_failover(
+    policies: &[Located<FailoverPolicySpec>],
+    services: &mut [BuiltService<'_>],
+    workspaces: &Workspaces,
+    diagnostics: &mut Diagnostics,
+) {
+    let mut ordered: Vec<&Located<FailoverPolicySpec>> = policies.iter().collect();
+    ordered.sort_by(|a, b| (a.namespace(), a.name()).cmp(&(b.namespace(), b.name())));
+    for policy in ordered {
+        let mut mappings = Vec::new();
+        let mut valid = true;
+        for (m, mapping) in policy
+            .manifest
+            .spec
+            .config
+            .locality_mappings
+            .iter()
+            .enumerate()
+        {
+            let at = format!("spec.config.localityMappings[{m}]");
+            if mapping.from.region.is_empty() {
+                diagnostics.push(policy.diagnostic(
+                    Severity::Error,
+                    &format!("{at}.from.region"),
+                    "a mapping's from names at least a region",
+                ));
+                valid = false;
+                continue;
+            }
+            let mut to = Vec::new();
+            for (t, target) in mapping.to.iter().enumerate() {
+                if target.region.is_empty() {
+                    diagnostics.push(policy.diagnostic(
+                        Severity::Error,
+                        &format!("{at}.to[{t}].region"),
+                        "a failover target names at least a region",
+                    ));
+                    valid = false;
+                }
+                if target.weight.is_some() {
+                    diagnostics.push(policy.diagnostic(
+                        Severity::Warning,
+                        &format!("{at}.to[{t}].weight"),
+                        "weights between failover targets are not applied yet: targets are tried in order",
+                    ));
+                }
+                to.push(Locality {
+                    region: target.region.clone(),
+                    zone: target.zone.clone(),
+                    sub_zone: target.sub_zone.clone(),
+                });
+            }
+            let from = Locality {
+                region: mapping.from.region.clone(),
+                zone: mapping.from.zone.clone(),
+                sub_zone: mapping.from.sub_zone.clone(),
+            };
+            mappings.push(LocalityMapping { from, to });
+        }
+        if !valid {
+            continue;
+        }
+        let workspace = workspaces.workspace_of(policy.namespace()).to_owned();
+        let mut selected = 0;
+        for s in services.iter_mut() {
+            let picked = policy.manifest.spec.apply_to_destinations.iter().any(|d| {
+                d.kind.as_deref().is_none_or(|k| k == "EXTERNAL_SERVICE")
+                    && selects(&d.selector, s, workspaces, &workspace)
+            });
+            if !picked {
+                continue;
+            }
+            selected += 1;
+            if !s.service.failover.is_empty() {
+                diagnostics.push(policy.diagnostic(
+                    Severity::Warning,
+                    "spec.applyToDestinations",
+                    format!(
+                        "{} already has failover mappings from another policy; that one applies",
+                        s.resource.display()
+                    ),
+                ));
+                continue;
+            }
+            s.service.failover = mappings.clone();
+        }
+        if selected == 0 {
+            diagnostics.push(policy.diagnostic(
+                Severity::Warning,
+                "spec.applyToDestinations",
+                "selects no ExternalService; the policy has no effect",
+            ));
+        }
     }
 }

@@ -172,6 +172,7 @@ pub fn build_services<'r>(
                 endpoints: built,
                 subject_alt_names: spec.subject_alt_names.clone(),
                 outlier_detection: None,
+                failover: Vec::new(),
             },
             workspace,
             resource: es,

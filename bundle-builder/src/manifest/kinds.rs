@@ -279,6 +279,44 @@ pub struct OutlierDetectionConfig {
     pub max_ejection_percent: Option<u32>,
 }
 
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FailoverPolicySpec {
+    #[serde(default)]
+    pub apply_to_destinations: Vec<DestinationSelector>,
+    #[serde(default)]
+    pub config: FailoverConfig,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FailoverConfig {
+    #[serde(default)]
+    pub locality_mappings: Vec<LocalityMappingSpec>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LocalityMappingSpec {
+    pub from: LocalitySpec,
+    #[serde(default)]
+    pub to: Vec<FailoverTarget>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FailoverTarget {
+    #[serde(default)]
+    pub region: String,
+    #[serde(default)]
+    pub zone: String,
+    #[serde(default)]
+    pub sub_zone: String,
+    /// Weights between targets are not applied yet: targets are tried in order (warning).
+    #[serde(default)]
+    pub weight: Option<u32>,
+}
+
 // ---- admin.gloo.solo.io/v2 ---------------------------------------------------------------
 
 #[derive(Debug, Clone, Default, Deserialize)]

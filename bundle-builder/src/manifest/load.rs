@@ -6,8 +6,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::kinds::{
-    AccessPolicySpec, EgressSettingsSpec, ExternalEndpointSpec, ExternalServiceSpec, Manifest,
-    OutlierDetectionPolicySpec, WorkspaceSettingsSpec, WorkspaceSpec,
+    AccessPolicySpec, EgressSettingsSpec, ExternalEndpointSpec, ExternalServiceSpec,
+    FailoverPolicySpec, Manifest, OutlierDetectionPolicySpec, WorkspaceSettingsSpec, WorkspaceSpec,
 };
 use super::source::SourceFile;
 use super::yaml::{parse, Document};
@@ -95,6 +95,7 @@ pub struct Resources {
     pub workspace_settings: Vec<Located<WorkspaceSettingsSpec>>,
     pub egress_settings: Vec<Located<EgressSettingsSpec>>,
     pub outlier_detection_policies: Vec<Located<OutlierDetectionPolicySpec>>,
+    pub failover_policies: Vec<Located<FailoverPolicySpec>>,
 }
 
 /// Reads every document of every file. Problems become diagnostics; good resources are kept.
@@ -165,27 +166,52 @@ fn read_object(value: &Value, origin: Origin, out: &mut Resources, diagnostics: 
     }
     let group = api_version.split('/').next().unwrap_or_default();
     match (api_version, kind) {
-        ("networking.gloo.solo.io/v2", "ExternalService") => push(value, origin, &mut out.external_services, diagnostics),
-        ("networking.gloo.solo.io/v2", "ExternalEndpoint") => push(value, origin, &mut out.external_endpoints, diagnostics),
-        ("security.policy.gloo.solo.io/v2", "AccessPolicy") => push(value, origin, &mut out.access_policies, diagnostics),
-        ("admin.gloo.solo.io/v2", "Workspace") => push(value, origin, &mut out.workspaces, diagnostics),
-        ("admin.gloo.solo.io/v2", "WorkspaceSettings") => push(value, origin, &mut out.workspace_settings, diagnostics),
-        ("warden.dev/v1alpha1", "EgressSettings") => push(value, origin, &mut out.egress_settings, diagnostics),
-        ("resilience.policy.gloo.solo.io/v2", "OutlierDetectionPolicy") => {
-            push(value, origin, &mut out.outlier_detection_policies, diagnostics)
+        ("networking.gloo.solo.io/v2", "ExternalService") => {
+            push(value, origin, &mut out.external_services, diagnostics)
         }
-        ("resilience.policy.gloo.solo.io/v2", "FailoverPolicy") => diagnostics.push(plain(
-            Severity::Warning,
-            "kind",
-            format!("{kind} is accepted but not enforced yet: endpoints fail over by locality rank; locality mappings are to come"),
-        )),
-        (_, "ExternalService" | "ExternalEndpoint" | "AccessPolicy" | "Workspace" | "WorkspaceSettings" | "EgressSettings")
-            if matches!(group, "networking.gloo.solo.io" | "security.policy.gloo.solo.io" | "admin.gloo.solo.io" | "warden.dev") =>
+        ("networking.gloo.solo.io/v2", "ExternalEndpoint") => {
+            push(value, origin, &mut out.external_endpoints, diagnostics)
+        }
+        ("security.policy.gloo.solo.io/v2", "AccessPolicy") => {
+            push(value, origin, &mut out.access_policies, diagnostics)
+        }
+        ("admin.gloo.solo.io/v2", "Workspace") => {
+            push(value, origin, &mut out.workspaces, diagnostics)
+        }
+        ("admin.gloo.solo.io/v2", "WorkspaceSettings") => {
+            push(value, origin, &mut out.workspace_settings, diagnostics)
+        }
+        ("warden.dev/v1alpha1", "EgressSettings") => {
+            push(value, origin, &mut out.egress_settings, diagnostics)
+        }
+        ("resilience.policy.gloo.solo.io/v2", "OutlierDetectionPolicy") => push(
+            value,
+            origin,
+            &mut out.outlier_detection_policies,
+            diagnostics,
+        ),
+        ("resilience.policy.gloo.solo.io/v2", "FailoverPolicy") => {
+            push(value, origin, &mut out.failover_policies, diagnostics)
+        }
+        (
+            _,
+            "ExternalService" | "ExternalEndpoint" | "AccessPolicy" | "Workspace"
+            | "WorkspaceSettings" | "EgressSettings",
+        ) if matches!(
+            group,
+            "networking.gloo.solo.io"
+                | "security.policy.gloo.solo.io"
+                | "admin.gloo.solo.io"
+                | "warden.dev"
+        ) =>
         {
             diagnostics.push(plain(
                 Severity::Error,
                 "apiVersion",
-                format!("{api_version} {kind} is not a version Warden reads; write {}", supported_version(kind)),
+                format!(
+                    "{api_version} {kind} is not a version Warden reads; write {}",
+                    supported_version(kind)
+                ),
             ));
         }
         _ => diagnostics.push(plain(

@@ -21,6 +21,6 @@ pub use digest::DIGEST_PREFIX;
 pub use error::BundleError;
 pub use provenance::{Provenance, ResourceKind};
 pub use service::{
-    Endpoint, EndpointPort, ExternalService, GatewayRef, GatewayRoute, Locality, OutlierDetection,
-    Protocol, ServicePort, TargetPort, TlsMode, TlsOrigination,
+    Endpoint, EndpointPort, ExternalService, GatewayRef, GatewayRoute, Locality, LocalityMapping,
+    OutlierDetection, Protocol, ServicePort, TargetPort, TlsMode, TlsOrigination,
 };

@@ -27,6 +27,20 @@ pub struct ExternalService {
     /// When endpoints are ejected for failing (absent: the defaults).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outlier_detection: Option<OutlierDetection>,
+    /// Where a proxy in one locality fails over to, in order (Gloo's `FailoverPolicy`).
+    /// Absent: failover follows proximity (zone, region, anywhere).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failover: Vec<LocalityMapping>,
+}
+
+/// For proxies in `from` (a region, optionally narrowed to a zone and sub-zone): after their
+/// own zone, endpoints in `to[0]`, then `to[1]`, ..., then the rest by proximity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct LocalityMapping {
+    pub from: Locality,
+    pub to: Vec<Locality>,
 }
 
 /// Passive outlier detection for a service's endpoints (Gloo's `OutlierDetectionPolicy`).
@@ -194,6 +208,16 @@ pub struct Locality {
 }
 
 impl Locality {
+    /// Whether `other` lies within this locality: same region, and the same zone and
+    /// sub-zone where this one names them.
+    pub fn contains(&self, other: &Locality) -> bool {
+        let within = |mine: &str, theirs: &str| mine.is_empty() || mine == theirs;
+        !self.region.is_empty()
+            && self.region == other.region
+            && within(&self.zone, &other.zone)
+            && within(&self.sub_zone, &other.sub_zone)
+    }
+
     /// Parses `REGION[/ZONE[/SUBZONE]]`.
     pub fn parse(text: &str) -> Self {
         let mut parts = text.splitn(3, '/');

@@ -98,6 +98,7 @@ fn service(i: usize) -> ExternalService {
         endpoints: Vec::new(),
         subject_alt_names: Vec::new(),
         outlier_detection: None,
+        failover: Vec::new(),
     }
 }
 

@@ -93,6 +93,7 @@ pub fn compile(bundle: &Bundle) -> Result<Policy, CompileError> {
             ports,
             endpoints,
             ranked: None,
+            failover: service.failover.clone().into_boxed_slice(),
         });
     }
 

@@ -2,7 +2,9 @@
 
 use std::net::IpAddr;
 
-use warden_bundle::{FailureMode, Locality, OutboundMode, Protocol, Role, TargetPort};
+use warden_bundle::{
+    FailureMode, Locality, LocalityMapping, OutboundMode, Protocol, Role, TargetPort,
+};
 
 use crate::access::{evaluate, AccessOutcome, CompiledPolicy};
 use crate::cidr::CidrTable;
@@ -54,6 +56,8 @@ pub(crate) struct CompiledService {
     pub(crate) endpoints: Box<[CompiledEndpoint]>,
     /// The endpoints ranked for [`Policy::prepared_for`].
     pub(crate) ranked: Option<Ranked>,
+    /// Failover targets by proxy locality (`FailoverPolicy`).
+    pub(crate) failover: Box<[LocalityMapping]>,
 }
 
 #[derive(Debug, Clone)]
@@ -65,6 +69,18 @@ pub(crate) struct CompiledPort {
     pub(crate) target: Option<TargetPort>,
     /// Indices of the access policies that apply to this port.
     pub(crate) policies: Box<[u32]>,
+}
+
+/// The failover targets for a proxy in `locality`: the first mapping whose `from` holds it.
+fn failover_for<'a>(
+    mappings: &'a [LocalityMapping],
+    locality: Option<&Locality>,
+) -> Option<&'a [Locality]> {
+    let locality = locality?;
+    mappings
+        .iter()
+        .find(|m| m.from.contains(locality))
+        .map(|m| &m.to[..])
 }
 
 /// The normalised host the request names: the authority, else the SNI. Both present and
@@ -99,7 +115,8 @@ impl Policy {
     /// still get the right answer, by the linear path.
     pub fn prepare_for(&mut self, locality: Option<Locality>) {
         for service in self.services.iter_mut().filter(|s| !s.endpoints.is_empty()) {
-            service.ranked = Some(Ranked::new(&service.endpoints, locality.as_ref()));
+            let mapping = failover_for(&service.failover, locality.as_ref());
+            service.ranked = Some(Ranked::new(&service.endpoints, locality.as_ref(), mapping));
         }
         self.prepared_for = locality;
     }
@@ -226,6 +243,7 @@ impl Policy {
             port.number,
             port.target.as_ref(),
             locality,
+            failover_for(&service.failover, locality),
             health,
             pick,
         ) {
@@ -269,7 +287,8 @@ impl Policy {
             .enumerate()
             .filter_map(|(index, e)| {
                 let port = target_port(e, matched.port, target)?;
-                let proximity = Proximity::of(locality, &e.locality);
+                let mapping = failover_for(&service.failover, locality);
+                let proximity = Proximity::ranked(locality, mapping, &e.locality);
                 let choice = EndpointChoice {
                     endpoint: &e.name,
                     index,

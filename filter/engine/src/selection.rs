@@ -18,6 +18,8 @@ use crate::outlier::OutlierSettings;
 pub enum Proximity {
     SameSubZone,
     SameZone,
+    /// The n-th failover target of a `FailoverPolicy` locality mapping.
+    Mapped(u8),
     SameRegion,
     Remote,
 }
@@ -40,10 +42,28 @@ impl Proximity {
         }
     }
 
+    /// Like [`Proximity::of`], with a failover mapping for the proxy's locality: endpoints
+    /// outside the proxy's own zone that lie in the mapping's n-th target rank `Mapped(n)`.
+    pub fn ranked(
+        proxy: Option<&Locality>,
+        mapping: Option<&[Locality]>,
+        endpoint: &Locality,
+    ) -> Self {
+        let base = Self::of(proxy, endpoint);
+        if base <= Self::SameZone {
+            return base;
+        }
+        mapping
+            .and_then(|targets| targets.iter().position(|t| t.contains(endpoint)))
+            .and_then(|i| u8::try_from(i).ok())
+            .map_or(base, Self::Mapped)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::SameSubZone => "same sub-zone",
             Self::SameZone => "same zone",
+            Self::Mapped(_) => "failover target",
             Self::SameRegion => "same region",
             Self::Remote => "other region",
         }
@@ -89,14 +109,18 @@ pub(crate) struct Ranked {
 }
 
 impl Ranked {
-    pub(crate) fn new(endpoints: &[CompiledEndpoint], proxy: Option<&Locality>) -> Self {
+    pub(crate) fn new(
+        endpoints: &[CompiledEndpoint],
+        proxy: Option<&Locality>,
+        mapping: Option<&[Locality]>,
+    ) -> Self {
         let mut order: Vec<u32> = (0..endpoints.len())
             .filter_map(|i| u32::try_from(i).ok())
             .collect();
         let proximity = |i: &u32| {
-            endpoints
-                .get(*i as usize)
-                .map_or(Proximity::Remote, |e| Proximity::of(proxy, &e.locality))
+            endpoints.get(*i as usize).map_or(Proximity::Remote, |e| {
+                Proximity::ranked(proxy, mapping, &e.locality)
+            })
         };
         order.sort_by_key(|i| (proximity(i), *i));
         let mut tiers: Vec<(Proximity, u32)> = Vec::new();
@@ -190,6 +214,7 @@ pub(crate) fn choose<'p>(
     service_port: u16,
     target: Option<&TargetPort>,
     proxy: Option<&Locality>,
+    mapping: Option<&[Locality]>,
     health: &dyn Health,
     pick: u64,
 ) -> Option<EndpointChoice<'p>> {
@@ -203,6 +228,7 @@ pub(crate) fn choose<'p>(
             service_port,
             target,
             proxy,
+            mapping,
             health,
             pick,
         )?,
@@ -214,7 +240,7 @@ pub(crate) fn choose<'p>(
         address: &endpoint.address,
         port: target_port(endpoint, service_port, target)?,
         locality: &endpoint.locality,
-        proximity: Proximity::of(proxy, &endpoint.locality),
+        proximity: Proximity::ranked(proxy, mapping, &endpoint.locality),
         service,
         endpoints: endpoints.len(),
         outlier,
@@ -223,12 +249,14 @@ pub(crate) fn choose<'p>(
 
 /// The linear path, for a proxy locality nothing was ranked for, or while some endpoint is
 /// ejected: two passes, checking each endpoint's health.
+#[allow(clippy::too_many_arguments)]
 fn linear_pick(
     service: &ResourceName,
     endpoints: &[CompiledEndpoint],
     service_port: u16,
     target: Option<&TargetPort>,
     proxy: Option<&Locality>,
+    mapping: Option<&[Locality]>,
     health: &dyn Health,
     pick: u64,
 ) -> Option<usize> {
@@ -240,7 +268,7 @@ fn linear_pick(
     let mut best: Option<Proximity> = None;
     let mut total: u64 = 0;
     for (_, endpoint) in endpoints.iter().enumerate().filter(usable) {
-        let proximity = Proximity::of(proxy, &endpoint.locality);
+        let proximity = Proximity::ranked(proxy, mapping, &endpoint.locality);
         match best {
             Some(b) if proximity > b => {}
             Some(b) if proximity == b => total += u64::from(endpoint.weight),
@@ -253,7 +281,7 @@ fn linear_pick(
     let best = best?;
     let mut remaining = pick % total.max(1);
     for (index, endpoint) in endpoints.iter().enumerate().filter(usable) {
-        if Proximity::of(proxy, &endpoint.locality) != best {
+        if Proximity::ranked(proxy, mapping, &endpoint.locality) != best {
             continue;
         }
         let weight = u64::from(endpoint.weight);

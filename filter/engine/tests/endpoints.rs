@@ -180,3 +180,55 @@ fn access_denial_comes_before_endpoint_choice() {
     let d = p.decide(&tls(&here));
     assert_eq!((d.reason(), d.endpoint()), ("client_not_allowed", None));
 }
+
+/// A FailoverPolicy mapping sends a proxy's traffic, once its own zone is out, to the listed
+/// localities in order, ahead of the rest of its region.
+#[test]
+fn failover_mapping_orders_the_targets() {
+    let mut svc = service("db/orders", &["orders-db.mesh.internal"], &[], &[5432]);
+    svc.ports[0].target_port = Some(TargetPort::Name("pg".into()));
+    svc.endpoints = vec![
+        endpoint(
+            "east-a",
+            "127.0.0.21",
+            ("pg", 5432),
+            "us-east/us-east-1a",
+            1,
+        ),
+        endpoint(
+            "east-b",
+            "127.0.0.22",
+            ("pg", 5432),
+            "us-east/us-east-1b",
+            1,
+        ),
+        endpoint("west", "127.0.0.23", ("pg", 5432), "us-west/us-west-2a", 1),
+    ];
+    svc.failover = vec![warden_bundle::LocalityMapping {
+        from: Locality::parse("us-east"),
+        to: vec![Locality::parse("us-west")],
+    }];
+    let mut p = compiled(&bundle(RegistryOnly, vec![svc], vec![]));
+    let here = Locality::parse("us-east/us-east-1a");
+    assert_eq!(
+        chosen(&p, &tls(&here), &Ejected(vec![]), 0),
+        "127.0.0.21:5432"
+    );
+    assert_eq!(
+        chosen(&p, &tls(&here), &Ejected(vec![0]), 0),
+        "127.0.0.23:5432"
+    );
+    assert_eq!(
+        chosen(&p, &tls(&here), &Ejected(vec![0, 2]), 0),
+        "127.0.0.22:5432"
+    );
+    p.prepare_for(Some(here.clone()));
+    assert_eq!(
+        chosen(&p, &tls(&here), &Ejected(vec![]), 7),
+        "127.0.0.21:5432"
+    );
+    // A proxy the mapping does not cover keeps plain proximity.
+    let elsewhere = Locality::parse("eu-west/eu-west-1a");
+    let d = p.decide(&tls(&elsewhere));
+    assert_eq!(d.endpoint().unwrap().proximity, Proximity::Remote);
+}

@@ -149,6 +149,7 @@ proptest! {
     fn ranked_choice_equals_linear_choice(
         endpoints in prop::collection::vec((0u8..3, 0u8..3, 0u32..4), 1..30),
         proxy in (0u8..3, 0u8..3),
+        failover_to in prop::collection::vec(0u8..3, 0..3),
         picks in prop::collection::vec(any::<u64>(), 1..20),
     ) {
         use warden_bundle::{Endpoint, EndpointPort, Locality};
@@ -164,6 +165,12 @@ proptest! {
                 weight,
             })
             .collect();
+        if !failover_to.is_empty() {
+            svc.failover = vec![warden_bundle::LocalityMapping {
+                from: Locality::parse(&format!("r{}", proxy.0)),
+                to: failover_to.iter().map(|r| Locality::parse(&format!("r{r}"))).collect(),
+            }];
+        }
         let mut policy = compiled(&bundle(RegistryOnly, vec![svc], vec![]));
         let here = Locality::parse(&format!("r{}/z{}", proxy.0, proxy.1));
         policy.prepare_for(Some(here.clone()));

@@ -42,6 +42,7 @@ pub fn service(
         endpoints: Vec::new(),
         subject_alt_names: Vec::new(),
         outlier_detection: None,
+        failover: Vec::new(),
     }
 }
 
