@@ -109,23 +109,6 @@ pub fn apply(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::millis;
-
-    /// Gloo's duration forms, and what is refused.
-    #[test]
-    fn durations() {
-        assert_eq!(millis("30s"), Some(30_000));
-        assert_eq!(millis("500ms"), Some(500));
-        assert_eq!(millis("1.5s"), Some(1_500));
-        assert_eq!(millis("2m"), Some(120_000));
-        assert_eq!(millis("30"), None);
-        assert_eq!(millis("-1s"), None);
-        assert_eq!(millis("1d"), None);
-    }
-}
-
 /// Sets `failover` on every service a `FailoverPolicy` selects (the first policy by
 /// namespace/name wins; a second is reported).
 pub fn apply_failover(
@@ -221,5 +204,22 @@ pub fn apply_failover(
                 "selects no ExternalService; the policy has no effect",
             ));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::millis;
+
+    /// Gloo's duration forms, and what is refused.
+    #[test]
+    fn durations() {
+        assert_eq!(millis("30s"), Some(30_000));
+        assert_eq!(millis("500ms"), Some(500));
+        assert_eq!(millis("1.5s"), Some(1_500));
+        assert_eq!(millis("2m"), Some(120_000));
+        assert_eq!(millis("30"), None);
+        assert_eq!(millis("-1s"), None);
+        assert_eq!(millis("1d"), None);
     }
 }
