@@ -7,7 +7,7 @@ use super::policies::selects;
 use super::services::BuiltService;
 use super::workspaces::Workspaces;
 use crate::diagnostic::{Diagnostics, Severity};
-use crate::manifest::kinds::{FailoverPolicySpec, OutlierDetectionPolicySpec};
+use crate::manifest::kinds::{DestinationSelector, FailoverPolicySpec, OutlierDetectionPolicySpec};
 use crate::manifest::load::Located;
 
 /// A duration as Gloo writes them: `30s`, `500ms`, `1m`, `1.5s`; in milliseconds.
@@ -26,6 +26,49 @@ pub fn millis(text: &str) -> Option<u64> {
         _ => return None,
     };
     Some((value * factor).round() as u64)
+}
+
+/// Applies `set` to every service one of `destinations` selects (seen from the policy's
+/// workspace); a service `set` declines (it already has a setting) is reported. Warns when
+/// nothing is selected.
+fn for_each_selected<Spec>(
+    policy: &Located<Spec>,
+    destinations: &[DestinationSelector],
+    services: &mut [BuiltService<'_>],
+    workspaces: &Workspaces,
+    diagnostics: &mut Diagnostics,
+    what: &str,
+    mut set: impl FnMut(&mut BuiltService<'_>) -> bool,
+) {
+    let workspace = workspaces.workspace_of(policy.namespace()).to_owned();
+    let mut selected = 0;
+    for s in services.iter_mut() {
+        let picked = destinations.iter().any(|d| {
+            d.kind.as_deref().is_none_or(|k| k == "EXTERNAL_SERVICE")
+                && selects(&d.selector, s, workspaces, &workspace)
+        });
+        if !picked {
+            continue;
+        }
+        selected += 1;
+        if !set(s) {
+            diagnostics.push(policy.diagnostic(
+                Severity::Warning,
+                "spec.applyToDestinations",
+                format!(
+                    "{} already has {what} from another policy; that one applies",
+                    s.resource.display()
+                ),
+            ));
+        }
+    }
+    if selected == 0 {
+        diagnostics.push(policy.diagnostic(
+            Severity::Warning,
+            "spec.applyToDestinations",
+            "selects no ExternalService; the policy has no effect",
+        ));
+    }
 }
 
 /// Sets `outlierDetection` on every service a policy selects. A service selected by two
@@ -75,37 +118,21 @@ pub fn apply(
             base_ejection_millis: base,
             max_ejection_percent: config.max_ejection_percent,
         };
-        let workspace = workspaces.workspace_of(policy.namespace()).to_owned();
-        let mut selected = 0;
-        for s in services.iter_mut() {
-            let picked = policy.manifest.spec.apply_to_destinations.iter().any(|d| {
-                d.kind.as_deref().is_none_or(|k| k == "EXTERNAL_SERVICE")
-                    && selects(&d.selector, s, workspaces, &workspace)
-            });
-            if !picked {
-                continue;
-            }
-            selected += 1;
-            if s.service.outlier_detection.is_some() {
-                diagnostics.push(policy.diagnostic(
-                    Severity::Warning,
-                    "spec.applyToDestinations",
-                    format!(
-                        "{} already has outlier detection from another policy; that one applies",
-                        s.resource.display()
-                    ),
-                ));
-                continue;
-            }
-            s.service.outlier_detection = Some(settings.clone());
-        }
-        if selected == 0 {
-            diagnostics.push(policy.diagnostic(
-                Severity::Warning,
-                "spec.applyToDestinations",
-                "selects no ExternalService; the policy has no effect",
-            ));
-        }
+        for_each_selected(
+            policy,
+            &policy.manifest.spec.apply_to_destinations,
+            services,
+            workspaces,
+            diagnostics,
+            "outlier detection",
+            |s| {
+                if s.service.outlier_detection.is_some() {
+                    return false;
+                }
+                s.service.outlier_detection = Some(settings.clone());
+                true
+            },
+        );
     }
 }
 
@@ -173,37 +200,21 @@ pub fn apply_failover(
         if !valid {
             continue;
         }
-        let workspace = workspaces.workspace_of(policy.namespace()).to_owned();
-        let mut selected = 0;
-        for s in services.iter_mut() {
-            let picked = policy.manifest.spec.apply_to_destinations.iter().any(|d| {
-                d.kind.as_deref().is_none_or(|k| k == "EXTERNAL_SERVICE")
-                    && selects(&d.selector, s, workspaces, &workspace)
-            });
-            if !picked {
-                continue;
-            }
-            selected += 1;
-            if !s.service.failover.is_empty() {
-                diagnostics.push(policy.diagnostic(
-                    Severity::Warning,
-                    "spec.applyToDestinations",
-                    format!(
-                        "{} already has failover mappings from another policy; that one applies",
-                        s.resource.display()
-                    ),
-                ));
-                continue;
-            }
-            s.service.failover = mappings.clone();
-        }
-        if selected == 0 {
-            diagnostics.push(policy.diagnostic(
-                Severity::Warning,
-                "spec.applyToDestinations",
-                "selects no ExternalService; the policy has no effect",
-            ));
-        }
+        for_each_selected(
+            policy,
+            &policy.manifest.spec.apply_to_destinations,
+            services,
+            workspaces,
+            diagnostics,
+            "failover mappings",
+            |s| {
+                if !s.service.failover.is_empty() {
+                    return false;
+                }
+                s.service.failover = mappings.clone();
+                true
+            },
+        );
     }
 }
 
