@@ -2,7 +2,7 @@
 //! endpoint that one of them saw fail. Reads happen only for internal hostnames, once per
 //! request; writes use compare-and-swap, so concurrent workers never lose a record.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use proxy_wasm::hostcalls;
@@ -31,23 +31,27 @@ fn load(service: &str) -> (ServiceHealth, Option<u32>) {
 }
 
 /// [`Health`] read from shared data, fetched once per request for the service asked about.
-#[derive(Debug)]
+/// Neither the clock nor the shared data is read unless an internal hostname asks: requests
+/// to plain destinations make no extra host call.
+#[derive(Debug, Default)]
 pub struct SharedHealth {
-    now_ms: u64,
+    now_ms: Cell<Option<u64>>,
     cache: RefCell<Option<(String, ServiceHealth)>>,
 }
 
 impl SharedHealth {
-    pub fn new(now_ms: u64) -> Self {
-        Self {
-            now_ms,
-            cache: RefCell::new(None),
+    fn now(&self) -> u64 {
+        match self.now_ms.get() {
+            Some(now) => now,
+            None => {
+                let now = now_ms();
+                self.now_ms.set(Some(now));
+                now
+            }
         }
     }
-}
 
-impl Health for SharedHealth {
-    fn is_ejected(&self, service: &ResourceName, index: usize) -> bool {
+    fn with<T>(&self, service: &ResourceName, f: impl FnOnce(&ServiceHealth) -> T) -> Option<T> {
         let mut cache = self.cache.borrow_mut();
         if cache
             .as_ref()
@@ -55,9 +59,23 @@ impl Health for SharedHealth {
         {
             *cache = Some((service.as_str().to_owned(), load(service.as_str()).0));
         }
-        cache
-            .as_ref()
-            .is_some_and(|(_, health)| health.is_ejected(index, self.now_ms))
+        cache.as_ref().map(|(_, health)| f(health))
+    }
+}
+
+impl Health for SharedHealth {
+    fn is_ejected(&self, service: &ResourceName, index: usize) -> bool {
+        let now = self.now();
+        self.with(service, |h| h.is_ejected(index, now))
+            .unwrap_or(false)
+    }
+
+    fn any_ejected(&self, service: &ResourceName) -> bool {
+        let now = self.now();
+        self.with(service, |h| {
+            (0..h.endpoints.len()).any(|i| h.is_ejected(i, now))
+        })
+        .unwrap_or(false)
     }
 }
 

@@ -143,7 +143,7 @@ impl HttpContext for WardenHttp {
             locality: shared.locality.as_ref(),
             ..Request::default()
         };
-        let health = SharedHealth::new(health::now_ms());
+        let health = SharedHealth::default();
         let decision = policy.decide_with(&request, &health, shared.next_pick());
         self.chosen = decision.endpoint().map(|e| Chosen {
             service: e.service.to_string(),

@@ -64,7 +64,7 @@ impl StreamContext for WardenTcp {
             locality: shared.locality.as_ref(),
             ..Request::default()
         };
-        let health = SharedHealth::new(health::now_ms());
+        let health = SharedHealth::default();
         let decision = policy.decide_with(&request, &health, shared.next_pick());
         shared.metrics.tcp(&decision);
         let target = match destination {
