@@ -28,6 +28,8 @@ pub enum Command {
     Render(RenderCommand),
 }
 
+// Parsed once per process: the size difference between variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum RenderCommand {
     /// A complete Envoy bootstrap running the Warden filter locally.
@@ -78,6 +80,10 @@ pub struct EnvoyArgs {
     /// The proxy's locality (node locality).
     #[arg(long, value_name = "REGION[/ZONE[/SUBZONE]]")]
     pub locality: Option<String>,
+    /// Deliver the HTTP filter's configuration through this ECDS discovery file (written now
+    /// with the bundle; rewrite it with `build --ecds FILE` to change policy live).
+    #[arg(long, value_name = "FILE")]
+    pub ecds: Option<PathBuf>,
     /// Write here instead of standard output.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -146,8 +152,15 @@ pub struct BuildArgs {
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
     /// Where to write the bundle (JSON).
-    #[arg(short, long, value_name = "FILE")]
-    pub output: PathBuf,
+    #[arg(short, long, value_name = "FILE", required_unless_present = "ecds")]
+    pub output: Option<PathBuf>,
+    /// Also (or only) write an ECDS discovery file carrying the bundle, for an Envoy rendered
+    /// with `render envoy --ecds FILE`: written atomically, Envoy applies it live.
+    #[arg(long, value_name = "FILE")]
+    pub ecds: Option<PathBuf>,
+    /// The filter module the ECDS file names.
+    #[arg(long, value_name = "FILE", default_value = "dist/warden.wasm")]
+    pub wasm: PathBuf,
     /// Build for the workloads of this workspace: its services and those it imports.
     #[arg(long, value_name = "NAME")]
     pub workspace: Option<String>,

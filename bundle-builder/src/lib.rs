@@ -2,5 +2,6 @@
 
 pub mod build;
 pub mod diagnostic;
+pub mod files;
 pub mod manifest;
 pub mod render;

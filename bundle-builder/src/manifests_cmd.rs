@@ -1,12 +1,13 @@
 //! `bundle-builder validate` and `bundle-builder build`.
 
-use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use bundle_builder::build::{build as build_bundle, BuildOptions};
 use bundle_builder::diagnostic::Diagnostics;
+use bundle_builder::files::write_atomically;
 use bundle_builder::manifest::{load::load, source::read_all};
+use bundle_builder::render::envoy::ecds_response;
 use serde_json::json;
 
 use crate::cli::{BuildArgs, OutputFormat, ValidateArgs};
@@ -45,32 +46,23 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(1));
     };
     let text = bundle.to_json_pretty()? + "\n";
-    write_atomically(&args.output, &text)?;
-    eprintln!(
-        "wrote {} ({} services, {} access policies, {})",
-        args.output.display(),
+    let digest = bundle.metadata.digest.as_deref().unwrap_or("no digest");
+    let summary = format!(
+        "{} services, {} access policies, {digest}",
         bundle.spec.services.len(),
-        bundle.spec.access_policies.len(),
-        bundle.metadata.digest.as_deref().unwrap_or("no digest"),
+        bundle.spec.access_policies.len()
     );
+    if let Some(path) = &args.output {
+        write_atomically(path, &text)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("wrote {} ({summary})", path.display());
+    }
+    if let Some(path) = &args.ecds {
+        let wasm = std::path::absolute(&args.wasm)?;
+        let response = ecds_response(&text, &wasm, digest);
+        write_atomically(path, &(serde_json::to_string_pretty(&response)? + "\n"))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("wrote ECDS {} ({summary})", path.display());
+    }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Writes through a temporary file in the same folder and a rename, so a reader never sees
-/// half a bundle.
-fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temporary = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    std::fs::write(&temporary, text)
-        .with_context(|| format!("cannot write {}", temporary.display()))?;
-    std::fs::rename(&temporary, path)
-        .with_context(|| format!("cannot replace {}", path.display()))?;
-    Ok(())
 }

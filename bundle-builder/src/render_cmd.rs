@@ -3,7 +3,8 @@
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use bundle_builder::render::envoy::{sidecar, EnvoyOptions};
+use bundle_builder::files::write_atomically;
+use bundle_builder::render::envoy::{ecds_response, sidecar, EnvoyOptions};
 use warden_bundle::{Bundle, Locality};
 use warden_engine::compile;
 
@@ -29,7 +30,14 @@ pub fn envoy(args: &EnvoyArgs) -> anyhow::Result<ExitCode> {
         tcp: args.tcp.clone(),
         identity: args.identity.clone(),
         locality: args.locality.as_deref().map(Locality::parse),
+        ecds: args.ecds.as_deref().map(std::path::absolute).transpose()?,
     };
+    if let Some(path) = &options.ecds {
+        let digest = bundle.compute_digest()?;
+        let response = ecds_response(&options.bundle_json, &options.wasm, &digest);
+        write_atomically(path, &(serde_json::to_string_pretty(&response)? + "\n"))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
     let text = serde_json::to_string_pretty(&sidecar(&options))? + "\n";
     match &args.output {
         Some(path) => std::fs::write(path, text)

@@ -45,6 +45,8 @@ pub struct Sidecar {
     pub tcp: Vec<TcpForward>,
     /// The node's locality, `REGION/ZONE[/SUBZONE]`.
     pub locality: Option<String>,
+    /// Deliver the HTTP filter's configuration through this ECDS file (written by `render`).
+    pub ecds: Option<PathBuf>,
 }
 
 impl Sidecar {
@@ -55,8 +57,12 @@ impl Sidecar {
         }
     }
 
-    /// The bootstrap `bundle-builder render envoy` produces for this sidecar.
+    /// The bootstrap `bundle-builder render envoy` produces for this sidecar (and, with
+    /// `ecds`, the discovery file it writes).
     pub fn render(&self, listen: SocketAddr, admin: SocketAddr) -> Value {
+        if let Some(path) = &self.ecds {
+            write_ecds(path, &self.bundle, "initial");
+        }
         sidecar(&EnvoyOptions {
             bundle_json: self.bundle.to_string(),
             wasm: wasm_path(),
@@ -65,6 +71,7 @@ impl Sidecar {
             tcp: self.tcp.clone(),
             identity: self.identity.clone(),
             locality: self.locality.as_deref().map(warden_bundle::Locality::parse),
+            ecds: self.ecds.clone(),
         })
     }
 
@@ -72,6 +79,15 @@ impl Sidecar {
         let (listen, admin) = (free_addr("127.0.0.1"), free_addr("127.0.0.1"));
         Envoy::start(&self.render(listen, admin), listen, admin)
     }
+}
+
+/// Writes an ECDS discovery file carrying `bundle`, atomically, as `bundle-builder build
+/// --ecds` does.
+pub fn write_ecds(path: &std::path::Path, bundle: &Value, version: &str) {
+    let response =
+        bundle_builder::render::envoy::ecds_response(&bundle.to_string(), &wasm_path(), version);
+    bundle_builder::files::write_atomically(path, &response.to_string())
+        .expect("write the ECDS file");
 }
 
 /// A running Envoy, stopped when dropped (also when a test fails).

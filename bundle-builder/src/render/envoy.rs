@@ -12,7 +12,7 @@
 //! stand for the address a client dials (the filter decides on the listener's address).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 use warden_bundle::Locality;
@@ -33,6 +33,9 @@ pub struct EnvoyOptions {
     /// The workload's SPIFFE ID.
     pub identity: Option<String>,
     pub locality: Option<Locality>,
+    /// Deliver the HTTP filter's configuration through this file-based ECDS discovery file
+    /// (live reload) instead of inline.
+    pub ecds: Option<PathBuf>,
 }
 
 /// One TCP listener of a local sidecar: clients connect to `listen` (the address they mean
@@ -75,21 +78,68 @@ fn socket_address(addr: SocketAddr) -> Value {
     json!({ "socket_address": { "address": addr.ip().to_string(), "port_value": addr.port() } })
 }
 
-fn plugin(options: &EnvoyOptions, root_id: &str) -> Value {
+/// The type of the HTTP wasm filter's configuration.
+pub const HTTP_WASM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
+/// The name of the HTTP filter's configuration in the ECDS discovery file.
+pub const ECDS_RESOURCE: &str = "warden";
+
+/// The Wasm plugin configuration running `wasm` with `bundle_json` as its configuration.
+pub fn plugin_config(bundle_json: &str, wasm: &Path, root_id: &str) -> Value {
     json!({
         "name": "warden",
         "root_id": root_id,
         "vm_config": {
             "vm_id": "warden",
             "runtime": "envoy.wasm.runtime.v8",
-            "code": { "local": { "filename": options.wasm.display().to_string() } }
+            "code": { "local": { "filename": wasm.display().to_string() } }
         },
         "configuration": {
             "@type": "type.googleapis.com/google.protobuf.StringValue",
-            "value": options.bundle_json
+            "value": bundle_json
         },
         "failure_policy": "FAIL_RELOAD"
     })
+}
+
+fn plugin(options: &EnvoyOptions, root_id: &str) -> Value {
+    plugin_config(&options.bundle_json, &options.wasm, root_id)
+}
+
+/// A file-based ECDS `DiscoveryResponse` carrying the HTTP filter's configuration. Write it
+/// atomically (temporary file, then rename): Envoy applies it when the rename lands, and
+/// keeps the previous configuration if the filter refuses this one.
+pub fn ecds_response(bundle_json: &str, wasm: &Path, version: &str) -> Value {
+    json!({
+        "version_info": version,
+        "resources": [{
+            "@type": "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig",
+            "name": ECDS_RESOURCE,
+            "typed_config": {
+                "@type": HTTP_WASM_TYPE,
+                "config": plugin_config(bundle_json, wasm, "warden.http")
+            }
+        }]
+    })
+}
+
+/// The HTTP filter entry: inline, or discovered from the ECDS file.
+fn http_filter(options: &EnvoyOptions) -> Value {
+    match &options.ecds {
+        Some(path) => json!({
+            "name": ECDS_RESOURCE,
+            "config_discovery": {
+                "config_source": {
+                    "path_config_source": { "path": path.display().to_string() },
+                    "resource_api_version": "V3"
+                },
+                "type_urls": [HTTP_WASM_TYPE]
+            }
+        }),
+        None => json!({
+            "name": "warden",
+            "typed_config": { "@type": HTTP_WASM_TYPE, "config": plugin(options, "warden.http") }
+        }),
+    }
 }
 
 fn dns_cache() -> Value {
@@ -116,13 +166,7 @@ fn http_listener(options: &EnvoyOptions) -> Value {
                     }]
                 },
                 "http_filters": [
-                    {
-                        "name": "warden",
-                        "typed_config": {
-                            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
-                            "config": plugin(options, "warden.http")
-                        }
-                    },
+                    http_filter(options),
                     {
                         "name": "envoy.filters.http.dynamic_forward_proxy",
                         "typed_config": {
