@@ -2,6 +2,7 @@
 #   make build   the filter (dist/warden.wasm) and the bundle-builder binary
 #   make test    everything CI runs: lint, native tests, engine tests as wasm, Envoy end-to-end
 #   make demo    the filter in a real Envoy: requests allowed, denied, passed through; TCP
+#   make run     a local Envoy with the example manifests, applying every change live
 #   make bench   criterion benchmarks of the engine, then the Envoy benchmark (wrk)
 # Every target installs what it needs into the project (./.tools) or via rustup.
 
@@ -23,7 +24,7 @@ ENVOY := $(TOOLS)/bin/envoy
 BUILDER := target/release/bundle-builder
 EXAMPLE_BUNDLE := dist/example-bundle.json
 
-.PHONY: build test lint fmt demo bench bench-engine bench-envoy targets tools envoy wrk postgres clean
+.PHONY: build test lint fmt demo run bench bench-engine bench-envoy targets tools envoy wrk postgres clean
 
 ## Toolchain pieces -----------------------------------------------------------------------
 
@@ -94,6 +95,9 @@ demo: build $(ENVOY)
 	@echo
 	@echo "== the same filter in a real Envoy"
 	@ENVOY_BIN=$(ENVOY) WARDEN_WASM=$(CURDIR)/dist/warden.wasm $(CARGO) run --quiet -p warden-e2e --bin demo
+
+run: build $(ENVOY)
+	@./scripts/run.sh $(BUILDER) $(ENVOY) manifests/examples
 
 bench: bench-engine bench-envoy
 

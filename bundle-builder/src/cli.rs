@@ -19,6 +19,9 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Build the bundle the filter loads from manifests.
     Build(BuildArgs),
+    /// Rebuild on every manifest change and deliver it live through an ECDS file; manifests
+    /// with errors leave the running policy untouched.
+    Watch(WatchArgs),
     /// Explain the decision for one request, with the same engine the filter runs.
     Explain(ExplainArgs),
     /// Print the JSON Schema of the bundle format.
@@ -164,4 +167,23 @@ pub struct BuildArgs {
     /// Build for the workloads of this workspace: its services and those it imports.
     #[arg(long, value_name = "NAME")]
     pub workspace: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct WatchArgs {
+    /// Manifest files or folders to watch (recursively: *.yaml, *.yml, *.json).
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// The ECDS discovery file Envoy watches (see `render envoy --ecds`).
+    #[arg(long, value_name = "FILE")]
+    pub ecds: PathBuf,
+    /// The filter module the ECDS file names.
+    #[arg(long, value_name = "FILE", default_value = "dist/warden.wasm")]
+    pub wasm: PathBuf,
+    /// Build for the workloads of this workspace.
+    #[arg(long, value_name = "NAME")]
+    pub workspace: Option<String>,
+    /// How often to look for changes, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 500)]
+    pub interval_ms: u64,
 }

@@ -10,7 +10,7 @@ use bundle_builder::manifest::{load::load, source::read_all};
 use bundle_builder::render::envoy::ecds_response;
 use serde_json::json;
 
-use crate::cli::{BuildArgs, OutputFormat, ValidateArgs};
+use crate::cli::{BuildArgs, OutputFormat, ValidateArgs, WatchArgs};
 
 pub fn validate(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
     let files = read_all(&args.paths)?;
@@ -65,4 +65,73 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<ExitCode> {
         eprintln!("wrote ECDS {} ({summary})", path.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What the watched files look like now: names, sizes and modification times.
+fn snapshot(paths: &[std::path::PathBuf]) -> Vec<(String, u64, Option<std::time::SystemTime>)> {
+    let mut files = Vec::new();
+    let mut stack: Vec<std::path::PathBuf> = paths.to_vec();
+    while let Some(path) = stack.pop() {
+        if path.is_dir() {
+            if let Ok(entries) = std::fs::read_dir(&path) {
+                stack.extend(entries.filter_map(|e| e.ok()).map(|e| e.path()));
+            }
+        } else if let Ok(meta) = std::fs::metadata(&path) {
+            files.push((path.display().to_string(), meta.len(), meta.modified().ok()));
+        }
+    }
+    files.sort();
+    files
+}
+
+pub fn watch(args: &WatchArgs) -> anyhow::Result<ExitCode> {
+    let wasm = std::path::absolute(&args.wasm)?;
+    let options = BuildOptions {
+        workspace: args.workspace.clone(),
+    };
+    let mut seen = None;
+    let mut applied: Option<String> = None;
+    loop {
+        let now = snapshot(&args.paths);
+        if seen.as_ref() != Some(&now) {
+            seen = Some(now);
+            let mut diagnostics = Diagnostics::default();
+            let bundle = match read_all(&args.paths) {
+                Ok(files) => {
+                    build_bundle(&load(&files, &mut diagnostics), &options, &mut diagnostics)
+                }
+                Err(err) => {
+                    eprintln!("bundle-builder: {err}");
+                    None
+                }
+            };
+            eprint!("{}", diagnostics.report());
+            match bundle {
+                None => eprintln!(
+                    "bundle-builder: the running policy is unchanged ({}): fix the errors above",
+                    applied.as_deref().unwrap_or("none applied yet")
+                ),
+                Some(bundle) => {
+                    let digest = bundle.metadata.digest.clone().unwrap_or_default();
+                    if applied.as_deref() != Some(digest.as_str()) {
+                        let text = bundle.to_json_pretty()? + "\n";
+                        let response = ecds_response(&text, &wasm, &digest);
+                        write_atomically(
+                            &args.ecds,
+                            &(serde_json::to_string_pretty(&response)? + "\n"),
+                        )
+                        .with_context(|| format!("cannot write {}", args.ecds.display()))?;
+                        eprintln!(
+                            "applied {digest} ({} services, {} access policies) to {}",
+                            bundle.spec.services.len(),
+                            bundle.spec.access_policies.len(),
+                            args.ecds.display()
+                        );
+                        applied = Some(digest);
+                    }
+                }
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(args.interval_ms));
+    }
 }

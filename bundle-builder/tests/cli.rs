@@ -308,3 +308,98 @@ fn build_refuses_errors_and_unknown_workspaces() {
         "{err}"
     );
 }
+
+/// `watch` applies the first build, rebuilds on a change, and leaves the running policy
+/// untouched (printing the diagnostic) when a change breaks the manifests.
+#[test]
+fn watch_rebuilds_on_change_and_keeps_the_policy_on_errors() {
+    use std::io::Read;
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    let dir = std::env::temp_dir().join(format!("warden-watch-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("manifests")).unwrap();
+    let manifest = dir.join("manifests/api.yaml");
+    let service = |host: &str| {
+        format!("apiVersion: networking.gloo.solo.io/v2\nkind: ExternalService\nmetadata: {{name: api, namespace: saas}}\nspec:\n  hosts: [{host}]\n  ports: [{{number: 443, protocol: HTTPS}}]\n")
+    };
+    std::fs::write(&manifest, service("a.example.com")).unwrap();
+    let ecds = dir.join("ecds.json");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bundle-builder"))
+        .args([
+            "watch",
+            dir.join("manifests").to_str().unwrap(),
+            "--ecds",
+            ecds.to_str().unwrap(),
+            "--interval-ms",
+            "50",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = Arc::new(Mutex::new(String::new()));
+    let (sink, mut stderr) = (log.clone(), child.stderr.take().unwrap());
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stderr.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    let wait_for = |what: &dyn Fn() -> bool, label: &str| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !what() {
+            assert!(
+                Instant::now() < deadline,
+                "{label}; stderr:\n{}",
+                log.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let version = || {
+        std::fs::read_to_string(&ecds)
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| v["version_info"].as_str().map(str::to_owned))
+    };
+    wait_for(&|| version().is_some(), "the first build was not applied");
+    let first = version().unwrap();
+    assert!(std::fs::read_to_string(&ecds)
+        .unwrap()
+        .contains("a.example.com"));
+
+    std::fs::write(&manifest, service("b.example.com")).unwrap();
+    wait_for(
+        &|| version().is_some_and(|v| v != first),
+        "the change was not applied",
+    );
+    let second = version().unwrap();
+    assert!(std::fs::read_to_string(&ecds)
+        .unwrap()
+        .contains("b.example.com"));
+
+    std::fs::write(&manifest, service("b.*.example.com")).unwrap();
+    wait_for(
+        &|| {
+            log.lock()
+                .unwrap()
+                .contains("the running policy is unchanged")
+        },
+        "the error was not reported",
+    );
+    assert!(log.lock().unwrap().contains(
+        "spec.hosts[0]: \"b.*.example.com\": a wildcard may only be the whole leftmost label"
+    ));
+    assert_eq!(
+        version().unwrap(),
+        second,
+        "a broken change leaves the policy untouched"
+    );
+    child.kill().unwrap();
+    let _ = child.wait();
+}
