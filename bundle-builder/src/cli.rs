@@ -22,6 +22,8 @@ pub enum Command {
     /// Rebuild on every manifest change and deliver it live through an ECDS file; manifests
     /// with errors leave the running policy untouched.
     Watch(WatchArgs),
+    /// Make an ed25519 key pair for signing bundles: PREFIX.key (private) and PREFIX.pub.
+    Keygen(KeygenArgs),
     /// Explain the decision for one request, with the same engine the filter runs.
     Explain(ExplainArgs),
     /// Print the JSON Schema of the bundle format.
@@ -87,6 +89,10 @@ pub struct EnvoyArgs {
     /// with the bundle; rewrite it with `build --ecds FILE` to change policy live).
     #[arg(long, value_name = "FILE")]
     pub ecds: Option<PathBuf>,
+    /// Require bundles signed with this key's private half (from `bundle-builder keygen`):
+    /// the filter refuses unsigned and altered bundles.
+    #[arg(long, value_name = "PUB_FILE")]
+    pub public_key: Option<PathBuf>,
     /// Write here instead of standard output.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -167,6 +173,13 @@ pub struct BuildArgs {
     /// Build for the workloads of this workspace: its services and those it imports.
     #[arg(long, value_name = "NAME")]
     pub workspace: Option<String>,
+    /// Sign the bundle with this private key (from `bundle-builder keygen`).
+    #[arg(long, value_name = "KEY_FILE")]
+    pub sign: Option<PathBuf>,
+    /// The public key the filter requires signatures from; written into the ECDS file's VM
+    /// configuration (use the same key as `render envoy --public-key`).
+    #[arg(long, value_name = "PUB_FILE")]
+    pub public_key: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -186,4 +199,17 @@ pub struct WatchArgs {
     /// How often to look for changes, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 500)]
     pub interval_ms: u64,
+    /// Sign every bundle with this private key.
+    #[arg(long, value_name = "KEY_FILE")]
+    pub sign: Option<PathBuf>,
+    /// The public key the filter requires signatures from (as `render envoy --public-key`).
+    #[arg(long, value_name = "PUB_FILE")]
+    pub public_key: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct KeygenArgs {
+    /// Writes PREFIX.key (private, mode 0600) and PREFIX.pub.
+    #[arg(long, value_name = "PREFIX")]
+    pub out: PathBuf,
 }

@@ -18,6 +18,7 @@ fn main() -> ExitCode {
         cli::Command::Validate(args) => manifests_cmd::validate(&args),
         cli::Command::Build(args) => manifests_cmd::build(&args),
         cli::Command::Watch(args) => manifests_cmd::watch(&args),
+        cli::Command::Keygen(args) => manifests_cmd::keygen(&args),
         cli::Command::Schema => schema::run(),
         cli::Command::Render(cli::RenderCommand::Envoy(args)) => render_cmd::envoy(&args),
         cli::Command::Render(cli::RenderCommand::Rbac(args)) => render_cmd::rbac(&args),

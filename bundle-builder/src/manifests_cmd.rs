@@ -10,7 +10,7 @@ use bundle_builder::manifest::{load::load, source::read_all};
 use bundle_builder::render::envoy::ecds_response;
 use serde_json::json;
 
-use crate::cli::{BuildArgs, OutputFormat, ValidateArgs, WatchArgs};
+use crate::cli::{BuildArgs, KeygenArgs, OutputFormat, ValidateArgs, WatchArgs};
 
 pub fn validate(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
     let files = read_all(&args.paths)?;
@@ -45,6 +45,8 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<ExitCode> {
         eprintln!("bundle-builder: no bundle written: fix the errors above");
         return Ok(ExitCode::from(1));
     };
+    let bundle = sign(bundle, args.sign.as_deref())?;
+    let public_key = read_key(args.public_key.as_deref())?;
     let text = bundle.to_json_pretty()? + "\n";
     let digest = bundle.metadata.digest.as_deref().unwrap_or("no digest");
     let summary = format!(
@@ -59,7 +61,7 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(path) = &args.ecds {
         let wasm = std::path::absolute(&args.wasm)?;
-        let response = ecds_response(&text, &wasm, digest);
+        let response = ecds_response(&text, &wasm, digest, public_key.as_deref());
         write_atomically(path, &(serde_json::to_string_pretty(&response)? + "\n"))
             .with_context(|| format!("cannot write {}", path.display()))?;
         eprintln!("wrote ECDS {} ({summary})", path.display());
@@ -89,6 +91,7 @@ pub fn watch(args: &WatchArgs) -> anyhow::Result<ExitCode> {
     let options = BuildOptions {
         workspace: args.workspace.clone(),
     };
+    let public_key = read_key(args.public_key.as_deref())?;
     let mut seen = None;
     let mut applied: Option<String> = None;
     loop {
@@ -112,10 +115,11 @@ pub fn watch(args: &WatchArgs) -> anyhow::Result<ExitCode> {
                     applied.as_deref().unwrap_or("none applied yet")
                 ),
                 Some(bundle) => {
+                    let bundle = sign(bundle, args.sign.as_deref())?;
                     let digest = bundle.metadata.digest.clone().unwrap_or_default();
                     if applied.as_deref() != Some(digest.as_str()) {
                         let text = bundle.to_json_pretty()? + "\n";
-                        let response = ecds_response(&text, &wasm, &digest);
+                        let response = ecds_response(&text, &wasm, &digest, public_key.as_deref());
                         write_atomically(
                             &args.ecds,
                             &(serde_json::to_string_pretty(&response)? + "\n"),
@@ -134,4 +138,58 @@ pub fn watch(args: &WatchArgs) -> anyhow::Result<ExitCode> {
         }
         std::thread::sleep(std::time::Duration::from_millis(args.interval_ms));
     }
+}
+
+/// A key file's hex text.
+pub fn read_key(path: Option<&std::path::Path>) -> anyhow::Result<Option<String>> {
+    path.map(|p| {
+        std::fs::read_to_string(p)
+            .map(|t| t.trim().to_owned())
+            .with_context(|| format!("cannot read key {}", p.display()))
+    })
+    .transpose()
+}
+
+/// Signs the bundle with the private key in `key_file`, if one is given.
+fn sign(
+    bundle: warden_bundle::Bundle,
+    key_file: Option<&std::path::Path>,
+) -> anyhow::Result<warden_bundle::Bundle> {
+    let Some(path) = key_file else {
+        return Ok(bundle);
+    };
+    let hex = read_key(Some(path))?.unwrap_or_default();
+    let key = warden_bundle::private_key(&hex).with_context(|| format!("{}", path.display()))?;
+    Ok(bundle.sign(&key)?)
+}
+
+pub fn keygen(args: &KeygenArgs) -> anyhow::Result<ExitCode> {
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("no randomness for a key: {e}"))?;
+    let (private, public) = warden_bundle::key_pair(seed);
+    let key_path = args.out.with_extension("key");
+    let pub_path = args.out.with_extension("pub");
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&key_path)
+            .with_context(|| {
+                format!(
+                    "cannot create {} (it must not exist yet)",
+                    key_path.display()
+                )
+            })?;
+        file.write_all(format!("{private}\n").as_bytes())?;
+    }
+    std::fs::write(&pub_path, format!("{public}\n"))?;
+    eprintln!(
+        "wrote {} (private: keep it secret) and {}",
+        key_path.display(),
+        pub_path.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }

@@ -31,10 +31,19 @@ pub fn envoy(args: &EnvoyArgs) -> anyhow::Result<ExitCode> {
         identity: args.identity.clone(),
         locality: args.locality.as_deref().map(Locality::parse),
         ecds: args.ecds.as_deref().map(std::path::absolute).transpose()?,
+        public_key: crate::manifests_cmd::read_key(args.public_key.as_deref())?,
     };
+    if let Some(key) = &options.public_key {
+        warden_bundle::public_key(key).with_context(|| "--public-key")?;
+    }
     if let Some(path) = &options.ecds {
         let digest = bundle.compute_digest()?;
-        let response = ecds_response(&options.bundle_json, &options.wasm, &digest);
+        let response = ecds_response(
+            &options.bundle_json,
+            &options.wasm,
+            &digest,
+            options.public_key.as_deref(),
+        );
         write_atomically(path, &(serde_json::to_string_pretty(&response)? + "\n"))
             .with_context(|| format!("cannot write {}", path.display()))?;
     }

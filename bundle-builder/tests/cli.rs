@@ -403,3 +403,40 @@ fn watch_rebuilds_on_change_and_keeps_the_policy_on_errors() {
     child.kill().unwrap();
     let _ = child.wait();
 }
+
+/// `keygen` writes a key pair (the private key readable by its owner only); `build --sign`
+/// writes a bundle whose signature verifies with the public key.
+#[test]
+fn keygen_and_build_sign() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("warden-keys-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let prefix = dir.join("bundle-signing");
+    let (code, _, err) = run(&["keygen", "--out", prefix.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let key = prefix.with_extension("key");
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let (code, _, err) = run(&["keygen", "--out", prefix.to_str().unwrap()]);
+    assert_eq!(code, 2, "an existing key is never overwritten");
+    assert!(err.contains("it must not exist yet"), "{err}");
+
+    let out = dir.join("bundle.json");
+    let examples = root().join("manifests/examples").display().to_string();
+    let (code, _, err) = run(&[
+        "build",
+        &examples,
+        "-o",
+        out.to_str().unwrap(),
+        "--sign",
+        key.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let bundle = warden_bundle::Bundle::from_json(&std::fs::read(&out).unwrap()).unwrap();
+    let public = std::fs::read_to_string(prefix.with_extension("pub")).unwrap();
+    bundle
+        .verify_signature(&warden_bundle::public_key(&public).unwrap())
+        .unwrap();
+}

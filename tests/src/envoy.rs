@@ -47,6 +47,8 @@ pub struct Sidecar {
     pub locality: Option<String>,
     /// Deliver the HTTP filter's configuration through this ECDS file (written by `render`).
     pub ecds: Option<PathBuf>,
+    /// Hex public key: the filter accepts only bundles signed with its private half.
+    pub public_key: Option<String>,
 }
 
 impl Sidecar {
@@ -61,7 +63,7 @@ impl Sidecar {
     /// `ecds`, the discovery file it writes).
     pub fn render(&self, listen: SocketAddr, admin: SocketAddr) -> Value {
         if let Some(path) = &self.ecds {
-            write_ecds(path, &self.bundle, "initial");
+            write_ecds(path, &self.bundle, "initial", self.public_key.as_deref());
         }
         sidecar(&EnvoyOptions {
             bundle_json: self.bundle.to_string(),
@@ -72,6 +74,7 @@ impl Sidecar {
             identity: self.identity.clone(),
             locality: self.locality.as_deref().map(warden_bundle::Locality::parse),
             ecds: self.ecds.clone(),
+            public_key: self.public_key.clone(),
         })
     }
 
@@ -83,9 +86,13 @@ impl Sidecar {
 
 /// Writes an ECDS discovery file carrying `bundle`, atomically, as `bundle-builder build
 /// --ecds` does.
-pub fn write_ecds(path: &std::path::Path, bundle: &Value, version: &str) {
-    let response =
-        bundle_builder::render::envoy::ecds_response(&bundle.to_string(), &wasm_path(), version);
+pub fn write_ecds(path: &std::path::Path, bundle: &Value, version: &str, public_key: Option<&str>) {
+    let response = bundle_builder::render::envoy::ecds_response(
+        &bundle.to_string(),
+        &wasm_path(),
+        version,
+        public_key,
+    );
     bundle_builder::files::write_atomically(path, &response.to_string())
         .expect("write the ECDS file");
 }

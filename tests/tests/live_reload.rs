@@ -50,7 +50,7 @@ fn new_bundle_applies_live_and_a_broken_one_is_refused() {
     });
     std::thread::sleep(Duration::from_millis(300));
     let switched = Instant::now();
-    write_ecds(&ecds, &denying, "v2");
+    write_ecds(&ecds, &denying, "v2", None);
     while get(envoy.listen, &host, "/", &[]).status != 403 {
         assert!(
             switched.elapsed() < Duration::from_secs(5),
@@ -79,7 +79,7 @@ fn new_bundle_applies_live_and_a_broken_one_is_refused() {
         "source": { "kind": "ExternalService", "namespace": "e2e", "name": "net" },
         "addresses": ["10.1.2.3/8"], "ports": [{ "number": 80, "protocol": "HTTP" }]
     }]));
-    write_ecds(&ecds, &broken, "v3");
+    write_ecds(&ecds, &broken, "v3", None);
     let deadline = Instant::now() + Duration::from_secs(5);
     while !envoy
         .log()

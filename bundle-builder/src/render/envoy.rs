@@ -36,6 +36,8 @@ pub struct EnvoyOptions {
     /// Deliver the HTTP filter's configuration through this file-based ECDS discovery file
     /// (live reload) instead of inline.
     pub ecds: Option<PathBuf>,
+    /// Hex ed25519 public key: the filter then accepts only bundles signed with its key.
+    pub public_key: Option<String>,
 }
 
 /// One TCP listener of a local sidecar: clients connect to `listen` (the address they mean
@@ -84,15 +86,30 @@ pub const HTTP_WASM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.h
 pub const ECDS_RESOURCE: &str = "warden";
 
 /// The Wasm plugin configuration running `wasm` with `bundle_json` as its configuration.
-pub fn plugin_config(bundle_json: &str, wasm: &Path, root_id: &str) -> Value {
+pub fn plugin_config(
+    bundle_json: &str,
+    wasm: &Path,
+    root_id: &str,
+    public_key: Option<&str>,
+) -> Value {
+    let mut vm_config = json!({
+        "vm_id": "warden",
+        "runtime": "envoy.wasm.runtime.v8",
+        "code": { "local": { "filename": wasm.display().to_string() } }
+    });
+    if let (Some(key), Some(fields)) = (public_key, vm_config.as_object_mut()) {
+        fields.insert(
+            "configuration".into(),
+            json!({
+                "@type": "type.googleapis.com/google.protobuf.StringValue",
+                "value": json!({ "publicKey": key }).to_string()
+            }),
+        );
+    }
     json!({
         "name": "warden",
         "root_id": root_id,
-        "vm_config": {
-            "vm_id": "warden",
-            "runtime": "envoy.wasm.runtime.v8",
-            "code": { "local": { "filename": wasm.display().to_string() } }
-        },
+        "vm_config": vm_config,
         "configuration": {
             "@type": "type.googleapis.com/google.protobuf.StringValue",
             "value": bundle_json
@@ -102,13 +119,23 @@ pub fn plugin_config(bundle_json: &str, wasm: &Path, root_id: &str) -> Value {
 }
 
 fn plugin(options: &EnvoyOptions, root_id: &str) -> Value {
-    plugin_config(&options.bundle_json, &options.wasm, root_id)
+    plugin_config(
+        &options.bundle_json,
+        &options.wasm,
+        root_id,
+        options.public_key.as_deref(),
+    )
 }
 
 /// A file-based ECDS `DiscoveryResponse` carrying the HTTP filter's configuration. Write it
 /// atomically (temporary file, then rename): Envoy applies it when the rename lands, and
 /// keeps the previous configuration if the filter refuses this one.
-pub fn ecds_response(bundle_json: &str, wasm: &Path, version: &str) -> Value {
+pub fn ecds_response(
+    bundle_json: &str,
+    wasm: &Path,
+    version: &str,
+    public_key: Option<&str>,
+) -> Value {
     json!({
         "version_info": version,
         "resources": [{
@@ -116,7 +143,7 @@ pub fn ecds_response(bundle_json: &str, wasm: &Path, version: &str) -> Value {
             "name": ECDS_RESOURCE,
             "typed_config": {
                 "@type": HTTP_WASM_TYPE,
-                "config": plugin_config(bundle_json, wasm, "warden.http")
+                "config": plugin_config(bundle_json, wasm, "warden.http", public_key)
             }
         }]
     })

@@ -53,6 +53,9 @@ pub struct BundleMetadata {
     /// The program that wrote the bundle, for example `bundle-builder 0.1.0`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generator: Option<String>,
+    /// Hex ed25519 signature over `digest` (`bundle-builder build --sign KEY`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
 }
 
 /// What the filter enforces. `Default` gives the same values as an empty `spec: {}`.

@@ -11,6 +11,7 @@ mod digest;
 mod error;
 mod provenance;
 mod service;
+mod signature;
 
 pub use access::{AccessPolicy, AccessRule, PolicyTarget, ServiceRef};
 pub use bundle::{
@@ -24,3 +25,4 @@ pub use service::{
     Endpoint, EndpointPort, ExternalService, GatewayRef, GatewayRoute, Locality, LocalityMapping,
     OutlierDetection, Protocol, ServicePort, TargetPort, TlsMode, TlsOrigination,
 };
+pub use signature::{key_pair, private_key, public_key, InvalidSignature};

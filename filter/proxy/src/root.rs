@@ -7,7 +7,7 @@ use std::rc::Rc;
 use proxy_wasm::traits::{Context, HttpContext, RootContext, StreamContext};
 use proxy_wasm::types::ContextType;
 use warden_bundle::{Bundle, Locality};
-use warden_engine::{compile, CompileError, Policy};
+use warden_engine::{compile, Policy};
 
 use crate::metrics::Metrics;
 use crate::properties;
@@ -67,11 +67,47 @@ enum FilterKind {
 pub struct WardenRoot {
     kind: FilterKind,
     shared: Option<Rc<Shared>>,
+    /// From the VM configuration: when set, only bundles signed with it are accepted.
+    public_key: Option<ed25519_dalek::VerifyingKey>,
+}
+
+/// The VM configuration (`vm_config.configuration`): settings that outlive any one bundle.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct VmConfig {
+    /// Hex ed25519 public key; bundles must carry a valid signature made with its private key.
+    #[serde(default)]
+    public_key: Option<String>,
 }
 
 impl Context for WardenRoot {}
 
 impl RootContext for WardenRoot {
+    fn on_vm_start(&mut self, _size: usize) -> bool {
+        let Some(raw) = self.get_vm_configuration().filter(|c| !c.is_empty()) else {
+            return true;
+        };
+        let config: VmConfig = match serde_json::from_slice(&raw) {
+            Ok(config) => config,
+            Err(err) => {
+                log::error!(
+                    "refused VM configuration: {err}; expected {{\"publicKey\": \"<hex>\"}}"
+                );
+                return false;
+            }
+        };
+        if let Some(hex) = config.public_key {
+            match warden_bundle::public_key(&hex) {
+                Ok(key) => self.public_key = Some(key),
+                Err(err) => {
+                    log::error!("refused VM configuration: publicKey: {err}");
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
     fn on_configure(&mut self, _size: usize) -> bool {
         let root_id = properties::text(&["plugin_root_id"]).unwrap_or_default();
         self.kind = if root_id.contains("endpoints") {
@@ -87,7 +123,7 @@ impl RootContext for WardenRoot {
             metrics.rejected();
             return false;
         };
-        let mut policy = match load(&config) {
+        let mut policy = match load(&config, self.public_key.as_ref()) {
             Ok(policy) => policy,
             Err(err) => {
                 log::error!("refused configuration: {err}");
@@ -158,7 +194,13 @@ impl RootContext for WardenRoot {
     }
 }
 
-fn load(config: &[u8]) -> Result<Policy, CompileError> {
-    let bundle = Bundle::from_json(config)?;
-    compile(&bundle)
+/// Parses, checks the signature (when a public key is configured) and compiles a bundle.
+fn load(config: &[u8], key: Option<&ed25519_dalek::VerifyingKey>) -> Result<Policy, String> {
+    let bundle = Bundle::from_json(config).map_err(|e| e.to_string())?;
+    if let Some(key) = key {
+        bundle
+            .verify_signature(key)
+            .map_err(|e| format!("signature: {e}"))?;
+    }
+    compile(&bundle).map_err(|e| e.to_string())
 }
