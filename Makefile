@@ -3,6 +3,7 @@
 #   make test    everything CI runs: lint, native tests, engine tests as wasm, Envoy end-to-end
 #   make demo    the filter in a real Envoy: requests allowed, denied, passed through; TCP
 #   make run     a local Envoy with the example manifests, applying every change live
+#   make push    IMAGE=REGISTRY/REPOSITORY:TAG: the filter as a Wasm OCI image
 #   make bench   criterion benchmarks of the engine, then the Envoy benchmark (wrk)
 # Every target installs what it needs into the project (./.tools) or via rustup.
 
@@ -24,7 +25,7 @@ ENVOY := $(TOOLS)/bin/envoy
 BUILDER := target/release/bundle-builder
 EXAMPLE_BUNDLE := dist/example-bundle.json
 
-.PHONY: build test lint fmt demo run bench bench-engine bench-envoy targets tools envoy wrk postgres clean
+.PHONY: build test lint fmt demo run push bench bench-engine bench-envoy targets tools envoy wrk postgres registry-tools clean
 
 ## Toolchain pieces -----------------------------------------------------------------------
 
@@ -58,7 +59,13 @@ postgres:
 	  echo "installing postgresql (Debian package)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
 
-tools: targets $(WASM_BINDGEN) $(ENVOY) postgres
+# A real OCI registry and an independent client for the push test (Debian's packages).
+registry-tools:
+	@command -v docker-registry >/dev/null && command -v skopeo >/dev/null || { \
+	  echo "installing docker-registry and skopeo (Debian packages)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-registry skopeo; }
+
+tools: targets $(WASM_BINDGEN) $(ENVOY) postgres registry-tools
 
 ## Build ----------------------------------------------------------------------------------
 
@@ -95,6 +102,11 @@ demo: build $(ENVOY)
 	@echo
 	@echo "== the same filter in a real Envoy"
 	@ENVOY_BIN=$(ENVOY) WARDEN_WASM=$(CURDIR)/dist/warden.wasm $(CARGO) run --quiet -p warden-e2e --bin demo
+
+# make push IMAGE=registry.example.com/warden/filter:1.0 [PUSH_FLAGS="--variant oci --plain-http"]
+push: build
+	@test -n "$(IMAGE)" || { echo "usage: make push IMAGE=REGISTRY/REPOSITORY:TAG [PUSH_FLAGS=...]"; exit 2; }
+	$(BUILDER) push --wasm dist/warden.wasm --image $(IMAGE) $(PUSH_FLAGS)
 
 run: build $(ENVOY)
 	@./scripts/run.sh $(BUILDER) $(ENVOY) manifests/examples

@@ -24,6 +24,8 @@ pub enum Command {
     Watch(WatchArgs),
     /// Make an ed25519 key pair for signing bundles: PREFIX.key (private) and PREFIX.pub.
     Keygen(KeygenArgs),
+    /// Push the filter to an OCI registry as a Wasm image Istio can pull.
+    Push(PushArgs),
     /// Explain the decision for one request, with the same engine the filter runs.
     Explain(ExplainArgs),
     /// Print the JSON Schema of the bundle format.
@@ -212,4 +214,25 @@ pub struct KeygenArgs {
     /// Writes PREFIX.key (private, mode 0600) and PREFIX.pub.
     #[arg(long, value_name = "PREFIX")]
     pub out: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PushArgs {
+    /// The filter module.
+    #[arg(long, value_name = "FILE", default_value = "dist/warden.wasm")]
+    pub wasm: PathBuf,
+    /// Where to push: REGISTRY/REPOSITORY:TAG.
+    #[arg(long, value_name = "IMAGE")]
+    pub image: String,
+    /// compat (one tar.gz layer with plugin.wasm; Istio's default) or oci (the Wasm OCI spec).
+    #[arg(long, value_enum, default_value_t = bundle_builder::push::Variant::Compat)]
+    pub variant: bundle_builder::push::Variant,
+    /// Talk HTTP, not HTTPS (a local registry).
+    #[arg(long)]
+    pub plain_http: bool,
+    /// Registry user (else the Docker config file's credentials, else anonymous).
+    #[arg(long, requires = "password")]
+    pub username: Option<String>,
+    #[arg(long, requires = "username")]
+    pub password: Option<String>,
 }

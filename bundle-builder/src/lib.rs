@@ -4,4 +4,5 @@ pub mod build;
 pub mod diagnostic;
 pub mod files;
 pub mod manifest;
+pub mod push;
 pub mod render;

@@ -19,6 +19,24 @@ fn main() -> ExitCode {
         cli::Command::Build(args) => manifests_cmd::build(&args),
         cli::Command::Watch(args) => manifests_cmd::watch(&args),
         cli::Command::Keygen(args) => manifests_cmd::keygen(&args),
+        cli::Command::Push(args) => {
+            use bundle_builder::push::{auth, push};
+            let credentials = auth(
+                args.username.as_deref(),
+                args.password.as_deref(),
+                &args.image,
+            );
+            push(
+                &args.wasm,
+                &args.image,
+                args.variant,
+                args.plain_http,
+                credentials,
+            )
+            .map_err(anyhow::Error::from)
+            .and_then(|digest| output::print(&format!("{digest}\n")))
+            .map(|()| ExitCode::SUCCESS)
+        }
         cli::Command::Schema => schema::run(),
         cli::Command::Render(cli::RenderCommand::Envoy(args)) => render_cmd::envoy(&args),
         cli::Command::Render(cli::RenderCommand::Rbac(args)) => render_cmd::rbac(&args),

@@ -1,0 +1,219 @@
+//! Pushing the filter to a real OCI registry (Debian's docker-registry on loopback) and
+//! checking what an independent client (skopeo) sees.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::io::Read;
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bundle_builder::push::{push, Variant};
+use oci_client::secrets::RegistryAuth;
+use serde_json::Value;
+use warden_e2e::envoy::wasm_path;
+use warden_e2e::free_addr;
+
+struct Registry {
+    child: Child,
+    addr: std::net::SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Registry {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let addr = free_addr("127.0.0.1");
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("docker-registry (Debian package; make registry-tools)");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while TcpStream::connect(addr).is_err() {
+            assert!(Instant::now() < deadline, "registry did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self {
+            child,
+            addr,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn skopeo(args: &[&str]) -> String {
+    let out = Command::new("skopeo")
+        .args(args)
+        .output()
+        .expect("skopeo (Debian package; make registry-tools)");
+    assert!(
+        out.status.success(),
+        "skopeo {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Copies the image to an OCI layout with skopeo and returns its only layer's bytes.
+fn pulled_layer(image: &str) -> (Value, Vec<u8>) {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = format!("oci:{}:pulled", dir.path().display());
+    skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        &format!("docker://{image}"),
+        &layout,
+    ]);
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("index.json")).unwrap()).unwrap();
+    let blob = |digest: &str| {
+        std::fs::read(
+            dir.path()
+                .join("blobs/sha256")
+                .join(digest.trim_start_matches("sha256:")),
+        )
+        .unwrap()
+    };
+    let manifest: Value =
+        serde_json::from_slice(&blob(index["manifests"][0]["digest"].as_str().unwrap())).unwrap();
+    let layer = blob(manifest["layers"][0]["digest"].as_str().unwrap());
+    (manifest, layer)
+}
+
+#[test]
+fn compat_and_oci_images_are_what_istio_pulls() {
+    let registry = Registry::start();
+    let module = std::fs::read(wasm_path()).unwrap();
+
+    // compat: one tar.gz layer with plugin.wasm, annotated.
+    let image = format!("{}/warden/filter:compat", registry.addr);
+    let digest = push(
+        &wasm_path(),
+        &image,
+        Variant::Compat,
+        true,
+        RegistryAuth::Anonymous,
+    )
+    .unwrap();
+    assert!(digest.starts_with("sha256:"), "{digest}");
+    let raw: Value = serde_json::from_str(&skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        "--raw",
+        &format!("docker://{image}"),
+    ]))
+    .unwrap();
+    assert_eq!(raw["annotations"]["module.wasm.image/variant"], "compat");
+    assert_eq!(raw["layers"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        raw["layers"][0]["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar+gzip"
+    );
+    let (_, layer) = pulled_layer(&image);
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&layer[..]));
+    let mut entries = archive.entries().unwrap();
+    let mut entry = entries.next().unwrap().unwrap();
+    assert_eq!(entry.path().unwrap().to_str(), Some("plugin.wasm"));
+    let mut inside = Vec::new();
+    entry.read_to_end(&mut inside).unwrap();
+    assert!(
+        inside == module,
+        "plugin.wasm is byte-identical to dist/warden.wasm"
+    );
+    assert!(entries.next().is_none(), "only plugin.wasm in the layer");
+
+    // oci: the Wasm OCI spec's media types, the module as the layer.
+    let image = format!("{}/warden/filter:oci", registry.addr);
+    push(
+        &wasm_path(),
+        &image,
+        Variant::Oci,
+        true,
+        RegistryAuth::Anonymous,
+    )
+    .unwrap();
+    let raw: Value = serde_json::from_str(&skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        "--raw",
+        &format!("docker://{image}"),
+    ]))
+    .unwrap();
+    assert_eq!(
+        raw["config"]["mediaType"],
+        "application/vnd.module.wasm.config.v1+json"
+    );
+    assert_eq!(raw["layers"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        raw["layers"][0]["mediaType"],
+        "application/vnd.module.wasm.content.layer.v1+wasm"
+    );
+    let (_, layer) = pulled_layer(&image);
+    assert!(layer == module, "the layer is dist/warden.wasm");
+}
+
+/// Failures are one line that says what went wrong.
+#[test]
+fn push_errors_are_one_clear_line() {
+    let down = free_addr("127.0.0.1");
+    let err = push(
+        &wasm_path(),
+        &format!("{down}/warden:x"),
+        Variant::Compat,
+        true,
+        RegistryAuth::Anonymous,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.starts_with(&format!("push to {down} failed: ")),
+        "{err}"
+    );
+    assert!(!err.contains('\n'));
+    let err = push(
+        &wasm_path(),
+        "127.0.0.1:5000/UPPER/Case:x",
+        Variant::Compat,
+        true,
+        RegistryAuth::Anonymous,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.starts_with("\"127.0.0.1:5000/UPPER/Case:x\" is not an image reference"),
+        "{err}"
+    );
+    let err = push(
+        std::path::Path::new("/nonexistent.wasm"),
+        "127.0.0.1:5000/w:x",
+        Variant::Compat,
+        true,
+        RegistryAuth::Anonymous,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.starts_with("cannot read /nonexistent.wasm: "), "{err}");
+}
