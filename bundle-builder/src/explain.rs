@@ -4,18 +4,15 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use serde::Serialize;
-use warden_bundle::{Bundle, Locality};
-use warden_engine::{compile, parse_authority, Decision, Host, HostBuf, Request, RequestProtocol};
+use warden_bundle::Locality;
+use warden_engine::{parse_authority, Decision, Host, HostBuf, Request, RequestProtocol};
 
 use crate::cli::{ExplainArgs, OutputFormat, ProtocolArg};
 
 pub fn run(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
-    let bytes = std::fs::read(&args.bundle)
-        .with_context(|| format!("cannot read bundle {}", args.bundle.display()))?;
-    let bundle = Bundle::from_json(&bytes).with_context(|| format!("{}", args.bundle.display()))?;
-    let policy = compile(&bundle).with_context(|| format!("{}", args.bundle.display()))?;
+    let (_, _, policy) = crate::bundle_file::load(&args.bundle)?;
     let locality = args.locality.as_deref().map(Locality::parse);
     let request = request(args, locality.as_ref())?;
     let decision = policy.decide(&request);

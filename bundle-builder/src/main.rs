@@ -1,5 +1,6 @@
 //! `bundle-builder`: Warden's command line.
 
+mod bundle_file;
 mod cli;
 mod explain;
 mod manifests_cmd;

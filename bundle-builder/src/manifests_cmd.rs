@@ -7,7 +7,7 @@ use bundle_builder::build::{build as build_bundle, BuildOptions};
 use bundle_builder::diagnostic::Diagnostics;
 use bundle_builder::files::write_atomically;
 use bundle_builder::manifest::{load::load, source::read_all};
-use bundle_builder::render::envoy::ecds_response;
+use bundle_builder::render::envoy::write_ecds_file;
 use serde_json::json;
 
 use crate::cli::{BuildArgs, KeygenArgs, OutputFormat, ValidateArgs, WatchArgs};
@@ -61,8 +61,7 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(path) = &args.ecds {
         let wasm = std::path::absolute(&args.wasm)?;
-        let response = ecds_response(&text, &wasm, digest, public_key.as_deref());
-        write_atomically(path, &(serde_json::to_string_pretty(&response)? + "\n"))
+        write_ecds_file(path, &text, &wasm, digest, public_key.as_deref())
             .with_context(|| format!("cannot write {}", path.display()))?;
         eprintln!("wrote ECDS {} ({summary})", path.display());
     }
@@ -119,12 +118,8 @@ pub fn watch(args: &WatchArgs) -> anyhow::Result<ExitCode> {
                     let digest = bundle.metadata.digest.clone().unwrap_or_default();
                     if applied.as_deref() != Some(digest.as_str()) {
                         let text = bundle.to_json_pretty()? + "\n";
-                        let response = ecds_response(&text, &wasm, &digest, public_key.as_deref());
-                        write_atomically(
-                            &args.ecds,
-                            &(serde_json::to_string_pretty(&response)? + "\n"),
-                        )
-                        .with_context(|| format!("cannot write {}", args.ecds.display()))?;
+                        write_ecds_file(&args.ecds, &text, &wasm, &digest, public_key.as_deref())
+                            .with_context(|| format!("cannot write {}", args.ecds.display()))?;
                         eprintln!(
                             "applied {digest} ({} services, {} access policies) to {}",
                             bundle.spec.services.len(),

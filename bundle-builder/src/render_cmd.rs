@@ -3,10 +3,8 @@
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use bundle_builder::files::write_atomically;
-use bundle_builder::render::envoy::{ecds_response, sidecar, EnvoyOptions};
-use warden_bundle::{Bundle, Locality};
-use warden_engine::compile;
+use bundle_builder::render::envoy::{sidecar, write_ecds_file, EnvoyOptions};
+use warden_bundle::Locality;
 
 use crate::cli::{EnvoyArgs, RbacArgs, RoleArg};
 
@@ -14,12 +12,8 @@ pub fn envoy(args: &EnvoyArgs) -> anyhow::Result<ExitCode> {
     if args.role == RoleArg::Gateway {
         bail!("--role gateway is not available yet: the egress gateway bootstrap is still to come; use --role sidecar");
     }
-    let shown = args.bundle.display();
-    let bundle_json = std::fs::read_to_string(&args.bundle)
-        .with_context(|| format!("cannot read bundle {shown}"))?;
     // The filter would refuse a bundle the engine refuses: say so now, not in Envoy's log.
-    let bundle = Bundle::from_json(bundle_json.as_bytes()).with_context(|| format!("{shown}"))?;
-    compile(&bundle).with_context(|| format!("{shown}"))?;
+    let (bundle_json, bundle, _) = crate::bundle_file::load(&args.bundle)?;
     let wasm = std::path::absolute(&args.wasm)
         .with_context(|| format!("cannot resolve {}", args.wasm.display()))?;
     let options = EnvoyOptions {
@@ -38,14 +32,14 @@ pub fn envoy(args: &EnvoyArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(path) = &options.ecds {
         let digest = bundle.compute_digest()?;
-        let response = ecds_response(
+        write_ecds_file(
+            path,
             &options.bundle_json,
             &options.wasm,
             &digest,
             options.public_key.as_deref(),
-        );
-        write_atomically(path, &(serde_json::to_string_pretty(&response)? + "\n"))
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        )
+        .with_context(|| format!("cannot write {}", path.display()))?;
     }
     let text = serde_json::to_string_pretty(&sidecar(&options))? + "\n";
     match &args.output {
@@ -57,11 +51,7 @@ pub fn envoy(args: &EnvoyArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn rbac(args: &RbacArgs) -> anyhow::Result<ExitCode> {
-    let shown = args.bundle.display();
-    let text =
-        std::fs::read(&args.bundle).with_context(|| format!("cannot read bundle {shown}"))?;
-    let bundle = Bundle::from_json(&text).with_context(|| format!("{shown}"))?;
-    compile(&bundle).with_context(|| format!("{shown}"))?;
+    let (_, bundle, _) = crate::bundle_file::load(&args.bundle)?;
     let filter = bundle_builder::render::rbac::http_filter(&bundle);
     crate::output::print(&(serde_json::to_string_pretty(&filter)? + "\n"))?;
     Ok(ExitCode::SUCCESS)

@@ -87,14 +87,14 @@ impl Sidecar {
 /// Writes an ECDS discovery file carrying `bundle`, atomically, as `bundle-builder build
 /// --ecds` does.
 pub fn write_ecds(path: &std::path::Path, bundle: &Value, version: &str, public_key: Option<&str>) {
-    let response = bundle_builder::render::envoy::ecds_response(
+    bundle_builder::render::envoy::write_ecds_file(
+        path,
         &bundle.to_string(),
         &wasm_path(),
         version,
         public_key,
-    );
-    bundle_builder::files::write_atomically(path, &response.to_string())
-        .expect("write the ECDS file");
+    )
+    .expect("write the ECDS file");
 }
 
 /// A running Envoy, stopped when dropped (also when a test fails).

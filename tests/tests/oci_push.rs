@@ -77,6 +77,17 @@ fn skopeo(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The image manifest as the registry serves it.
+fn inspect_raw(image: &str) -> Value {
+    let raw = skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        "--raw",
+        &format!("docker://{image}"),
+    ]);
+    serde_json::from_str(&raw).unwrap()
+}
+
 /// Copies the image to an OCI layout with skopeo and returns its only layer's bytes.
 fn pulled_layer(image: &str) -> (Value, Vec<u8>) {
     let dir = tempfile::tempdir().unwrap();
@@ -119,13 +130,7 @@ fn compat_and_oci_images_are_what_istio_pulls() {
     )
     .unwrap();
     assert!(digest.starts_with("sha256:"), "{digest}");
-    let raw: Value = serde_json::from_str(&skopeo(&[
-        "inspect",
-        "--tls-verify=false",
-        "--raw",
-        &format!("docker://{image}"),
-    ]))
-    .unwrap();
+    let raw: Value = inspect_raw(&image);
     assert_eq!(raw["annotations"]["module.wasm.image/variant"], "compat");
     assert_eq!(raw["layers"].as_array().unwrap().len(), 1);
     assert_eq!(
@@ -155,13 +160,7 @@ fn compat_and_oci_images_are_what_istio_pulls() {
         RegistryAuth::Anonymous,
     )
     .unwrap();
-    let raw: Value = serde_json::from_str(&skopeo(&[
-        "inspect",
-        "--tls-verify=false",
-        "--raw",
-        &format!("docker://{image}"),
-    ]))
-    .unwrap();
+    let raw: Value = inspect_raw(&image);
     assert_eq!(
         raw["config"]["mediaType"],
         "application/vnd.module.wasm.config.v1+json"

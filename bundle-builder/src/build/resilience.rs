@@ -28,6 +28,13 @@ pub fn millis(text: &str) -> Option<u64> {
     Some((value * factor).round() as u64)
 }
 
+/// Policies in namespace/name order: the first of two that select one service wins.
+fn by_name<Spec>(policies: &[Located<Spec>]) -> Vec<&Located<Spec>> {
+    let mut ordered: Vec<&Located<Spec>> = policies.iter().collect();
+    ordered.sort_by(|a, b| (a.namespace(), a.name()).cmp(&(b.namespace(), b.name())));
+    ordered
+}
+
 /// Applies `set` to every service one of `destinations` selects (seen from the policy's
 /// workspace); a service `set` declines (it already has a setting) is reported. Warns when
 /// nothing is selected.
@@ -79,9 +86,7 @@ pub fn apply(
     workspaces: &Workspaces,
     diagnostics: &mut Diagnostics,
 ) {
-    let mut ordered: Vec<&Located<OutlierDetectionPolicySpec>> = policies.iter().collect();
-    ordered.sort_by(|a, b| (a.namespace(), a.name()).cmp(&(b.namespace(), b.name())));
-    for policy in ordered {
+    for policy in by_name(policies) {
         let config = &policy.manifest.spec.config;
         if config.interval.is_some() {
             diagnostics.push(policy.diagnostic(
@@ -144,9 +149,7 @@ pub fn apply_failover(
     workspaces: &Workspaces,
     diagnostics: &mut Diagnostics,
 ) {
-    let mut ordered: Vec<&Located<FailoverPolicySpec>> = policies.iter().collect();
-    ordered.sort_by(|a, b| (a.namespace(), a.name()).cmp(&(b.namespace(), b.name())));
-    for policy in ordered {
+    for policy in by_name(policies) {
         let mut mappings = Vec::new();
         let mut valid = true;
         for (m, mapping) in policy

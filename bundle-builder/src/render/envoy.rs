@@ -130,12 +130,7 @@ fn plugin(options: &EnvoyOptions, root_id: &str) -> Value {
 /// A file-based ECDS `DiscoveryResponse` carrying the HTTP filter's configuration. Write it
 /// atomically (temporary file, then rename): Envoy applies it when the rename lands, and
 /// keeps the previous configuration if the filter refuses this one.
-pub fn ecds_response(
-    bundle_json: &str,
-    wasm: &Path,
-    version: &str,
-    public_key: Option<&str>,
-) -> Value {
+fn ecds_response(bundle_json: &str, wasm: &Path, version: &str, public_key: Option<&str>) -> Value {
     json!({
         "version_info": version,
         "resources": [{
@@ -147,6 +142,19 @@ pub fn ecds_response(
             }
         }]
     })
+}
+
+/// Writes the ECDS discovery file for `bundle_json` atomically (what `render --ecds`,
+/// `build --ecds` and `watch` all do).
+pub fn write_ecds_file(
+    path: &Path,
+    bundle_json: &str,
+    wasm: &Path,
+    version: &str,
+    public_key: Option<&str>,
+) -> std::io::Result<()> {
+    let response = ecds_response(bundle_json, wasm, version, public_key);
+    crate::files::write_atomically(path, &format!("{response:#}\n"))
 }
 
 /// The HTTP filter entry: inline, or discovered from the ECDS file.

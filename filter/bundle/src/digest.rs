@@ -4,7 +4,6 @@
 //! order the builder sorted them), so the same policy always has the same digest.
 
 use sha2::{Digest, Sha256};
-use std::fmt::Write;
 
 use crate::bundle::Bundle;
 use crate::error::BundleError;
@@ -16,14 +15,10 @@ impl Bundle {
     /// The digest of this bundle's spec, whatever `metadata.digest` says.
     pub fn compute_digest(&self) -> Result<String, BundleError> {
         let canonical = serde_json::to_vec(&self.spec).map_err(BundleError::Serialize)?;
-        let hash = Sha256::digest(&canonical);
-        let mut out = String::with_capacity(DIGEST_PREFIX.len() + 64);
-        out.push_str(DIGEST_PREFIX);
-        for byte in hash {
-            // Writing to a String cannot fail.
-            let _ = write!(out, "{byte:02x}");
-        }
-        Ok(out)
+        Ok(format!(
+            "{DIGEST_PREFIX}{}",
+            hex::encode(Sha256::digest(&canonical))
+        ))
     }
 
     /// Sets `metadata.digest` to the digest of the spec.

@@ -58,12 +58,6 @@ pub(crate) fn compile_endpoint(
     let address = match raw.parse::<IpAddr>() {
         Ok(ip) => EndpointAddress::Ip(crate::host::canonical_ip(ip)),
         Err(_) => match parse_host(raw, &mut HostBuf::new()) {
-            Ok(Host::Name(name)) if raw.contains(':') => {
-                return Err(fail(
-                    "address",
-                    format!("{raw:?} has a port; put ports under ports[] ({name})"),
-                ));
-            }
             Ok(Host::Name(name)) => EndpointAddress::Name(name.into()),
             Ok(Host::Ip(ip)) => {
                 return Err(fail(

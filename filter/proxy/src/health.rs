@@ -7,7 +7,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::Status;
-use warden_engine::{Health, Outcome, OutlierSettings, Recorded, ResourceName, ServiceHealth};
+use warden_engine::{
+    EndpointChoice, Health, Outcome, OutlierSettings, Recorded, ResourceName, ServiceHealth,
+};
 
 /// Milliseconds since the epoch, from Envoy's clock.
 pub fn now_ms() -> u64 {
@@ -87,6 +89,18 @@ pub struct Chosen {
     pub index: usize,
     pub endpoints: usize,
     pub outlier: OutlierSettings,
+}
+
+impl From<&EndpointChoice<'_>> for Chosen {
+    fn from(e: &EndpointChoice<'_>) -> Self {
+        Self {
+            service: e.service.to_string(),
+            endpoint: e.endpoint.to_string(),
+            index: e.index,
+            endpoints: e.endpoints,
+            outlier: *e.outlier,
+        }
+    }
 }
 
 /// Records the outcome of a request to a chosen endpoint.

@@ -145,13 +145,7 @@ impl HttpContext for WardenHttp {
         };
         let health = SharedHealth::default();
         let decision = policy.decide_with(&request, &health, shared.next_pick());
-        self.chosen = decision.endpoint().map(|e| Chosen {
-            service: e.service.to_string(),
-            endpoint: e.endpoint.to_string(),
-            index: e.index,
-            endpoints: e.endpoints,
-            outlier: *e.outlier,
-        });
+        self.chosen = decision.endpoint().as_ref().map(Chosen::from);
         shared.metrics.http(&decision);
         let (host_text, client_text) = (host.unwrap_or("-"), request.client.unwrap_or("-"));
         let Decision::Deny(denial) = decision else {

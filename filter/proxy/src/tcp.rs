@@ -95,13 +95,7 @@ impl StreamContext for WardenTcp {
         if !filter_state::set(ORIGINAL_DST, &upstream, Span::Connection) {
             return self.close();
         }
-        self.chosen = Some(Chosen {
-            service: endpoint.service.to_string(),
-            endpoint: endpoint.endpoint.to_string(),
-            index: endpoint.index,
-            endpoints: endpoint.endpoints,
-            outlier: *endpoint.outlier,
-        });
+        self.chosen = Some(Chosen::from(&endpoint));
         Action::Continue
     }
 
