@@ -95,6 +95,23 @@ pub struct EnvoyArgs {
     /// the filter refuses unsigned and altered bundles.
     #[arg(long, value_name = "PUB_FILE")]
     pub public_key: Option<PathBuf>,
+    /// The proxy's mesh certificate (PEM, with a SPIFFE URI SAN): a sidecar presents it to
+    /// the gateway, the gateway to sidecars.
+    #[arg(long, value_name = "PEM", requires_all = ["key", "ca"])]
+    pub cert: Option<PathBuf>,
+    /// The private key of --cert (PEM).
+    #[arg(long, value_name = "PEM", requires = "cert")]
+    pub key: Option<PathBuf>,
+    /// The mesh CA (PEM) that issues sidecar and gateway certificates.
+    #[arg(long, value_name = "PEM", requires = "cert")]
+    pub ca: Option<PathBuf>,
+    /// Sidecar: send ports with egressGatewayRoutes to the egress gateway at this address,
+    /// over mutual TLS.
+    #[arg(long, value_name = "IP:PORT", requires_all = ["gateway_identity", "cert"])]
+    pub gateway: Option<std::net::SocketAddr>,
+    /// The SPIFFE ID the egress gateway's certificate must carry.
+    #[arg(long, value_name = "SPIFFE_ID", requires = "gateway")]
+    pub gateway_identity: Option<String>,
     /// Write here instead of standard output.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,

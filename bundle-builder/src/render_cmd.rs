@@ -3,15 +3,13 @@
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use bundle_builder::render::envoy::{sidecar, write_ecds_file, EnvoyOptions};
-use warden_bundle::Locality;
+use bundle_builder::render::envoy::{bootstrap, write_ecds_file, EnvoyOptions, GatewayHop};
+use bundle_builder::render::tls::MeshTls;
+use warden_bundle::{Locality, Role};
 
 use crate::cli::{EnvoyArgs, RbacArgs, RoleArg};
 
 pub fn envoy(args: &EnvoyArgs) -> anyhow::Result<ExitCode> {
-    if args.role == RoleArg::Gateway {
-        bail!("--role gateway is not available yet: the egress gateway bootstrap is still to come; use --role sidecar");
-    }
     // The filter would refuse a bundle the engine refuses: say so now, not in Envoy's log.
     let (bundle_json, bundle, _) = crate::bundle_file::load(&args.bundle)?;
     let wasm = std::path::absolute(&args.wasm)
@@ -26,6 +24,23 @@ pub fn envoy(args: &EnvoyArgs) -> anyhow::Result<ExitCode> {
         locality: args.locality.as_deref().map(Locality::parse),
         ecds: args.ecds.as_deref().map(std::path::absolute).transpose()?,
         public_key: crate::manifests_cmd::read_key(args.public_key.as_deref())?,
+        role: match args.role {
+            RoleArg::Sidecar => Role::Sidecar,
+            RoleArg::Gateway => Role::Gateway,
+        },
+        trust_domain: bundle.spec.trust_domain.clone(),
+        mesh_tls: mesh_tls(args)?,
+        gateway: match (args.gateway, &args.gateway_identity) {
+            (Some(address), Some(identity)) => {
+                warden_engine::validate::spiffe_id(identity, false)
+                    .map_err(|e| anyhow::anyhow!("--gateway-identity {identity:?}: {e}"))?;
+                Some(GatewayHop {
+                    address,
+                    identity: identity.clone(),
+                })
+            }
+            _ => None,
+        },
     };
     if let Some(key) = &options.public_key {
         warden_bundle::public_key(key).with_context(|| "--public-key")?;
@@ -41,7 +56,8 @@ pub fn envoy(args: &EnvoyArgs) -> anyhow::Result<ExitCode> {
         )
         .with_context(|| format!("cannot write {}", path.display()))?;
     }
-    let text = serde_json::to_string_pretty(&sidecar(&options))? + "\n";
+    let config = bootstrap(&options, &bundle.spec)?;
+    let text = serde_json::to_string_pretty(&config)? + "\n";
     match &args.output {
         Some(path) => std::fs::write(path, text)
             .with_context(|| format!("cannot write {}", path.display()))?,
@@ -55,4 +71,22 @@ pub fn rbac(args: &RbacArgs) -> anyhow::Result<ExitCode> {
     let filter = bundle_builder::render::rbac::http_filter(&bundle);
     crate::output::print(&(serde_json::to_string_pretty(&filter)? + "\n"))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--cert`, `--key`, `--ca` as absolute paths (Envoy reads them), each checked to exist.
+fn mesh_tls(args: &EnvoyArgs) -> anyhow::Result<Option<MeshTls>> {
+    let (Some(cert), Some(key), Some(ca)) = (&args.cert, &args.key, &args.ca) else {
+        return Ok(None);
+    };
+    let file = |flag: &str, path: &std::path::Path| -> anyhow::Result<std::path::PathBuf> {
+        if !path.is_file() {
+            bail!("{flag} {}: no such file", path.display());
+        }
+        Ok(std::path::absolute(path)?)
+    };
+    Ok(Some(MeshTls {
+        certificate: file("--cert", cert)?,
+        private_key: file("--key", key)?,
+        ca: file("--ca", ca)?,
+    }))
 }

@@ -44,7 +44,7 @@ pub fn get(proxy: SocketAddr, host: &str, path: &str, headers: &[(&str, &str)]) 
     parse(&String::from_utf8_lossy(&raw))
 }
 
-fn parse(raw: &str) -> Response {
+pub(crate) fn parse(raw: &str) -> Response {
     let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((raw, ""));
     let mut lines = head.split("\r\n");
     let status = lines

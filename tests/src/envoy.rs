@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use bundle_builder::render::envoy::{sidecar, EnvoyOptions, TcpForward};
+use bundle_builder::render::envoy::{bootstrap, EnvoyOptions, GatewayHop, TcpForward};
+use bundle_builder::render::tls::MeshTls;
 use serde_json::Value;
 
 use crate::{free_addr, repo_root};
@@ -37,7 +38,8 @@ pub fn wasm_path() -> PathBuf {
     std::path::absolute(path).unwrap()
 }
 
-/// What a sidecar under test should look like.
+/// What a proxy under test should look like: a sidecar, or with `role` `Gateway` the egress
+/// gateway.
 #[derive(Debug, Clone, Default)]
 pub struct Sidecar {
     pub bundle: Value,
@@ -49,6 +51,12 @@ pub struct Sidecar {
     pub ecds: Option<PathBuf>,
     /// Hex public key: the filter accepts only bundles signed with its private half.
     pub public_key: Option<String>,
+    /// The workload's mesh certificate, for the hop to the egress gateway.
+    pub mesh_tls: Option<MeshTls>,
+    /// The egress gateway gateway-routed ports go to.
+    pub gateway: Option<GatewayHop>,
+    /// `Gateway` renders the egress gateway (`render envoy --role gateway`) instead.
+    pub role: warden_bundle::Role,
 }
 
 impl Sidecar {
@@ -65,17 +73,28 @@ impl Sidecar {
         if let Some(path) = &self.ecds {
             write_ecds(path, &self.bundle, "initial", self.public_key.as_deref());
         }
-        sidecar(&EnvoyOptions {
-            bundle_json: self.bundle.to_string(),
-            wasm: wasm_path(),
-            listen,
-            admin,
-            tcp: self.tcp.clone(),
-            identity: self.identity.clone(),
-            locality: self.locality.as_deref().map(warden_bundle::Locality::parse),
-            ecds: self.ecds.clone(),
-            public_key: self.public_key.clone(),
-        })
+        let spec = warden_bundle::Bundle::from_json(self.bundle.to_string().as_bytes())
+            .expect("test bundle parses")
+            .spec;
+        bootstrap(
+            &EnvoyOptions {
+                bundle_json: self.bundle.to_string(),
+                wasm: wasm_path(),
+                listen,
+                admin,
+                tcp: self.tcp.clone(),
+                identity: self.identity.clone(),
+                locality: self.locality.as_deref().map(warden_bundle::Locality::parse),
+                ecds: self.ecds.clone(),
+                public_key: self.public_key.clone(),
+                role: self.role,
+                trust_domain: spec.trust_domain.clone(),
+                mesh_tls: self.mesh_tls.clone(),
+                gateway: self.gateway.clone(),
+            },
+            &spec,
+        )
+        .expect("renders")
     }
 
     pub fn start(&self) -> Envoy {
@@ -126,6 +145,8 @@ impl Envoy {
             .arg("-c")
             .arg(&path)
             .args(["--concurrency", "1", "--use-dynamic-base-id", "-l", "info"])
+            // Access log lines in the log within 200 ms (Envoy's default is 10 s).
+            .args(["--file-flush-interval-msec", "200"])
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -220,6 +241,37 @@ impl Envoy {
                 (key == name).then(|| value.parse().ok()).flatten()
             })
             .unwrap_or(0)
+    }
+
+    /// The value of one of Envoy's own statistics from `/stats` (0 when absent), such as
+    /// `cluster.NAME.ssl.fail_verify_san`.
+    pub fn stat(&self, name: &str) -> u64 {
+        let (_, body) = self.admin_get("/stats").expect("admin stats");
+        body.lines()
+            .find_map(|line| {
+                let (key, value) = line.split_once(": ")?;
+                (key == name).then(|| value.trim().parse().ok()).flatten()
+            })
+            .unwrap_or(0)
+    }
+
+    /// Waits (up to 5 s: Envoy flushes access logs periodically) for a log line containing
+    /// every one of `parts`, and returns it.
+    pub fn wait_log_line(&self, parts: &[&str]) -> Option<String> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let log = self.log();
+            let found = log
+                .lines()
+                .find(|line| parts.iter().all(|p| line.contains(p)));
+            if let Some(line) = found {
+                return Some(line.to_owned());
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// The Envoy process ID.

@@ -13,7 +13,9 @@
 
 pub mod client;
 pub mod envoy;
+pub mod pki;
 pub mod postgres;
+pub mod tls;
 pub mod upstream;
 
 use std::net::{IpAddr, SocketAddr, TcpListener};

@@ -48,8 +48,13 @@ impl HttpUpstream {
 }
 
 /// Reads one request head, answers it, closes the connection.
-fn serve(mut stream: TcpStream, body: &str) -> Option<Seen> {
+fn serve(stream: TcpStream, body: &str) -> Option<Seen> {
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    answer(stream, body)
+}
+
+/// Reads one request head from `stream` and answers `200 body`.
+pub(crate) fn answer(mut stream: impl Read + Write, body: &str) -> Option<Seen> {
     let mut head = Vec::new();
     let mut buf = [0u8; 4096];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -117,14 +122,17 @@ impl EchoServer {
 
 /// An accept loop on its own thread. Dropping it stops the loop and closes the listening
 /// socket, so the address refuses connections as a stopped server's would.
-struct Accepting {
+pub(crate) struct Accepting {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Accepting {
-    fn spawn(listener: TcpListener, mut handle: impl FnMut(TcpStream) + Send + 'static) -> Self {
+    pub(crate) fn spawn(
+        listener: TcpListener,
+        mut handle: impl FnMut(TcpStream) + Send + 'static,
+    ) -> Self {
         let addr = listener.local_addr().expect("listener address");
         let stop = Arc::new(AtomicBool::new(false));
         let halt = stop.clone();

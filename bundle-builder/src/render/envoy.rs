@@ -7,6 +7,11 @@
 //! `tcp_proxy` to UPSTREAM). The admin interface listens on loopback. The bundle is the
 //! plugin configuration, verbatim.
 //!
+//! The gateway bootstrap (`--role gateway`) has one HTTPS listener that requires a client
+//! certificate from the mesh CA, the same filter chain (the filter reads the caller's SPIFFE
+//! ID from the certificate), and a cluster per service port that originates TLS. A sidecar
+//! rendered with a gateway sends gateway-routed ports to it over mutual TLS.
+//!
 //! Rendered for a local proxy: clients talk to Envoy's listeners directly, there is no traffic
 //! capture, so node metadata tells the filter `WARDEN_LOCAL_PROXY=true` and TCP listeners
 //! stand for the address a client dials (the filter decides on the listener's address).
@@ -15,7 +20,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
-use warden_bundle::Locality;
+use warden_bundle::{BundleSpec, Locality, Role};
+
+use super::tls::{self, MeshTls, OriginationError};
 
 /// Everything `render envoy` needs.
 #[derive(Debug, Clone)]
@@ -38,6 +45,30 @@ pub struct EnvoyOptions {
     pub ecds: Option<PathBuf>,
     /// Hex ed25519 public key: the filter then accepts only bundles signed with its key.
     pub public_key: Option<String>,
+    /// Sidecar or egress gateway.
+    pub role: Role,
+    /// The bundle's trust domain: the gateway accepts SPIFFE IDs in it only.
+    pub trust_domain: String,
+    /// The proxy's mesh certificate: a sidecar's towards the gateway, the gateway's own.
+    pub mesh_tls: Option<MeshTls>,
+    /// For a sidecar: the egress gateway gateway-routed ports go to.
+    pub gateway: Option<GatewayHop>,
+}
+
+/// Where a sidecar's egress gateway listens, and the SPIFFE ID its certificate must carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayHop {
+    pub address: SocketAddr,
+    pub identity: String,
+}
+
+/// Why a bootstrap cannot be rendered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    #[error("{0}")]
+    Origination(#[from] OriginationError),
+    #[error("{0}")]
+    Options(&'static str),
 }
 
 /// One TCP listener of a local sidecar: clients connect to `listen` (the address they mean
@@ -182,9 +213,27 @@ fn dns_cache() -> Value {
 }
 
 const DFP_CLUSTER: &str = "warden_dynamic_forward_proxy";
+/// A sidecar's cluster to the egress gateway (node metadata `WARDEN_GATEWAY_CLUSTER`).
+pub const GATEWAY_CLUSTER: &str = "warden_egress_gateway";
+/// The header the filter sets to pick a cluster (the gateway, or a TLS-originating one).
+const CLUSTER_HEADER: &str = "x-warden-cluster";
+
+/// One line per request on Envoy's standard error: what was asked, by whom, what answered,
+/// and for a failed upstream TLS handshake, why (`CERTIFICATE_VERIFY_FAILED`, ...).
+fn access_log() -> Value {
+    json!([{
+        "name": "envoy.access_loggers.stderr",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StderrAccessLog",
+            "log_format": { "text_format_source": { "inline_string":
+                "warden-access %REQ(:METHOD)% %REQ(:AUTHORITY)%%REQ(:PATH)% status=%RESPONSE_CODE% flags=%RESPONSE_FLAGS% reason=%RESP(X-WARDEN-REASON)% peer=%DOWNSTREAM_PEER_URI_SAN% sni=%REQUESTED_SERVER_NAME% cluster=%UPSTREAM_CLUSTER% upstream=%UPSTREAM_HOST% tls_failure=%UPSTREAM_TRANSPORT_FAILURE_REASON%\n"
+            } }
+        }
+    }])
+}
 
 fn http_listener(options: &EnvoyOptions) -> Value {
-    json!({
+    let mut listener = json!({
         "name": "warden_http",
         "address": socket_address(options.listen),
         "filter_chains": [{ "filters": [{
@@ -192,12 +241,22 @@ fn http_listener(options: &EnvoyOptions) -> Value {
             "typed_config": {
                 "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
                 "stat_prefix": "warden_http",
+                "access_log": access_log(),
                 "route_config": {
                     "name": "warden_egress",
                     "virtual_hosts": [{
                         "name": "egress",
                         "domains": ["*"],
-                        "routes": [{ "match": { "prefix": "/" }, "route": { "cluster": DFP_CLUSTER } }]
+                        "routes": [
+                            {
+                                // Only the filter sets this header (it removes any a client
+                                // sent), and only towards clusters this bootstrap defines.
+                                "match": { "prefix": "/", "headers": [{ "name": CLUSTER_HEADER, "present_match": true }] },
+                                "route": { "cluster_header": CLUSTER_HEADER },
+                                "request_headers_to_remove": [CLUSTER_HEADER]
+                            },
+                            { "match": { "prefix": "/" }, "route": { "cluster": DFP_CLUSTER } }
+                        ]
                     }]
                 },
                 "http_filters": [
@@ -217,7 +276,26 @@ fn http_listener(options: &EnvoyOptions) -> Value {
                 ]
             }
         }]}]
-    })
+    });
+    if let (Role::Gateway, Some(mesh)) = (options.role, &options.mesh_tls) {
+        let socket = tls::gateway_listener(mesh, &options.trust_domain);
+        if let Some(chain) = listener
+            .pointer_mut("/filter_chains/0")
+            .and_then(Value::as_object_mut)
+        {
+            chain.insert("transport_socket".into(), socket);
+        }
+        if let Some(fields) = listener.as_object_mut() {
+            fields.insert("name".into(), json!("warden_gateway"));
+            // The TLS inspector records the client's server name, which the filter compares
+            // with the request's authority.
+            fields.insert("listener_filters".into(), json!([{
+                "name": "envoy.filters.listener.tls_inspector",
+                "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector" }
+            }]));
+        }
+    }
+    listener
 }
 
 /// The cluster that connects where the filter's filter state says (internal hostnames).
@@ -274,15 +352,39 @@ fn tcp_cluster(index: usize, upstream: SocketAddr) -> Value {
     })
 }
 
-/// The sidecar bootstrap.
-pub fn sidecar(options: &EnvoyOptions) -> Value {
+/// The bootstrap for a sidecar or, with `role` gateway, for the egress gateway. `spec` is the
+/// bundle's (its TLS origination settings become clusters).
+pub fn bootstrap(options: &EnvoyOptions, spec: &BundleSpec) -> Result<Value, RenderError> {
+    let gateway = options.role == Role::Gateway;
+    if gateway && options.mesh_tls.is_none() {
+        return Err(RenderError::Options(
+            "the egress gateway needs its mesh certificate, key and CA (--cert, --key, --ca): it accepts only clients with mesh certificates",
+        ));
+    }
+    if options.gateway.is_some() && (gateway || options.mesh_tls.is_none()) {
+        return Err(RenderError::Options(
+            "--gateway is for sidecars, and needs the workload's mesh certificate, key and CA (--cert, --key, --ca)",
+        ));
+    }
     let mut metadata = serde_json::Map::new();
     metadata.insert("WARDEN_LOCAL_PROXY".into(), json!("true"));
+    metadata.insert(
+        "WARDEN_ROLE".into(),
+        json!(if gateway { "gateway" } else { "sidecar" }),
+    );
+    if options.gateway.is_some() {
+        metadata.insert("WARDEN_GATEWAY_CLUSTER".into(), json!(GATEWAY_CLUSTER));
+    }
     if let Some(id) = &options.identity {
         metadata.insert("WARDEN_WORKLOAD_IDENTITY".into(), json!(id));
     }
     let mut node = serde_json::Map::new();
-    node.insert("id".into(), json!("warden-sidecar"));
+    let id = if gateway {
+        "warden-gateway"
+    } else {
+        "warden-sidecar"
+    };
+    node.insert("id".into(), json!(id));
     node.insert("cluster".into(), json!("warden"));
     node.insert("metadata".into(), Value::Object(metadata));
     if let Some(l) = &options.locality {
@@ -302,6 +404,22 @@ pub fn sidecar(options: &EnvoyOptions) -> Value {
             }
         }
     })];
+    if let (Some(hop), Some(mesh)) = (&options.gateway, &options.mesh_tls) {
+        clusters.push(tls::gateway_cluster(
+            GATEWAY_CLUSTER,
+            hop.address,
+            &hop.identity,
+            mesh,
+        ));
+    }
+    // The gateway originates TLS for every port that asks for it; a sidecar for the ports it
+    // sends directly (gateway-routed ones are the gateway's).
+    clusters.extend(tls::origination_clusters(
+        spec,
+        options.mesh_tls.as_ref(),
+        &dns_cache(),
+        |port| gateway || port.egress_gateway.is_none(),
+    )?);
     for (i, forward) in options.tcp.iter().enumerate() {
         listeners.push(tcp_listener(options, i, forward));
         if let Some(upstream) = forward.upstream {
@@ -316,9 +434,9 @@ pub fn sidecar(options: &EnvoyOptions) -> Value {
             "lb_policy": "CLUSTER_PROVIDED"
         }));
     }
-    json!({
+    Ok(json!({
         "node": node,
         "admin": { "address": socket_address(options.admin) },
         "static_resources": { "listeners": listeners, "clusters": clusters }
-    })
+    }))
 }

@@ -22,7 +22,8 @@ pub use digest::DIGEST_PREFIX;
 pub use error::BundleError;
 pub use provenance::{Provenance, ResourceKind};
 pub use service::{
-    Endpoint, EndpointPort, ExternalService, GatewayRef, GatewayRoute, Locality, LocalityMapping,
-    OutlierDetection, Protocol, ServicePort, TargetPort, TlsMode, TlsOrigination,
+    origination_cluster, Endpoint, EndpointPort, ExternalService, GatewayRef, GatewayRoute,
+    Locality, LocalityMapping, OutlierDetection, Protocol, ServicePort, TargetPort, TlsMode,
+    TlsOrigination,
 };
 pub use signature::{key_pair, private_key, public_key, InvalidSignature};

@@ -132,6 +132,20 @@ pub struct TlsOrigination {
     pub insecure_skip_verify: bool,
 }
 
+impl TlsOrigination {
+    /// Whether the proxy originates TLS: every mode but `DISABLE`.
+    pub fn originates(&self) -> bool {
+        self.mode != TlsMode::Disable
+    }
+}
+
+/// The Envoy cluster through which an egress gateway originates TLS for one port of a
+/// service: `render envoy --role gateway` creates it and the filter routes requests to it,
+/// so both derive the name here.
+pub fn origination_cluster(namespace: &str, name: &str, port: u16) -> String {
+    format!("warden_tls|{namespace}|{name}|{port}")
+}
+
 fn is_false(value: &bool) -> bool {
     !*value
 }

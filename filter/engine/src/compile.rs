@@ -203,6 +203,7 @@ fn compile_settings(bundle: &Bundle) -> Result<Settings, CompileError> {
         failure_mode: spec.failure_mode,
         trust_domain: domain.into(),
         role: spec.proxy.role,
+        gateway_route: false,
         workload_identity: spec.proxy.workload_identity.as_deref().map(Box::from),
         locality: spec.proxy.locality.clone(),
         digest: bundle.metadata.digest.as_deref().map(Box::from),
@@ -307,6 +308,14 @@ fn compile_ports(
             number: port.number,
             protocol: port.protocol,
             via_gateway: port.egress_gateway.is_some(),
+            tls_cluster: port.tls.as_ref().filter(|t| t.originates()).map(|_| {
+                warden_bundle::origination_cluster(
+                    &service.source.namespace,
+                    &service.source.name,
+                    port.number,
+                )
+                .into_boxed_str()
+            }),
             target: port.target_port.clone(),
             policies: Box::default(),
         });

@@ -52,10 +52,12 @@ pub enum DenyReason {
     RouteFailed,
     /// Every endpoint behind the internal hostname is ejected.
     NoHealthyEndpoint,
+    /// The port is routed through the egress gateway and this traffic would bypass it.
+    MustUseGateway,
 }
 
 impl DenyReason {
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::NotInRegistry,
         Self::PortNotDeclared,
         Self::ClientNotAllowed,
@@ -64,6 +66,7 @@ impl DenyReason {
         Self::NoPolicy,
         Self::RouteFailed,
         Self::NoHealthyEndpoint,
+        Self::MustUseGateway,
     ];
 
     pub fn code(self) -> &'static str {
@@ -76,6 +79,7 @@ impl DenyReason {
             Self::NoPolicy => "no_policy",
             Self::RouteFailed => "route_failed",
             Self::NoHealthyEndpoint => "no_healthy_endpoint",
+            Self::MustUseGateway => "must_use_gateway",
         }
     }
 
@@ -109,6 +113,10 @@ impl DenyReason {
             Self::RouteFailed => {
                 "the egress filter could not steer the request to the destination it decided on"
             }
+            Self::MustUseGateway => {
+                "this port of the service is reached only through the egress gateway, and this \
+                 traffic would go around it; send it as HTTP through a sidecar with a gateway route"
+            }
             Self::NoHealthyEndpoint => {
                 "every endpoint behind this internal hostname is ejected as unhealthy; none is tried blindly"
             }
@@ -137,6 +145,8 @@ pub struct ServiceMatch<'p> {
     pub protocol: Option<Protocol>,
     /// Traffic to this port must leave through an egress gateway.
     pub via_gateway: bool,
+    /// At the egress gateway: the cluster that originates TLS for this port.
+    pub tls_cluster: Option<&'p str>,
 }
 
 /// An allowed request, with what allowed it.
@@ -249,6 +259,9 @@ impl fmt::Display for Decision<'_> {
         }
         if let Some(p) = self.policy() {
             write!(f, " policy={p}")?;
+        }
+        if self.service().is_some_and(|s| s.via_gateway) {
+            f.write_str(" via=egress-gateway")?;
         }
         if let Some(e) = self.endpoint() {
             write!(f, " endpoint={}:{} ({})", e.address, e.port, e.endpoint)?;

@@ -14,7 +14,7 @@ use crate::host::{parse_authority, Authority, Host, HostBuf};
 use crate::host_table::HostTable;
 use crate::name::ResourceName;
 use crate::outlier::OutlierSettings;
-use crate::request::Request;
+use crate::request::{Request, RequestProtocol};
 use crate::selection::{
     choose, target_port, AllHealthy, EndpointChoice, Health, Proximity, Ranked,
 };
@@ -40,7 +40,12 @@ pub struct Settings {
     pub outbound_mode: OutboundMode,
     pub failure_mode: FailureMode,
     pub trust_domain: Box<str>,
+    /// Which proxy this is: a sidecar sends gateway-routed ports to the egress gateway and
+    /// leaves endpoint choice to it; the gateway decides on the caller's certificate.
     pub role: Role,
+    /// A sidecar with a route to the egress gateway (`render envoy --gateway`). Without one,
+    /// traffic to a gateway-routed port is denied `must_use_gateway`.
+    pub gateway_route: bool,
     pub workload_identity: Option<Box<str>>,
     pub locality: Option<Locality>,
     pub digest: Option<Box<str>>,
@@ -65,6 +70,8 @@ pub(crate) struct CompiledPort {
     pub(crate) number: u16,
     pub(crate) protocol: Protocol,
     pub(crate) via_gateway: bool,
+    /// The cluster an egress gateway originates TLS through (absent: plain, or `DISABLE`).
+    pub(crate) tls_cluster: Option<Box<str>>,
     /// The endpoint port, when it is not `number`.
     pub(crate) target: Option<TargetPort>,
     /// Indices of the access policies that apply to this port.
@@ -119,6 +126,13 @@ impl Policy {
             service.ranked = Some(Ranked::new(&service.endpoints, locality.as_ref(), mapping));
         }
         self.prepared_for = locality;
+    }
+
+    /// Sets which proxy this policy runs in, as the filter learns it from its node: the role,
+    /// and for a sidecar whether a route to the egress gateway exists.
+    pub fn set_proxy_role(&mut self, role: Role, gateway_route: bool) {
+        self.settings.role = role;
+        self.settings.gateway_route = gateway_route;
     }
 
     /// The number of external services loaded.
@@ -190,6 +204,7 @@ impl Policy {
                 port,
                 protocol: None,
                 via_gateway: false,
+                tls_cluster: None,
             }),
             policy: None,
         })
@@ -228,6 +243,19 @@ impl Policy {
         let Decision::Allow(mut permit) = decision else {
             return decision;
         };
+        if port.via_gateway && self.settings.role == Role::Sidecar {
+            // The gateway picks the endpoint and originates TLS; the sidecar's only job is to
+            // send the request there, which it can do for HTTP with a gateway route.
+            let routable = request.protocol == RequestProtocol::Http && self.settings.gateway_route;
+            if routable {
+                return Decision::Allow(permit);
+            }
+            return Decision::Deny(Denial {
+                reason: DenyReason::MustUseGateway,
+                service: permit.service,
+                policy: permit.policy,
+            });
+        }
         if service.endpoints.is_empty() {
             return Decision::Allow(permit);
         }
@@ -320,6 +348,7 @@ impl Policy {
             port: port.number,
             protocol: Some(port.protocol),
             via_gateway: port.via_gateway,
+            tls_cluster: port.tls_cluster.as_deref(),
         });
         let permit = |reason, policy, dry_run_denial| {
             Decision::Allow(Permit {

@@ -15,6 +15,12 @@ use crate::filter_state::{self, Span, DYNAMIC_HOST, DYNAMIC_PORT};
 use crate::health::{self, Chosen, SharedHealth};
 use crate::properties;
 use crate::root::Shared;
+use warden_bundle::Role;
+
+/// The request header that picks the upstream cluster (the route's `cluster_header`): the
+/// egress gateway for a sidecar, a TLS-originating cluster at the gateway. Clients cannot set
+/// it: every `x-warden-` header is removed before the decision.
+const CLUSTER_HEADER: &str = "x-warden-cluster";
 
 /// Request headers a client could send to steer Envoy or forge our own signals.
 fn is_spoofable(name: &str) -> bool {
@@ -131,13 +137,30 @@ impl HttpContext for WardenHttp {
             properties::socket_address(&["destination", "address"])
         };
         let host = header(":authority").or_else(|| header("host"));
+        // At the egress gateway the caller is who its certificate says (the listener only
+        // accepts certificates from the mesh CA), and the TLS server name it sent must name
+        // the host it asks for (domain fronting). Two host calls, only at the gateway.
+        let (peer, sni) = if shared.role == Role::Gateway {
+            (
+                properties::text(&["connection", "uri_san_peer_certificate"]),
+                properties::text(&["connection", "requested_server_name"])
+                    .filter(|s| !s.is_empty()),
+            )
+        } else {
+            (None, None)
+        };
+        let client = match shared.role {
+            Role::Gateway => peer.as_deref(),
+            Role::Sidecar => shared.identity.as_deref(),
+        };
         let request = Request {
             protocol: RequestProtocol::Http,
             host,
+            sni: sni.as_deref(),
             destination: destination.map(|(ip, _)| ip),
             // With traffic capture, the port the client connected to is where it is going.
             port: destination.and_then(|(_, port)| port),
-            client: shared.identity.as_deref(),
+            client,
             method: header(":method"),
             path: header(":path"),
             locality: shared.locality.as_ref(),
@@ -156,6 +179,23 @@ impl HttpContext for WardenHttp {
                 );
             } else {
                 log::debug!("{decision} host={host_text} client={client_text}");
+            }
+            if let Some(matched) = decision.service().filter(|s| s.via_gateway) {
+                if shared.role == Role::Sidecar {
+                    // To the gateway, with the authority as the client sent it.
+                    let cluster = shared.gateway_cluster.as_deref().unwrap_or_default();
+                    self.add_http_request_header(CLUSTER_HEADER, cluster);
+                    return Action::Continue;
+                }
+                log::debug!("{} arrived through the gateway", matched.service);
+            }
+            if let Some(cluster) = decision.service().and_then(|s| s.tls_cluster) {
+                // TLS is originated by this cluster: its SNI and certificate check follow the
+                // authority, so a host-name endpoint becomes the authority.
+                self.add_http_request_header(CLUSTER_HEADER, cluster);
+                if let Some(EndpointAddress::Name(name)) = decision.endpoint().map(|e| e.address) {
+                    self.set_http_request_header(":authority", Some(name));
+                }
             }
             if let Some((target, port)) = host.and_then(|h| steer_to(h, &decision, destination)) {
                 let ok = filter_state::set(DYNAMIC_HOST, &target, Span::Request)

@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext, StreamContext};
 use proxy_wasm::types::ContextType;
-use warden_bundle::{Bundle, Locality};
+use warden_bundle::{Bundle, Locality, Role};
 use warden_engine::{compile, Policy};
 
 use crate::metrics::Metrics;
@@ -22,6 +22,10 @@ pub struct Shared {
     /// Envoy runs as an explicit local proxy (no traffic capture): `destination.address` is
     /// Envoy's own listener, not where the client meant to go, so HTTP decisions ignore it.
     pub local_proxy: bool,
+    /// Sidecar or egress gateway: the node's `WARDEN_ROLE`, else the bundle's.
+    pub role: Role,
+    /// A sidecar's cluster to the egress gateway (node metadata `WARDEN_GATEWAY_CLUSTER`).
+    pub gateway_cluster: Option<String>,
     /// The proxy's locality: the bundle's, else the node's (`xds.node.locality`).
     pub locality: Option<Locality>,
     /// Spreads internal-hostname requests over endpoints by weight (round robin per VM).
@@ -36,6 +40,11 @@ impl Shared {
         self.picks.set(pick.wrapping_add(1));
         pick
     }
+}
+
+/// A string from the bootstrap's `node.metadata`.
+fn node_metadata(key: &str) -> Option<String> {
+    properties::text(&["xds", "node", "metadata", key])
 }
 
 /// The node's locality from the bootstrap, if it names one.
@@ -131,9 +140,20 @@ impl RootContext for WardenRoot {
                 return false;
             }
         };
+        let role = match node_metadata("WARDEN_ROLE").as_deref() {
+            Some("gateway") => Role::Gateway,
+            Some("sidecar") => Role::Sidecar,
+            Some(other) => {
+                log::error!("refused node metadata WARDEN_ROLE {other:?}: expected \"sidecar\" or \"gateway\"");
+                metrics.rejected();
+                return false;
+            }
+            None => policy.settings().role,
+        };
+        let gateway_cluster = node_metadata("WARDEN_GATEWAY_CLUSTER").filter(|c| !c.is_empty());
         let settings = policy.settings();
         log::info!(
-            "loaded bundle {} ({} services, outbound {:?}, {:?}, root_id {root_id:?})",
+            "loaded bundle {} ({} services, outbound {:?}, {:?}, {role:?}, root_id {root_id:?})",
             settings.digest.as_deref().unwrap_or("(no digest)"),
             policy.service_count(),
             settings.outbound_mode,
@@ -144,14 +164,14 @@ impl RootContext for WardenRoot {
             .workload_identity
             .as_deref()
             .map(str::to_owned)
-            .or_else(|| properties::text(&["xds", "node", "metadata", "WARDEN_WORKLOAD_IDENTITY"]));
-        let local_proxy = properties::text(&["xds", "node", "metadata", "WARDEN_LOCAL_PROXY"])
-            .is_some_and(|v| v == "true");
+            .or_else(|| node_metadata("WARDEN_WORKLOAD_IDENTITY"));
+        let local_proxy = node_metadata("WARDEN_LOCAL_PROXY").is_some_and(|v| v == "true");
         let locality = settings.locality.clone().or_else(node_locality);
         // Rank internal hostnames' endpoints once for this proxy.
         if settings.locality.is_none() && locality.is_some() {
             policy.prepare_for(locality.clone());
         }
+        policy.set_proxy_role(role, gateway_cluster.is_some());
         self.set_tick_period(crate::metrics::FLUSH_PERIOD);
         // Counts of the configuration being replaced still belong in Envoy's counters.
         if let Some(previous) = &self.shared {
@@ -161,6 +181,8 @@ impl RootContext for WardenRoot {
             policy: Some(policy),
             identity,
             local_proxy,
+            role,
+            gateway_cluster,
             locality,
             picks: Cell::new(0),
             metrics,

@@ -1,0 +1,158 @@
+//! Egress gateway routes: what a sidecar and the gateway each decide for a port that must
+//! leave through the gateway.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::indexing_slicing)]
+
+mod support;
+
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
+use support::*;
+use warden_bundle::{
+    Endpoint, EndpointPort, GatewayRef, GatewayRoute, Locality, OutboundMode::RegistryOnly,
+    Provenance, ResourceKind, Role, TargetPort, TlsMode, TlsOrigination,
+};
+use warden_engine::{Policy, Request, RequestProtocol};
+
+const BILLING: &str = "spiffe://cluster.local/ns/pay/sa/billing";
+const FRONTEND: &str = "spiffe://cluster.local/ns/web/sa/frontend";
+
+/// `pay/api` on 8443: through the gateway, TLS originated there, only billing may call it,
+/// one IP endpoint. `saas/open` on 80: direct.
+fn policy(role: Role, gateway_route: bool) -> Policy {
+    let mut api = service("pay/api", &["api.external.test"], &[], &[8443]);
+    api.ports[0].protocol = warden_bundle::Protocol::Http;
+    api.ports[0].target_port = Some(TargetPort::Number(9443));
+    api.ports[0].egress_gateway = Some(GatewayRoute {
+        gateways: vec![GatewayRef {
+            namespace: "egress".into(),
+            name: "gw".into(),
+        }],
+    });
+    api.ports[0].tls = Some(TlsOrigination {
+        mode: TlsMode::Simple,
+        sni: None,
+        ca_certificates: Some("/etc/ca.pem".into()),
+        client_certificate: None,
+        private_key: None,
+        insecure_skip_verify: false,
+    });
+    api.endpoints = vec![Endpoint {
+        source: Provenance::new(ResourceKind::ExternalEndpoint, "pay", "api-1"),
+        address: "127.0.0.31".into(),
+        ports: vec![EndpointPort {
+            name: None,
+            number: 9443,
+        }],
+        locality: Locality::default(),
+        weight: 1,
+    }];
+    let open = service("saas/open", &["open.external.test"], &[], &[80]);
+    let access = support::policy(
+        "pay/api-access",
+        &[("pay/api", None)],
+        vec![clients(&[BILLING])],
+    );
+    let mut p = compiled(&bundle(RegistryOnly, vec![api, open], vec![access]));
+    p.set_proxy_role(role, gateway_route);
+    p
+}
+
+fn from<'a>(client: &'a str, host: &'a str) -> Request<'a> {
+    Request {
+        client: Some(client),
+        ..http(host)
+    }
+}
+
+/// A sidecar with a gateway route lets the request go to the gateway: allowed, marked
+/// `via_gateway`, and with no endpoint chosen (the gateway chooses).
+#[test]
+fn sidecar_sends_gateway_ports_to_the_gateway() {
+    let p = policy(Role::Sidecar, true);
+    let d = p.decide(&from(BILLING, "api.external.test:8443"));
+    assert_eq!(
+        d.to_string(),
+        "allow client_allowed service=pay/api port=8443 policy=pay/api-access via=egress-gateway"
+    );
+    assert!(d.service().unwrap().via_gateway);
+    assert!(d.endpoint().is_none());
+    // Ports without a gateway route are untouched.
+    assert_eq!(
+        verdict(&p, &http("open.external.test")),
+        "allow registered saas/open"
+    );
+}
+
+/// The sidecar still enforces access: defence in depth before the gateway does.
+#[test]
+fn sidecar_denies_a_disallowed_client_before_the_gateway() {
+    let p = policy(Role::Sidecar, true);
+    assert_eq!(
+        verdict(&p, &from(FRONTEND, "api.external.test:8443")),
+        "deny client_not_allowed pay/api"
+    );
+}
+
+/// Without a gateway route, or over TCP/TLS (which a sidecar forwards directly), traffic to a
+/// gateway-only port is denied `must_use_gateway`.
+#[test]
+fn going_around_the_gateway_is_denied() {
+    let p = policy(Role::Sidecar, false);
+    assert_eq!(
+        verdict(&p, &from(BILLING, "api.external.test:8443")),
+        "deny must_use_gateway pay/api"
+    );
+    let routed = policy(Role::Sidecar, true);
+    let tls = Request {
+        protocol: RequestProtocol::Tls,
+        sni: Some("api.external.test"),
+        port: Some(8443),
+        client: Some(BILLING),
+        ..Request::default()
+    };
+    assert_eq!(verdict(&routed, &tls), "deny must_use_gateway pay/api");
+    let d = routed.decide(&tls);
+    assert!(d.message().contains("egress gateway"));
+}
+
+/// The gateway decides on the caller's identity, picks the endpoint and names the cluster that
+/// originates TLS.
+#[test]
+fn gateway_chooses_the_endpoint_and_the_origination_cluster() {
+    let p = policy(Role::Gateway, false);
+    let d = p.decide(&from(BILLING, "api.external.test:8443"));
+    assert!(d.is_allowed(), "{d}");
+    let endpoint = d.endpoint().unwrap();
+    assert_eq!(endpoint.address.to_string(), "127.0.0.31");
+    assert_eq!(endpoint.port, 9443);
+    assert_eq!(
+        d.service().unwrap().tls_cluster,
+        Some("warden_tls|pay|api|8443")
+    );
+    assert_eq!(
+        verdict(&p, &from(FRONTEND, "api.external.test:8443")),
+        "deny client_not_allowed pay/api"
+    );
+    // No certificate identity at all: not allowed either.
+    assert_eq!(
+        verdict(&p, &http("api.external.test:8443")),
+        "deny client_not_allowed pay/api"
+    );
+}
+
+/// Domain fronting: a TLS server name for one host and an HTTP authority for another.
+#[test]
+fn sni_and_authority_must_name_the_same_host() {
+    let p = policy(Role::Gateway, false);
+    let fronted = Request {
+        sni: Some("open.external.test"),
+        ..from(BILLING, "api.external.test:8443")
+    };
+    assert_eq!(verdict(&p, &fronted), "deny sni_host_mismatch -");
+    let matching = Request {
+        sni: Some("API.external.test"),
+        ..from(BILLING, "api.external.test:8443")
+    };
+    assert!(p.decide(&matching).is_allowed());
+}

@@ -1,0 +1,406 @@
+//! The egress gateway with real TLS: a sidecar Envoy sends gateway-routed requests to a
+//! gateway Envoy over mutual TLS (certificates from a mesh CA made here with rcgen); the
+//! gateway takes the caller's identity from its certificate, enforces the access policy and
+//! originates TLS to HTTPS servers (rustls) on loopback that report what they saw.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use bundle_builder::build::{build, BuildOptions};
+use bundle_builder::diagnostic::Diagnostics;
+use bundle_builder::manifest::{load::load, source::read_all};
+use bundle_builder::render::envoy::GatewayHop;
+use bundle_builder::render::tls::MeshTls;
+use serde_json::Value;
+use warden_bundle::Role;
+use warden_e2e::client::get;
+use warden_e2e::envoy::{Envoy, Sidecar};
+use warden_e2e::free_addr;
+use warden_e2e::pki::{Ca, Leaf};
+use warden_e2e::tls::{https_get, HttpsUpstream};
+
+const BILLING: &str = "spiffe://cluster.local/ns/pay/sa/billing";
+const FRONTEND: &str = "spiffe://cluster.local/ns/web/sa/frontend";
+const GATEWAY: &str = "spiffe://cluster.local/ns/egress/sa/egress-gateway";
+
+/// Everything one test needs: the PKI on disk, the HTTPS upstreams, the gateway.
+struct World {
+    dir: tempfile::TempDir,
+    mesh_ca: Ca,
+    /// The gateway's client certificate towards `mtls.external.test` (external CA).
+    gateway_client: Leaf,
+    bundle: Value,
+    api: HttpsUpstream,
+    mtls: HttpsUpstream,
+    wrong_name: HttpsUpstream,
+    untrusted: HttpsUpstream,
+    gateway: Envoy,
+}
+
+/// An ExternalService routed through the gateway on port 443 with TLS originated there, and
+/// its one endpoint (`ip:port`).
+fn gateway_service(name: &str, upstream: SocketAddr, tls: &str) -> String {
+    format!(
+        r#"
+apiVersion: networking.gloo.solo.io/v2
+kind: ExternalService
+metadata: {{ name: {name}, namespace: pay, labels: {{ app: {name} }} }}
+spec:
+  hosts: [{name}.external.test]
+  selector: {{ app: {name} }}
+  ports:
+  - name: https
+    number: 443
+    protocol: HTTPS
+    targetPort: {{ name: https }}
+    clientsideTls: {{ {tls} }}
+    egressGatewayRoutes:
+      virtualGatewayRefs: [{{ name: egress-gateway, namespace: egress }}]
+---
+apiVersion: networking.gloo.solo.io/v2
+kind: ExternalEndpoint
+metadata: {{ name: {name}-1, namespace: pay, labels: {{ app: {name} }} }}
+spec:
+  address: "{ip}"
+  ports: [{{ name: https, number: {port} }}]
+"#,
+        ip = upstream.ip(),
+        port = upstream.port(),
+    )
+}
+
+/// Builds the bundle from manifests with the builder, as `bundle-builder build` does.
+fn build_bundle(dir: &Path, yaml: &str) -> Value {
+    let path = dir.join("manifests.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let files = read_all(&[path]).unwrap();
+    let mut diagnostics = Diagnostics::default();
+    let resources = load(&files, &mut diagnostics);
+    let bundle = build(&resources, &BuildOptions::default(), &mut diagnostics)
+        .unwrap_or_else(|| panic!("manifests build: {diagnostics:?}"));
+    serde_json::from_str(&bundle.to_json_pretty().unwrap()).unwrap()
+}
+
+fn mesh_tls(dir: &Path, ca: &Path, leaf: &Leaf, name: &str) -> MeshTls {
+    let (certificate, private_key) = leaf.write(dir, name);
+    MeshTls {
+        certificate,
+        private_key,
+        ca: ca.to_path_buf(),
+    }
+}
+
+impl World {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let (mesh_ca, external_ca, rogue_ca) = (
+            Ca::new("mesh CA"),
+            Ca::new("external CA"),
+            Ca::new("rogue CA"),
+        );
+        let mesh_ca_file = mesh_ca.write(dir.path(), "mesh-ca");
+        let external_ca_file = external_ca.write(dir.path(), "external-ca");
+        let gateway_client = external_ca.issue(&["egress-gateway.example"], None);
+        let (client_cert, client_key) = gateway_client.write(dir.path(), "gateway-client");
+
+        let start = |name: &str, ip: &str, cert: &Leaf| {
+            HttpsUpstream::start(name, free_addr(ip), cert, &external_ca)
+        };
+        let api = start(
+            "api",
+            "127.0.0.61",
+            &external_ca.issue(&["api.external.test"], None),
+        );
+        let mtls = start(
+            "mtls",
+            "127.0.0.62",
+            &external_ca.issue(&["mtls.external.test"], None),
+        );
+        let wrong_name = start(
+            "wrong-name",
+            "127.0.0.63",
+            &external_ca.issue(&["other.example"], None),
+        );
+        let untrusted = start(
+            "untrusted",
+            "127.0.0.64",
+            &rogue_ca.issue(&["untrusted.external.test"], None),
+        );
+        let ca = external_ca_file.display();
+        let simple = format!("mode: SIMPLE, caCertificates: {ca}");
+        let mutual = format!(
+            "mode: MUTUAL, caCertificates: {ca}, clientCertificate: {}, privateKey: {}",
+            client_cert.display(),
+            client_key.display()
+        );
+        let manifests = [
+            gateway_service("api", api.addr, &simple),
+            gateway_service("mtls", mtls.addr, &mutual),
+            gateway_service("wrong-name", wrong_name.addr, &simple),
+            gateway_service("untrusted", untrusted.addr, &simple),
+            r#"
+apiVersion: warden.dev/v1alpha1
+kind: EgressSettings
+metadata: { name: mesh, namespace: warden }
+spec: { outboundTrafficPolicy: { mode: REGISTRY_ONLY } }
+---
+apiVersion: networking.gloo.solo.io/v2
+kind: ExternalService
+metadata: { name: open, namespace: web }
+spec:
+  hosts: [open.external.test]
+  ports: [{ name: http, number: 80, protocol: HTTP }]
+---
+apiVersion: security.policy.gloo.solo.io/v2
+kind: AccessPolicy
+metadata: { name: api-billing-only, namespace: pay }
+spec:
+  applyToDestinations:
+  - { kind: EXTERNAL_SERVICE, selector: { namespace: pay } }
+  config:
+    authzList:
+    - allowedClients:
+      - serviceAccountSelector: { namespace: pay, name: billing }
+"#
+            .to_owned(),
+        ]
+        .join("\n---\n");
+        let bundle = build_bundle(dir.path(), &manifests);
+
+        let gateway_leaf = mesh_ca.issue(&[], Some(GATEWAY));
+        let mut gateway = Sidecar::new(bundle.clone());
+        gateway.role = Role::Gateway;
+        gateway.mesh_tls = Some(mesh_tls(
+            dir.path(),
+            &mesh_ca_file,
+            &gateway_leaf,
+            "gateway",
+        ));
+        let gateway = gateway.start();
+        Self {
+            dir,
+            mesh_ca,
+            gateway_client,
+            bundle,
+            api,
+            mtls,
+            wrong_name,
+            untrusted,
+            gateway,
+        }
+    }
+
+    fn mesh_ca_file(&self) -> PathBuf {
+        self.dir.path().join("mesh-ca.pem")
+    }
+
+    /// A sidecar for `identity` holding `cert`, with a route to the gateway (or without).
+    fn sidecar(&self, identity: &str, cert: &Leaf, with_gateway: bool) -> Envoy {
+        let name = identity.rsplit('/').next().unwrap();
+        let mut sidecar = Sidecar::new(self.bundle.clone());
+        sidecar.identity = Some(identity.into());
+        sidecar.mesh_tls = Some(mesh_tls(self.dir.path(), &self.mesh_ca_file(), cert, name));
+        if with_gateway {
+            sidecar.gateway = Some(GatewayHop {
+                address: self.gateway.listen,
+                identity: GATEWAY.into(),
+            });
+        }
+        sidecar.start()
+    }
+
+    fn issue(&self, identity: &str) -> Leaf {
+        self.mesh_ca.issue(&[], Some(identity))
+    }
+}
+
+/// billing -> sidecar -> (mTLS) -> gateway -> (TLS) -> HTTPS upstream: 200; the upstream saw
+/// the service's name as SNI, and for MUTUAL the gateway's client certificate.
+#[test]
+fn billing_reaches_https_upstreams_through_the_gateway() {
+    let world = World::new();
+    let billing = world.sidecar(BILLING, &world.issue(BILLING), true);
+
+    let r = get(billing.listen, "api.external.test:443", "/", &[]);
+    assert_eq!(
+        r.status,
+        200,
+        "{r:?}\ngateway log:\n{}",
+        world.gateway.log()
+    );
+    assert_eq!(r.body, "upstream api");
+    let seen = world.api.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].sni.as_deref(), Some("api.external.test"));
+    assert_eq!(
+        seen[0].host, "api.external.test:443",
+        "the authority is kept"
+    );
+    assert!(
+        seen[0].client_cert.is_none(),
+        "SIMPLE presents no client certificate"
+    );
+
+    let r = get(billing.listen, "mtls.external.test:443", "/", &[]);
+    assert_eq!(
+        r.status,
+        200,
+        "{r:?}\ngateway log:\n{}",
+        world.gateway.log()
+    );
+    let seen = world.mtls.seen();
+    assert_eq!(seen[0].sni.as_deref(), Some("mtls.external.test"));
+    assert_eq!(
+        seen[0].client_cert.as_ref(),
+        Some(&world.gateway_client.der),
+        "MUTUAL presents the configured client certificate"
+    );
+
+    // The gateway decided on the certificate's identity, and the sidecar sent it there.
+    assert_eq!(world.gateway.wait_metric("warden_http_allowed", 2), 2);
+    assert!(world.gateway.log().contains(&format!("peer={BILLING}")));
+}
+
+/// A sidecar that wrongly believes it is billing but holds frontend's certificate gets past its
+/// own check; the gateway, deciding on the certificate, denies 403 `client_not_allowed`. A
+/// correctly configured frontend sidecar denies it itself.
+#[test]
+fn the_gateway_denies_by_certificate_whatever_the_sidecar_thinks() {
+    let world = World::new();
+    let misconfigured = world.sidecar(BILLING, &world.issue(FRONTEND), true);
+    let r = get(misconfigured.listen, "api.external.test:443", "/", &[]);
+    assert_eq!(r.status, 403, "{r:?}");
+    assert_eq!(r.header("x-warden-reason"), Some("client_not_allowed"));
+    assert_eq!(
+        world
+            .gateway
+            .wait_metric("warden_http_denied_client_not_allowed", 1),
+        1
+    );
+    assert_eq!(
+        misconfigured.metric("warden_http_denied_client_not_allowed"),
+        0
+    );
+    assert!(world.api.seen().is_empty());
+
+    let frontend = world.sidecar(FRONTEND, &world.issue(FRONTEND), true);
+    let r = get(frontend.listen, "api.external.test:443", "/", &[]);
+    assert_eq!(r.status, 403);
+    assert_eq!(r.header("x-warden-reason"), Some("client_not_allowed"));
+    assert_eq!(
+        frontend.wait_metric("warden_http_denied_client_not_allowed", 1),
+        1
+    );
+    assert!(world.api.seen().is_empty());
+}
+
+/// The gateway's listener takes mesh certificates only: none, or one from another CA, fails
+/// the handshake; a mesh certificate gets through to the filter.
+#[test]
+fn the_gateway_refuses_clients_without_a_mesh_certificate() {
+    let world = World::new();
+    let gw = world.gateway.listen;
+    let host = "api.external.test:443";
+    let sni = "api.external.test";
+    let no_cert = https_get(gw, sni, host, None, &world.mesh_ca);
+    assert!(no_cert.is_err(), "{no_cert:?}");
+    let rogue = Ca::new("rogue mesh CA").issue(&[], Some(BILLING));
+    let other_ca = https_get(gw, sni, host, Some(&rogue), &world.mesh_ca);
+    assert!(other_ca.is_err(), "{other_ca:?}");
+    assert!(world.api.seen().is_empty());
+
+    let ok = https_get(gw, sni, host, Some(&world.issue(BILLING)), &world.mesh_ca).unwrap();
+    assert_eq!(ok.status, 200, "{ok:?}");
+    let denied = https_get(gw, sni, host, Some(&world.issue(FRONTEND)), &world.mesh_ca).unwrap();
+    assert_eq!(denied.status, 403);
+    assert_eq!(denied.header("x-warden-reason"), Some("client_not_allowed"));
+    assert_eq!(world.api.seen().len(), 1);
+    let listener = format!("listener.{}_{}.ssl", gw.ip(), gw.port());
+    assert_eq!(
+        world
+            .gateway
+            .stat(&format!("{listener}.fail_verify_no_cert")),
+        1
+    );
+    assert_eq!(
+        world.gateway.stat(&format!("{listener}.fail_verify_error")),
+        1
+    );
+}
+
+/// An upstream whose certificate names another host, or comes from a CA the service does not
+/// trust: 503, with the TLS failure in the gateway's access log and its cluster's counters.
+#[test]
+fn upstream_certificate_problems_are_503_with_a_reason() {
+    let world = World::new();
+    let billing = world.sidecar(BILLING, &world.issue(BILLING), true);
+
+    let r = get(billing.listen, "wrong-name.external.test:443", "/", &[]);
+    assert_eq!(r.status, 503, "{r:?}");
+    let r = get(billing.listen, "untrusted.external.test:443", "/", &[]);
+    assert_eq!(r.status, 503, "{r:?}");
+    assert!(world.wrong_name.seen().is_empty() && world.untrusted.seen().is_empty());
+
+    let stat = |service: &str, name: &str| {
+        world
+            .gateway
+            .stat(&format!("cluster.warden_tls|pay|{service}|443.ssl.{name}"))
+    };
+    assert_eq!(stat("wrong-name", "fail_verify_san"), 1);
+    assert_eq!(stat("untrusted", "fail_verify_error"), 1);
+    for host in ["wrong-name", "untrusted"] {
+        let authority = format!("{host}.external.test:443/");
+        let line = world
+            .gateway
+            .wait_log_line(&["warden-access", &authority])
+            .unwrap_or_else(|| panic!("no access log line for {host}:\n{}", world.gateway.log()));
+        assert!(line.contains("status=503"), "{line}");
+        assert!(line.contains("CERTIFICATE_VERIFY_FAILED"), "{line}");
+    }
+}
+
+/// A sidecar without a route to the gateway does not send gateway-only traffic directly.
+#[test]
+fn a_sidecar_without_the_gateway_route_denies_must_use_gateway() {
+    let world = World::new();
+    let direct = world.sidecar(BILLING, &world.issue(BILLING), false);
+    let r = get(direct.listen, "api.external.test:443", "/", &[]);
+    assert_eq!(r.status, 403, "{r:?}");
+    assert_eq!(r.header("x-warden-reason"), Some("must_use_gateway"));
+    assert_eq!(r.json()["reason"], "must_use_gateway");
+    assert!(world.api.seen().is_empty());
+}
+
+/// Domain fronting: TLS to the gateway for one host, an HTTP authority for another.
+#[test]
+fn sni_and_authority_must_agree_at_the_gateway() {
+    let world = World::new();
+    let billing = world.issue(BILLING);
+    let gw = world.gateway.listen;
+    let r = https_get(
+        gw,
+        "open.external.test",
+        "api.external.test:443",
+        Some(&billing),
+        &world.mesh_ca,
+    )
+    .unwrap();
+    assert_eq!(r.status, 403, "{r:?}");
+    assert_eq!(r.header("x-warden-reason"), Some("sni_host_mismatch"));
+    assert!(world.api.seen().is_empty());
+    let r = https_get(
+        gw,
+        "api.external.test",
+        "api.external.test:443",
+        Some(&billing),
+        &world.mesh_ca,
+    )
+    .unwrap();
+    assert_eq!(r.status, 200, "{r:?}");
+}
