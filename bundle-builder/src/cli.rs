@@ -146,6 +146,14 @@ pub struct ExplainArgs {
     /// The proxy's locality.
     #[arg(long, value_name = "REGION[/ZONE[/SUBZONE]]")]
     pub locality: Option<String>,
+    /// Which proxy decides: a sidecar (the client's identity is `--from`) or the egress
+    /// gateway (`--from` is the identity in the caller's certificate).
+    #[arg(long, value_enum, default_value_t = RoleArg::Sidecar)]
+    pub role: RoleArg,
+    /// A sidecar without a route to the egress gateway (rendered without `--gateway`): traffic
+    /// to gateway-routed ports is then denied `must_use_gateway`.
+    #[arg(long)]
+    pub no_gateway_route: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,

@@ -6,13 +6,18 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 use serde::Serialize;
-use warden_bundle::Locality;
+use warden_bundle::{Locality, Role};
 use warden_engine::{parse_authority, Decision, Host, HostBuf, Request, RequestProtocol};
 
-use crate::cli::{ExplainArgs, OutputFormat, ProtocolArg};
+use crate::cli::{ExplainArgs, OutputFormat, ProtocolArg, RoleArg};
 
 pub fn run(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
-    let (_, _, policy) = crate::bundle_file::load(&args.bundle)?;
+    let (_, _, mut policy) = crate::bundle_file::load(&args.bundle)?;
+    let role = match args.role {
+        RoleArg::Sidecar => Role::Sidecar,
+        RoleArg::Gateway => Role::Gateway,
+    };
+    policy.set_proxy_role(role, !args.no_gateway_route);
     let locality = args.locality.as_deref().map(Locality::parse);
     let request = request(args, locality.as_ref())?;
     let decision = policy.decide(&request);
@@ -110,6 +115,11 @@ pub struct ExplainOutput {
     pub policy: Option<String>,
     /// For an internal hostname, the endpoint chosen (all endpoints healthy).
     pub endpoint: Option<EndpointOutput>,
+    /// The port is routed through the egress gateway.
+    pub via_gateway: bool,
+    /// The cluster that originates TLS for this port (absent: none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cluster: Option<String>,
 }
 
 /// `{address, port, locality}` of a chosen endpoint.
@@ -132,6 +142,11 @@ pub fn to_json(decision: &Decision<'_>) -> ExplainOutput {
             port: e.port,
             locality: e.locality.to_string(),
         }),
+        via_gateway: decision.service().is_some_and(|s| s.via_gateway),
+        tls_cluster: decision
+            .service()
+            .and_then(|s| s.tls_cluster)
+            .map(str::to_owned),
     }
 }
 
@@ -172,6 +187,21 @@ fn to_text(args: &ExplainArgs, request: &Request<'_>, decision: &Decision<'_>) -
         "policy:   {}",
         decision.policy().map_or_else(dash, |p| p.to_string())
     );
+    if let Some(s) = decision.service().filter(|s| s.via_gateway) {
+        let route = match (args.role, decision.is_allowed()) {
+            (RoleArg::Gateway, _) => "arrives through the egress gateway",
+            (RoleArg::Sidecar, true) => {
+                "sent to the egress gateway, which chooses the endpoint and originates TLS"
+            }
+            (RoleArg::Sidecar, false) => "routed through the egress gateway",
+        };
+        let _ = writeln!(out, "route:    {route} (port {})", s.port);
+    }
+    if let Some(cluster) = decision.service().and_then(|s| s.tls_cluster) {
+        if args.role == RoleArg::Gateway || decision.service().is_some_and(|s| !s.via_gateway) {
+            let _ = writeln!(out, "tls:      originated by cluster {cluster}");
+        }
+    }
     if let Some(e) = decision.endpoint() {
         let _ = writeln!(
             out,

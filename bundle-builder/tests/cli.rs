@@ -76,7 +76,7 @@ fn explain_json_has_the_documented_fields() {
         out,
         "{\n  \"decision\": \"allow\",\n  \"reason\": \"client_allowed\",\n  \"dryRun\": false,\n  \
          \"service\": \"databases/orders-db\",\n  \"policy\": \"databases/orders-db-access\",\n  \
-         \"endpoint\": {\n    \"address\": \"10.20.3.4\",\n    \"port\": 5432,\n    \"locality\": \"us-east/us-east-1a\"\n  }\n}\n"
+         \"endpoint\": {\n    \"address\": \"10.20.3.4\",\n    \"port\": 5432,\n    \"locality\": \"us-east/us-east-1a\"\n  },\n  \"viaGateway\": false\n}\n"
     );
 }
 
@@ -439,4 +439,153 @@ fn keygen_and_build_sign() {
     bundle
         .verify_signature(&warden_bundle::public_key(&public).unwrap())
         .unwrap();
+}
+
+/// The bundle built from `manifests/examples/` (the golden test keeps it current).
+fn examples_bundle() -> String {
+    root()
+        .join("bundle-builder/tests/golden/examples/bundle.json")
+        .display()
+        .to_string()
+}
+
+fn explain_examples(extra: &[&str]) -> (i32, String, String) {
+    let bundle = examples_bundle();
+    let mut args = vec!["explain", "--bundle", bundle.as_str()];
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
+/// The same request explained at a sidecar (sent on to the gateway), at a sidecar without a
+/// gateway route (denied), and at the gateway (TLS originated there).
+#[test]
+fn explain_follows_the_egress_gateway_route() {
+    let billing = "spiffe://cluster.local/ns/pay/sa/billing";
+    let base = ["--from", billing, "--to", "api.partner.example:443"];
+    let explain = explain_examples;
+    let (code, out, _) = explain(&base);
+    assert_eq!(code, 0);
+    assert_eq!(
+        out,
+        "request:  http api.partner.example:443 from spiffe://cluster.local/ns/pay/sa/billing\n\
+         decision: allow\n\
+         reason:   client_allowed\n\
+         service:  pay/partner-api port 443\n\
+         policy:   pay/partner-api-billing-only\n\
+         route:    sent to the egress gateway, which chooses the endpoint and originates TLS (port 443)\n\
+         why:      an access policy rule allows this client\n"
+    );
+    let (_, out, _) = explain(&[&base[..], &["--no-gateway-route"]].concat());
+    assert!(out.contains("reason:   must_use_gateway\n"), "{out}");
+    let (_, out, _) = explain(&[&base[..], &["--role", "gateway"]].concat());
+    assert!(
+        out.contains("tls:      originated by cluster warden_tls|pay|partner-api|443\n"),
+        "{out}"
+    );
+    let (_, out, _) = explain(&[
+        "--role",
+        "gateway",
+        "--from",
+        "spiffe://cluster.local/ns/web/sa/frontend",
+        "--to",
+        "api.partner.example:443",
+        "--output",
+        "json",
+    ]);
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["reason"], "client_not_allowed");
+    assert_eq!(json["viaGateway"], true);
+}
+
+/// `render envoy --role gateway` needs the gateway's mesh certificate; with it, the listener
+/// requires client certificates and each TLS-originating port gets its cluster.
+#[test]
+fn render_gateway_requires_mesh_tls_and_renders_origination() {
+    let bundle = examples_bundle();
+    let (code, _, err) = run(&["render", "envoy", "--role", "gateway", "--bundle", &bundle]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("the egress gateway needs its mesh certificate"),
+        "{err}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, "PEM").unwrap();
+        path.display().to_string()
+    };
+    let (cert, key, ca) = (file("gw.crt"), file("gw.key"), file("mesh-ca.pem"));
+    let tls = ["--cert", &cert, "--key", &key, "--ca", &ca];
+    let mut args = vec!["render", "envoy", "--role", "gateway", "--bundle", &bundle];
+    args.extend_from_slice(&tls);
+    let (code, out, err) = run(&args);
+    assert_eq!(code, 0, "{err}");
+    let config: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let listener = &config["static_resources"]["listeners"][0];
+    assert_eq!(listener["name"], "warden_gateway");
+    let downstream = &listener["filter_chains"][0]["transport_socket"]["typed_config"];
+    assert_eq!(downstream["require_client_certificate"], true);
+    let clusters: Vec<&str> = config["static_resources"]["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        clusters.contains(&"warden_tls|pay|partner-api|443"),
+        "{clusters:?}"
+    );
+    assert_eq!(config["node"]["metadata"]["WARDEN_ROLE"], "gateway");
+
+    // A sidecar with a gateway gets the mTLS cluster to it, and leaves origination to it.
+    let mut args = vec![
+        "render",
+        "envoy",
+        "--bundle",
+        &bundle,
+        "--gateway",
+        "127.0.0.70:15443",
+    ];
+    args.extend_from_slice(&[
+        "--gateway-identity",
+        "spiffe://cluster.local/ns/egress/sa/gw",
+    ]);
+    args.extend_from_slice(&tls);
+    let (code, out, err) = run(&args);
+    assert_eq!(code, 0, "{err}");
+    let config: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let names: Vec<&str> = config["static_resources"]["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"warden_egress_gateway"), "{names:?}");
+    assert!(
+        !names.contains(&"warden_tls|pay|partner-api|443"),
+        "{names:?}"
+    );
+    assert_eq!(
+        config["node"]["metadata"]["WARDEN_GATEWAY_CLUSTER"],
+        "warden_egress_gateway"
+    );
+    let (code, _, err) = run(&[
+        "render",
+        "envoy",
+        "--bundle",
+        &bundle,
+        "--gateway",
+        "127.0.0.70:15443",
+        "--gateway-identity",
+        "not-spiffe",
+        "--cert",
+        &cert,
+        "--key",
+        &key,
+        "--ca",
+        &ca,
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--gateway-identity \"not-spiffe\""), "{err}");
 }

@@ -10,7 +10,9 @@ use warden_engine::validate::{address, host_pattern};
 
 use super::workspaces::Workspaces;
 use crate::diagnostic::{Diagnostics, Severity};
-use crate::manifest::kinds::{ExternalEndpointSpec, ExternalServicePort, ExternalServiceSpec};
+use crate::manifest::kinds::{
+    ClientsideTls, ExternalEndpointSpec, ExternalServicePort, ExternalServiceSpec,
+};
 use crate::manifest::load::Located;
 
 /// A service ready for the bundle, with what the overlap rule and sharing need.
@@ -270,6 +272,16 @@ fn service_port(
                     None
                 }
             };
+            if let Some(mode) = mode {
+                for problem in tls_problems(mode, t) {
+                    match problem {
+                        TlsProblem::Error(field, message) => error(field, message),
+                        TlsProblem::Warning(field, message) => {
+                            diagnostics.push(es.diagnostic(Severity::Warning, &at(field), message))
+                        }
+                    }
+                }
+            }
             mode.map(|mode| TlsOrigination {
                 mode,
                 sni: t.sni.clone(),
@@ -404,4 +416,64 @@ fn endpoint(e: &Located<ExternalEndpointSpec>, diagnostics: &mut Diagnostics) ->
         locality,
         weight: 1,
     })
+}
+
+/// What is wrong with a `clientsideTls` block, field by field.
+enum TlsProblem {
+    Error(&'static str, String),
+    Warning(&'static str, String),
+}
+
+/// The proxy reads these files: they must be named, and by absolute path (a relative path
+/// would be read from wherever the proxy happens to run).
+fn tls_problems(mode: TlsMode, t: &ClientsideTls) -> Vec<TlsProblem> {
+    let mut problems = Vec::new();
+    let files = [
+        ("clientsideTls.caCertificates", &t.ca_certificates),
+        ("clientsideTls.clientCertificate", &t.client_certificate),
+        ("clientsideTls.privateKey", &t.private_key),
+    ];
+    for (field, path) in files {
+        if let Some(path) = path.as_deref().filter(|p| !p.starts_with('/')) {
+            problems.push(TlsProblem::Error(
+                field,
+                format!("{path:?} is not an absolute path; the proxy reads this file, so give its absolute path on the proxy's machine"),
+            ));
+        }
+    }
+    if mode == TlsMode::Mutual {
+        for (field, path) in files.iter().skip(1) {
+            if path.is_none() {
+                problems.push(TlsProblem::Error(
+                    field,
+                    "MUTUAL TLS presents a client certificate: give clientCertificate and privateKey".into(),
+                ));
+            }
+        }
+    } else if t.client_certificate.is_some() || t.private_key.is_some() {
+        problems.push(TlsProblem::Warning(
+            "clientsideTls.clientCertificate",
+            format!(
+                "{} TLS presents no client certificate; clientCertificate and privateKey are ignored (use mode MUTUAL)",
+                t.mode.as_deref().unwrap_or("SIMPLE")
+            ),
+        ));
+    }
+    if t.insecure_skip_verify && t.ca_certificates.is_some() {
+        problems.push(TlsProblem::Warning(
+            "clientsideTls.insecureSkipVerify",
+            "the endpoint's certificate is not verified, so caCertificates is ignored".into(),
+        ));
+    }
+    if let Some(sni) = &t.sni {
+        if let Err(problem) = host_pattern(sni) {
+            problems.push(TlsProblem::Error("clientsideTls.sni", problem));
+        } else if sni.starts_with('*') {
+            problems.push(TlsProblem::Error(
+                "clientsideTls.sni",
+                format!("{sni:?} is a wildcard; a TLS server name names one host"),
+            ));
+        }
+    }
+    problems
 }
