@@ -44,6 +44,44 @@ pub enum RenderCommand {
     /// Envoy's native RBAC filter with the bundle's exact hosts as an allow-list (benchmark
     /// baseline; no wildcards, addresses, identities or dry-run).
     Rbac(RbacArgs),
+    /// Istio resources: WasmPlugins carrying the bundle, ServiceEntries, the egress gateway's
+    /// Gateway/VirtualService/DestinationRules, and optionally NetworkPolicies.
+    Istio(IstioArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct IstioArgs {
+    /// The bundle (JSON): the plugins' configuration and the services to declare.
+    #[arg(long, value_name = "FILE")]
+    pub bundle: PathBuf,
+    /// The filter image, as pushed: oci://REGISTRY/REPOSITORY@sha256:<digest> (pinned; the
+    /// digest becomes the plugin's sha256) or oci://REGISTRY/REPOSITORY:TAG.
+    #[arg(long, value_name = "oci://IMAGE")]
+    pub image: String,
+    /// The namespace of the sidecar plugins: Istio's root namespace applies them to every
+    /// sidecar; a workspace's namespace to that namespace's workloads.
+    #[arg(long, value_name = "NS", default_value = "istio-system")]
+    pub namespace: String,
+    /// The egress gateway's namespace: renders its plugin and the routes through it.
+    #[arg(long, value_name = "NS")]
+    pub gateway_namespace: Option<String>,
+    /// The name of the Gateway resources' prefix and of the gateway.
+    #[arg(long, value_name = "NAME", default_value = "egress-gateway")]
+    pub gateway_name: String,
+    /// Labels of the egress gateway's pods (repeatable).
+    #[arg(long, value_name = "KEY=VALUE", default_value = "istio=egressgateway")]
+    pub gateway_selector: Vec<String>,
+    /// The egress gateway's service host (default istio-egressgateway.<gateway namespace>.svc.cluster.local).
+    #[arg(long, value_name = "HOST")]
+    pub gateway_service: Option<String>,
+    /// Also render NetworkPolicies: these workload namespaces may only reach DNS and the
+    /// cluster (so external traffic must go through the egress gateway); the gateway's
+    /// namespace also the declared external addresses. Repeatable.
+    #[arg(long = "network-policy", value_name = "NS")]
+    pub network_policy: Vec<String>,
+    /// Write here instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]

@@ -41,6 +41,7 @@ fn main() -> ExitCode {
         cli::Command::Schema => schema::run(),
         cli::Command::Render(cli::RenderCommand::Envoy(args)) => render_cmd::envoy(&args),
         cli::Command::Render(cli::RenderCommand::Rbac(args)) => render_cmd::rbac(&args),
+        cli::Command::Render(cli::RenderCommand::Istio(args)) => render_cmd::istio(&args),
     };
     match result {
         Ok(code) => code,

@@ -7,7 +7,7 @@ use bundle_builder::render::envoy::{bootstrap, write_ecds_file, EnvoyOptions, Ga
 use bundle_builder::render::tls::MeshTls;
 use warden_bundle::{Locality, Role};
 
-use crate::cli::{EnvoyArgs, RbacArgs, RoleArg};
+use crate::cli::{EnvoyArgs, IstioArgs, RbacArgs, RoleArg};
 
 pub fn envoy(args: &EnvoyArgs) -> anyhow::Result<ExitCode> {
     // The filter would refuse a bundle the engine refuses: say so now, not in Envoy's log.
@@ -89,4 +89,51 @@ fn mesh_tls(args: &EnvoyArgs) -> anyhow::Result<Option<MeshTls>> {
         private_key: file("--key", key)?,
         ca: file("--ca", ca)?,
     }))
+}
+
+pub fn istio(args: &IstioArgs) -> anyhow::Result<ExitCode> {
+    use bundle_builder::render::istio::{resources, IstioGateway, IstioOptions};
+    let (_, bundle, _) = crate::bundle_file::load(&args.bundle)?;
+    let gateway = match &args.gateway_namespace {
+        None => None,
+        Some(namespace) => {
+            let selector = args
+                .gateway_selector
+                .iter()
+                .map(|pair| {
+                    pair.split_once('=')
+                        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                        .with_context(|| format!("--gateway-selector {pair:?}: expected KEY=VALUE"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            Some(IstioGateway {
+                namespace: namespace.clone(),
+                name: args.gateway_name.clone(),
+                selector,
+                service_host: args.gateway_service.clone().unwrap_or_else(|| {
+                    format!("istio-egressgateway.{namespace}.svc.cluster.local")
+                }),
+            })
+        }
+    };
+    let options = IstioOptions {
+        image: args.image.clone(),
+        namespace: args.namespace.clone(),
+        gateway,
+        network_policy_namespaces: args.network_policy.clone(),
+    };
+    let values = resources(&bundle, &options)?;
+    let header = format!(
+        "Rendered by bundle-builder {} from bundle {}: kubectl apply -f <this file>",
+        env!("CARGO_PKG_VERSION"),
+        bundle.metadata.digest.as_deref().unwrap_or("(no digest)")
+    );
+    let text = bundle_builder::render::yaml_out::documents(&header, &values)
+        .map_err(|e| anyhow::anyhow!("cannot write YAML: {e}"))?;
+    match &args.output {
+        Some(path) => bundle_builder::files::write_atomically(path, &text)
+            .with_context(|| format!("cannot write {}", path.display()))?,
+        None => crate::output::print(&text)?,
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,5 +1,7 @@
 //! Rendering configuration for proxies from a bundle.
 
 pub mod envoy;
+pub mod istio;
 pub mod rbac;
 pub mod tls;
+pub mod yaml_out;

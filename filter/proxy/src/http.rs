@@ -180,6 +180,11 @@ impl HttpContext for WardenHttp {
             } else {
                 log::debug!("{decision} host={host_text} client={client_text}");
             }
+            if shared.mesh_routing {
+                // The mesh's routes take it from here; nothing of ours to record.
+                self.chosen = None;
+                return Action::Continue;
+            }
             if let Some(matched) = decision.service().filter(|s| s.via_gateway) {
                 if shared.role == Role::Sidecar {
                     // To the gateway, with the authority as the client sent it.

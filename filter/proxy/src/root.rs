@@ -26,6 +26,9 @@ pub struct Shared {
     pub role: Role,
     /// A sidecar's cluster to the egress gateway (node metadata `WARDEN_GATEWAY_CLUSTER`).
     pub gateway_cluster: Option<String>,
+    /// The mesh routes allowed traffic (Istio: VirtualServices, DestinationRules, its own
+    /// endpoint choice): the filter only decides, and steers nothing (`WARDEN_ROUTING=mesh`).
+    pub mesh_routing: bool,
     /// The proxy's locality: the bundle's, else the node's (`xds.node.locality`).
     pub locality: Option<Locality>,
     /// Spreads internal-hostname requests over endpoints by weight (round robin per VM).
@@ -45,6 +48,16 @@ impl Shared {
 /// A string from the bootstrap's `node.metadata`.
 fn node_metadata(key: &str) -> Option<String> {
     properties::text(&["xds", "node", "metadata", key])
+}
+
+/// The workload's SPIFFE ID from the node metadata an Istio sidecar carries (`NAMESPACE`,
+/// `SERVICE_ACCOUNT`), as Istio's CA would issue it.
+fn istio_identity(trust_domain: &str) -> Option<String> {
+    let namespace = node_metadata("NAMESPACE").filter(|n| !n.is_empty())?;
+    let account = node_metadata("SERVICE_ACCOUNT").filter(|n| !n.is_empty())?;
+    Some(format!(
+        "spiffe://{trust_domain}/ns/{namespace}/sa/{account}"
+    ))
 }
 
 /// The node's locality from the bootstrap, if it names one.
@@ -140,7 +153,10 @@ impl RootContext for WardenRoot {
                 return false;
             }
         };
-        let role = match node_metadata("WARDEN_ROLE").as_deref() {
+        // Under Istio the node metadata is Istio's: the WasmPlugin's `vmConfig.env` carries
+        // Warden's settings instead.
+        let setting = |key: &str| node_metadata(key).or_else(|| std::env::var(key).ok());
+        let role = match setting("WARDEN_ROLE").as_deref() {
             Some("gateway") => Role::Gateway,
             Some("sidecar") => Role::Sidecar,
             Some(other) => {
@@ -148,9 +164,27 @@ impl RootContext for WardenRoot {
                 metrics.rejected();
                 return false;
             }
+            // An Istio gateway's node ID is `router~...` (sidecars: `sidecar~...`): a plugin
+            // applied mesh-wide acts as the gateway there.
+            None if properties::text(&["xds", "node", "id"])
+                .is_some_and(|id| id.starts_with("router~")) =>
+            {
+                Role::Gateway
+            }
             None => policy.settings().role,
         };
-        let gateway_cluster = node_metadata("WARDEN_GATEWAY_CLUSTER").filter(|c| !c.is_empty());
+        let gateway_cluster = setting("WARDEN_GATEWAY_CLUSTER").filter(|c| !c.is_empty());
+        let mesh_routing = match setting("WARDEN_ROUTING").as_deref() {
+            Some("mesh") => true,
+            Some("warden") | None => false,
+            Some(other) => {
+                log::error!(
+                    "refused setting WARDEN_ROUTING {other:?}: expected \"warden\" or \"mesh\""
+                );
+                metrics.rejected();
+                return false;
+            }
+        };
         let settings = policy.settings();
         log::info!(
             "loaded bundle {} ({} services, outbound {:?}, {:?}, {role:?}, root_id {root_id:?})",
@@ -164,14 +198,15 @@ impl RootContext for WardenRoot {
             .workload_identity
             .as_deref()
             .map(str::to_owned)
-            .or_else(|| node_metadata("WARDEN_WORKLOAD_IDENTITY"));
+            .or_else(|| node_metadata("WARDEN_WORKLOAD_IDENTITY"))
+            .or_else(|| istio_identity(&settings.trust_domain));
         let local_proxy = node_metadata("WARDEN_LOCAL_PROXY").is_some_and(|v| v == "true");
         let locality = settings.locality.clone().or_else(node_locality);
         // Rank internal hostnames' endpoints once for this proxy.
         if settings.locality.is_none() && locality.is_some() {
             policy.prepare_for(locality.clone());
         }
-        policy.set_proxy_role(role, gateway_cluster.is_some());
+        policy.set_proxy_role(role, gateway_cluster.is_some() || mesh_routing);
         self.set_tick_period(crate::metrics::FLUSH_PERIOD);
         // Counts of the configuration being replaced still belong in Envoy's counters.
         if let Some(previous) = &self.shared {
@@ -183,6 +218,7 @@ impl RootContext for WardenRoot {
             local_proxy,
             role,
             gateway_cluster,
+            mesh_routing,
             locality,
             picks: Cell::new(0),
             metrics,

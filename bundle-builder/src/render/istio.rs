@@ -1,0 +1,551 @@
+//! `render istio`: the Kubernetes resources that load Warden into an Istio mesh and make
+//! traffic reach it.
+//!
+//! - `WasmPlugin`s (`extensions.istio.io/v1alpha1`): an HTTP and a NETWORK plugin for the
+//!   sidecars (outbound, `match` mode `CLIENT`), and, with a gateway, both again for the egress
+//!   gateway's pods. The bundle is the `pluginConfig`; `vmConfig.env` tells the filter its role
+//!   and that Istio does the routing (`WARDEN_ROUTING=mesh`: the filter decides, Istio routes).
+//! - A `ServiceEntry` (`networking.istio.io/v1`) per ExternalService, so Istio knows the hosts
+//!   and addresses (its DNS proxy answers internal names), with the endpoints inline.
+//! - For ports that originate TLS, a `DestinationRule` per host; for ports routed through the
+//!   egress gateway, the `Gateway`, the `VirtualService` (mesh -> gateway -> service) and the
+//!   `DestinationRule` for the hop to the gateway (`ISTIO_MUTUAL`, SNI = the host).
+//! - With network policies, Kubernetes `NetworkPolicy`s that stop workloads from going around
+//!   their sidecar and the gateway.
+
+use serde_json::{json, Map, Value};
+use warden_bundle::{
+    Bundle, Endpoint, ExternalService, FailureMode, Protocol, ServicePort, TargetPort, TlsMode,
+};
+
+/// Where the egress gateway runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IstioGateway {
+    /// The gateway deployment's namespace (not Istio's root namespace: a mesh-wide plugin
+    /// would run there as a sidecar plugin too).
+    pub namespace: String,
+    /// The `Gateway` resource's name.
+    pub name: String,
+    /// Labels of the gateway's pods (`istio=egressgateway`).
+    pub selector: Vec<(String, String)>,
+    /// The gateway's Kubernetes service, as a host name.
+    pub service_host: String,
+}
+
+/// Everything `render istio` needs.
+#[derive(Debug, Clone)]
+pub struct IstioOptions {
+    /// The image: `oci://REGISTRY/REPOSITORY:TAG` or `...@sha256:HEX`.
+    pub image: String,
+    /// Where the sidecar plugins go: Istio's root namespace (every sidecar), or one namespace.
+    pub namespace: String,
+    pub gateway: Option<IstioGateway>,
+    /// Render `NetworkPolicy`s for these workload namespaces (and the gateway's).
+    pub network_policy_namespaces: Vec<String>,
+}
+
+/// Why the resources cannot be rendered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IstioError {
+    #[error("--image {0:?}: expected oci://REGISTRY/REPOSITORY:TAG or oci://REGISTRY/REPOSITORY@sha256:<64 hex>")]
+    Image(String),
+    #[error(
+        "{0} routes port {1} through the egress gateway; give the gateway (--gateway-namespace)"
+    )]
+    NoGateway(String, u16),
+}
+
+/// The image's digest, when it is pinned by one.
+fn image_sha256(image: &str) -> Result<Option<&str>, IstioError> {
+    let bad = || IstioError::Image(image.to_owned());
+    let rest = image.strip_prefix("oci://").ok_or_else(bad)?;
+    if !rest.contains('/') {
+        return Err(bad());
+    }
+    match rest.split_once("@sha256:") {
+        Some((_, hex))
+            if hex.len() == 64
+                && hex
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) =>
+        {
+            Ok(Some(hex))
+        }
+        Some(_) => Err(bad()),
+        None => Ok(None),
+    }
+}
+
+fn metadata(name: &str, namespace: &str) -> Value {
+    json!({
+        "name": name,
+        "namespace": namespace,
+        "labels": { "app.kubernetes.io/managed-by": "warden" }
+    })
+}
+
+/// A Kubernetes name from parts (lowercase, `-` for anything else, at most 63 bytes).
+fn k8s_name(parts: &[&str]) -> String {
+    let mut name: String = parts
+        .join("-")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    name.truncate(63);
+    name.trim_matches('-').to_owned()
+}
+
+/// The resources, in a stable order.
+pub fn resources(bundle: &Bundle, options: &IstioOptions) -> Result<Vec<Value>, IstioError> {
+    let sha256 = image_sha256(&options.image)?;
+    let plugin_config =
+        serde_json::to_value(bundle).map_err(|e| IstioError::Image(e.to_string()))?;
+    let mut out = Vec::new();
+    let fail = match bundle.spec.failure_mode {
+        FailureMode::FailClose => "FAIL_CLOSE",
+        FailureMode::FailOpen => "FAIL_OPEN",
+    };
+    let plugin =
+        |name: &str, namespace: &str, kind: &str, role: &str, selector: Option<&IstioGateway>| {
+            let mut spec = Map::new();
+            if let Some(gw) = selector {
+                let labels: Map<String, Value> = gw
+                    .selector
+                    .iter()
+                    .map(|(k, v)| (k.clone(), json!(v)))
+                    .collect();
+                spec.insert("selector".into(), json!({ "matchLabels": labels }));
+            } else {
+                // Sidecars: outbound traffic only.
+                spec.insert("match".into(), json!([{ "mode": "CLIENT" }]));
+            }
+            spec.insert("url".into(), json!(options.image));
+            if let Some(hex) = sha256 {
+                spec.insert("sha256".into(), json!(hex));
+            }
+            spec.insert("imagePullPolicy".into(), json!("IfNotPresent"));
+            spec.insert(
+                "pluginName".into(),
+                json!(if kind == "HTTP" {
+                    "warden.http"
+                } else {
+                    "warden.network"
+                }),
+            );
+            spec.insert("phase".into(), json!("AUTHZ"));
+            spec.insert("failStrategy".into(), json!(fail));
+            spec.insert("type".into(), json!(kind));
+            spec.insert(
+                "vmConfig".into(),
+                json!({ "env": [
+                { "name": "WARDEN_ROLE", "value": role },
+                { "name": "WARDEN_ROUTING", "value": "mesh" }
+            ] }),
+            );
+            spec.insert("pluginConfig".into(), plugin_config.clone());
+            json!({
+                "apiVersion": "extensions.istio.io/v1alpha1",
+                "kind": "WasmPlugin",
+                "metadata": metadata(name, namespace),
+                "spec": spec
+            })
+        };
+    out.push(plugin(
+        "warden-http",
+        &options.namespace,
+        "HTTP",
+        "sidecar",
+        None,
+    ));
+    out.push(plugin(
+        "warden-tcp",
+        &options.namespace,
+        "NETWORK",
+        "sidecar",
+        None,
+    ));
+    if let Some(gw) = &options.gateway {
+        out.push(plugin(
+            "warden-gateway-http",
+            &gw.namespace,
+            "HTTP",
+            "gateway",
+            Some(gw),
+        ));
+    }
+    for service in &bundle.spec.services {
+        out.push(service_entry(service));
+        out.extend(origination_rules(service));
+        for port in service.ports.iter().filter(|p| p.egress_gateway.is_some()) {
+            let Some(gw) = &options.gateway else {
+                return Err(IstioError::NoGateway(
+                    format!("{}/{}", service.source.namespace, service.source.name),
+                    port.number,
+                ));
+            };
+            out.extend(gateway_route(service, port, gw));
+        }
+    }
+    if !options.network_policy_namespaces.is_empty() {
+        out.extend(network_policies(bundle, options));
+    }
+    Ok(out)
+}
+
+/// The protocol a workload speaks to this port: plain HTTP where the proxy originates TLS.
+fn istio_protocol(port: &ServicePort) -> &'static str {
+    if port.tls.as_ref().is_some_and(|t| t.originates()) {
+        return "HTTP";
+    }
+    match port.protocol {
+        Protocol::Http => "HTTP",
+        Protocol::Https => "HTTPS",
+        Protocol::Http2 => "HTTP2",
+        Protocol::Grpc => "GRPC",
+        Protocol::Tcp => "TCP",
+        Protocol::Tls => "TLS",
+        Protocol::Mongo => "MONGO",
+    }
+}
+
+fn port_name(port: &ServicePort) -> String {
+    port.name.clone().unwrap_or_else(|| {
+        format!(
+            "{}-{}",
+            istio_protocol(port).to_ascii_lowercase(),
+            port.number
+        )
+    })
+}
+
+/// Hosts as Istio wants them; a service with only addresses gets a name of its own.
+fn hosts(service: &ExternalService) -> Vec<String> {
+    if service.hosts.is_empty() {
+        vec![format!(
+            "{}.{}.warden.internal",
+            service.source.name, service.source.namespace
+        )]
+    } else {
+        service.hosts.clone()
+    }
+}
+
+fn endpoint_entry(service: &ExternalService, endpoint: &Endpoint) -> Value {
+    let mut ports = Map::new();
+    for port in &service.ports {
+        let target = match &port.target_port {
+            Some(TargetPort::Number(n)) => Some(*n),
+            Some(TargetPort::Name(name)) => endpoint
+                .ports
+                .iter()
+                .find(|p| p.name.as_deref() == Some(name))
+                .map(|p| p.number),
+            None => endpoint
+                .ports
+                .iter()
+                .find(|p| p.number == port.number)
+                .or(endpoint.ports.first().filter(|_| endpoint.ports.len() == 1))
+                .map(|p| p.number),
+        };
+        if let Some(number) = target {
+            ports.insert(port_name(port), json!(number));
+        }
+    }
+    let mut entry = Map::new();
+    entry.insert("address".into(), json!(endpoint.address));
+    entry.insert("ports".into(), Value::Object(ports));
+    let locality = endpoint.locality.to_string();
+    if !locality.is_empty() {
+        entry.insert("locality".into(), json!(locality));
+    }
+    entry.insert("weight".into(), json!(endpoint.weight));
+    entry.insert(
+        "labels".into(),
+        json!({ "warden.dev/endpoint": k8s_name(&[&endpoint.source.namespace, &endpoint.source.name]) }),
+    );
+    Value::Object(entry)
+}
+
+fn service_entry(service: &ExternalService) -> Value {
+    let (ns, name) = (&service.source.namespace, &service.source.name);
+    let ports: Vec<Value> = service
+        .ports
+        .iter()
+        .map(|p| json!({ "number": p.number, "protocol": istio_protocol(p), "name": port_name(p) }))
+        .collect();
+    let mut spec = Map::new();
+    spec.insert("hosts".into(), json!(hosts(service)));
+    if !service.addresses.is_empty() {
+        spec.insert("addresses".into(), json!(service.addresses));
+    }
+    spec.insert("ports".into(), Value::Array(ports));
+    spec.insert("location".into(), json!("MESH_EXTERNAL"));
+    let resolution = if service.endpoints.is_empty() {
+        if service.hosts.is_empty() || service.hosts.iter().any(|h| h.starts_with('*')) {
+            "NONE"
+        } else {
+            "DNS"
+        }
+    } else if service
+        .endpoints
+        .iter()
+        .all(|e| e.address.parse::<std::net::IpAddr>().is_ok())
+    {
+        "STATIC"
+    } else {
+        "DNS"
+    };
+    spec.insert("resolution".into(), json!(resolution));
+    if !service.endpoints.is_empty() {
+        let endpoints: Vec<Value> = service
+            .endpoints
+            .iter()
+            .map(|e| endpoint_entry(service, e))
+            .collect();
+        spec.insert("endpoints".into(), Value::Array(endpoints));
+    }
+    if !service.subject_alt_names.is_empty() {
+        spec.insert("subjectAltNames".into(), json!(service.subject_alt_names));
+    }
+    json!({
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "ServiceEntry",
+        "metadata": metadata(&k8s_name(&["warden", name]), ns),
+        "spec": spec
+    })
+}
+
+/// `ClientTLSSettings` for a port's `clientsideTls`.
+fn client_tls(service: &ExternalService, port: &ServicePort) -> Option<Value> {
+    let tls = port.tls.as_ref().filter(|t| t.originates())?;
+    let mut out = Map::new();
+    let mode = match tls.mode {
+        TlsMode::Simple => "SIMPLE",
+        TlsMode::Mutual => "MUTUAL",
+        TlsMode::IstioMutual => "ISTIO_MUTUAL",
+        TlsMode::Disable => "DISABLE",
+    };
+    out.insert("mode".into(), json!(mode));
+    for (key, value) in [
+        ("caCertificates", &tls.ca_certificates),
+        ("clientCertificate", &tls.client_certificate),
+        ("privateKey", &tls.private_key),
+        ("sni", &tls.sni),
+    ] {
+        if let Some(v) = value {
+            out.insert(key.into(), json!(v));
+        }
+    }
+    if !service.subject_alt_names.is_empty() {
+        out.insert("subjectAltNames".into(), json!(service.subject_alt_names));
+    }
+    if tls.insecure_skip_verify {
+        out.insert("insecureSkipVerify".into(), json!(true));
+    }
+    Some(Value::Object(out))
+}
+
+/// A `DestinationRule` per host for the ports that originate TLS: at the sidecar for direct
+/// ports, at the egress gateway (the proxy that sends to the host) for gateway-routed ones.
+fn origination_rules(service: &ExternalService) -> Vec<Value> {
+    let settings: Vec<Value> = service
+        .ports
+        .iter()
+        .filter_map(|p| {
+            client_tls(service, p).map(|tls| json!({ "port": { "number": p.number }, "tls": tls }))
+        })
+        .collect();
+    if settings.is_empty() {
+        return Vec::new();
+    }
+    let (ns, name) = (&service.source.namespace, &service.source.name);
+    hosts(service)
+        .iter()
+        .enumerate()
+        .map(|(i, host)| {
+            let index = i.to_string();
+            json!({
+                "apiVersion": "networking.istio.io/v1",
+                "kind": "DestinationRule",
+                "metadata": metadata(&k8s_name(&["warden-tls", name, &index]), ns),
+                "spec": {
+                    "host": host,
+                    "trafficPolicy": { "portLevelSettings": settings }
+                }
+            })
+        })
+        .collect()
+}
+
+/// The port the egress gateway listens on for mesh traffic (its Service's HTTPS port).
+const GATEWAY_PORT: u16 = 443;
+
+/// Gateway, VirtualService and the DestinationRule for the hop to the gateway, for one
+/// gateway-routed port.
+fn gateway_route(service: &ExternalService, port: &ServicePort, gw: &IstioGateway) -> Vec<Value> {
+    let (ns, name) = (&service.source.namespace, &service.source.name);
+    let number = port.number.to_string();
+    let hosts = hosts(service);
+    let selector: Map<String, Value> = gw
+        .selector
+        .iter()
+        .map(|(k, v)| (k.clone(), json!(v)))
+        .collect();
+    let gateway_name = k8s_name(&["warden", name, &number]);
+    let subset = k8s_name(&[name, &number]);
+    let gateway = json!({
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "Gateway",
+        "metadata": metadata(&gateway_name, &gw.namespace),
+        "spec": {
+            "selector": selector,
+            "servers": [{
+                "port": { "number": GATEWAY_PORT, "name": k8s_name(&["https", name, &number]), "protocol": "HTTPS" },
+                "hosts": hosts,
+                "tls": { "mode": "ISTIO_MUTUAL" }
+            }]
+        }
+    });
+    let to_gateway = json!({
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "DestinationRule",
+        "metadata": metadata(&k8s_name(&["warden-to-gateway", name, &number]), ns),
+        "spec": {
+            "host": gw.service_host,
+            "subsets": [{
+                "name": subset,
+                "trafficPolicy": { "portLevelSettings": [{
+                    "port": { "number": GATEWAY_PORT },
+                    "tls": { "mode": "ISTIO_MUTUAL", "sni": hosts.first() }
+                }] }
+            }]
+        }
+    });
+    let gateway_ref = format!("{}/{}", gw.namespace, gateway_name);
+    let virtual_service = json!({
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "VirtualService",
+        "metadata": metadata(&k8s_name(&["warden-via-gateway", name, &number]), ns),
+        "spec": {
+            "hosts": hosts,
+            "gateways": ["mesh", gateway_ref],
+            "http": [
+                {
+                    "match": [{ "gateways": ["mesh"], "port": port.number }],
+                    "route": [{ "destination": {
+                        "host": gw.service_host, "subset": subset, "port": { "number": GATEWAY_PORT }
+                    } }]
+                },
+                {
+                    "match": [{ "gateways": [gateway_ref], "port": GATEWAY_PORT }],
+                    "route": [{ "destination": {
+                        "host": hosts.first(), "port": { "number": port.number }
+                    } }]
+                }
+            ]
+        }
+    });
+    vec![gateway, to_gateway, virtual_service]
+}
+
+/// Workload namespaces: egress only to the cluster's DNS, in-cluster pods (the mesh,
+/// including the egress gateway). The gateway's namespace: also the declared external
+/// addresses on their ports (by IP block; host-named services on their ports anywhere, as a
+/// name cannot be an IP block).
+fn network_policies(bundle: &Bundle, options: &IstioOptions) -> Vec<Value> {
+    let dns = json!({
+        "to": [{
+            "namespaceSelector": { "matchLabels": { "kubernetes.io/metadata.name": "kube-system" } },
+            "podSelector": { "matchLabels": { "k8s-app": "kube-dns" } }
+        }],
+        "ports": [{ "protocol": "UDP", "port": 53 }, { "protocol": "TCP", "port": 53 }]
+    });
+    let in_cluster = json!({ "to": [{ "namespaceSelector": {} }] });
+    let mut out: Vec<Value> = options
+        .network_policy_namespaces
+        .iter()
+        .map(|ns| {
+            json!({
+                "apiVersion": "networking.k8s.io/v1",
+                "kind": "NetworkPolicy",
+                "metadata": metadata("warden-egress-via-mesh", ns),
+                "spec": {
+                    "podSelector": {},
+                    "policyTypes": ["Egress"],
+                    "egress": [dns, in_cluster]
+                }
+            })
+        })
+        .collect();
+    if let Some(gw) = &options.gateway {
+        let mut egress = vec![dns.clone(), in_cluster.clone()];
+        for service in &bundle.spec.services {
+            let ports: Vec<Value> = service
+                .ports
+                .iter()
+                .map(|p| json!({ "protocol": "TCP", "port": p.number }))
+                .collect();
+            let mut blocks: Vec<String> = service
+                .addresses
+                .iter()
+                .map(|a| {
+                    if a.contains('/') {
+                        a.clone()
+                    } else if a.contains(':') {
+                        format!("{a}/128")
+                    } else {
+                        format!("{a}/32")
+                    }
+                })
+                .collect();
+            for e in &service.endpoints {
+                if let Ok(ip) = e.address.parse::<std::net::IpAddr>() {
+                    blocks.push(if ip.is_ipv4() {
+                        format!("{ip}/32")
+                    } else {
+                        format!("{ip}/128")
+                    });
+                }
+            }
+            let endpoint_ports: Vec<Value> = service
+                .endpoints
+                .iter()
+                .flat_map(|e| e.ports.iter().map(|p| p.number))
+                .collect::<std::collections::BTreeSet<u16>>()
+                .into_iter()
+                .map(|n| json!({ "protocol": "TCP", "port": n }))
+                .collect();
+            let all_ports: Vec<Value> = ports.into_iter().chain(endpoint_ports).collect();
+            if blocks.is_empty() {
+                blocks.push("0.0.0.0/0".into());
+            }
+            let to: Vec<Value> = blocks
+                .iter()
+                .map(|b| json!({ "ipBlock": { "cidr": b } }))
+                .collect();
+            egress.push(json!({ "to": to, "ports": all_ports }));
+        }
+        let labels: Map<String, Value> = gw
+            .selector
+            .iter()
+            .map(|(k, v)| (k.clone(), json!(v)))
+            .collect();
+        out.push(json!({
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": metadata("warden-egress-gateway", &gw.namespace),
+            "spec": {
+                "podSelector": { "matchLabels": labels },
+                "policyTypes": ["Egress"],
+                "egress": egress
+            }
+        }));
+    }
+    out
+}

@@ -1,0 +1,346 @@
+//! `render istio`: every rendered resource that has a CRD in
+//! `shared/reference/istio-egress-wasm-crds.yaml` validates against its `openAPIV3Schema`
+//! (with the `jsonschema` crate), tightened so that unknown fields fail as they would in a
+//! typed Istio client; the YAML the command writes reads back as the same resources.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use bundle_builder::render::istio::{resources, IstioGateway, IstioOptions};
+use saphyr::{LoadableYamlNode, Scalar, Yaml};
+use serde_json::{json, Value};
+use warden_bundle::Bundle;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn to_json(yaml: &Yaml<'_>) -> Value {
+    match yaml {
+        Yaml::Value(Scalar::Null) => Value::Null,
+        Yaml::Value(Scalar::Boolean(b)) => json!(b),
+        Yaml::Value(Scalar::Integer(i)) => json!(i),
+        Yaml::Value(Scalar::FloatingPoint(f)) => json!(f.into_inner()),
+        Yaml::Value(Scalar::String(s)) => json!(s),
+        Yaml::Sequence(items) => Value::Array(items.iter().map(to_json).collect()),
+        Yaml::Mapping(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.as_str().expect("string keys").to_owned(), to_json(v)))
+                .collect(),
+        ),
+        other => panic!("unexpected YAML node {other:?}"),
+    }
+}
+
+fn yaml_documents(text: &str) -> Vec<Value> {
+    Yaml::load_from_str(text)
+        .expect("valid YAML")
+        .iter()
+        .map(to_json)
+        .collect()
+}
+
+/// Every object schema with `properties` refuses other fields, unless Kubernetes keeps
+/// unknown fields there: the CRDs rely on pruning, a typo would otherwise pass.
+fn tighten(schema: &mut Value) {
+    match schema {
+        Value::Object(fields) => {
+            let preserve = fields
+                .get("x-kubernetes-preserve-unknown-fields")
+                .is_some_and(|v| v == true);
+            if fields.contains_key("properties")
+                && !preserve
+                && !fields.contains_key("additionalProperties")
+            {
+                fields.insert("additionalProperties".into(), json!(false));
+            }
+            for value in fields.values_mut() {
+                tighten(value);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(tighten),
+        _ => {}
+    }
+}
+
+/// `(apiVersion, kind)` -> the schema of that version.
+fn crd_schemas() -> HashMap<(String, String), jsonschema::Validator> {
+    let path = root().join("../shared/reference/istio-egress-wasm-crds.yaml");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut out = HashMap::new();
+    for crd in yaml_documents(&text) {
+        if crd["kind"] != "CustomResourceDefinition" {
+            continue;
+        }
+        let group = crd["spec"]["group"].as_str().unwrap();
+        let kind = crd["spec"]["names"]["kind"].as_str().unwrap();
+        for version in crd["spec"]["versions"].as_array().unwrap() {
+            let mut schema = version["schema"]["openAPIV3Schema"].clone();
+            // The top level lists only `spec` and `status` (Kubernetes adds the rest).
+            if let Some(spec) = schema.pointer_mut("/properties/spec") {
+                tighten(spec);
+            }
+            let api = format!("{group}/{}", version["name"].as_str().unwrap());
+            let validator = jsonschema::validator_for(&schema).unwrap();
+            out.insert((api, kind.to_owned()), validator);
+        }
+    }
+    out
+}
+
+fn options() -> IstioOptions {
+    IstioOptions {
+        image: format!(
+            "oci://registry.example.com/warden/filter@sha256:{}",
+            "ab".repeat(32)
+        ),
+        namespace: "istio-system".into(),
+        gateway: Some(IstioGateway {
+            namespace: "istio-egress".into(),
+            name: "egress-gateway".into(),
+            selector: vec![("istio".into(), "egressgateway".into())],
+            service_host: "istio-egressgateway.istio-egress.svc.cluster.local".into(),
+        }),
+        network_policy_namespaces: vec!["pay".into(), "web".into()],
+    }
+}
+
+/// A bundle with every shape the renderer handles: the examples (addresses, wildcard hosts,
+/// an internal hostname with IP endpoints, a gateway route with SIMPLE TLS) plus MUTUAL TLS
+/// through the gateway to a host-name endpoint and TLS originated at the sidecar.
+fn rich_bundle() -> Bundle {
+    let mut bundle = examples_bundle();
+    let extra: Value = json!({
+        "source": { "kind": "ExternalService", "namespace": "pay", "name": "ledger" },
+        "hosts": ["ledger.mesh.internal"],
+        "subjectAltNames": ["ledger.bank.example"],
+        "ports": [
+            { "name": "https", "number": 443, "protocol": "HTTPS", "targetPort": { "number": 8443 },
+              "tls": { "mode": "MUTUAL", "caCertificates": "/etc/warden/bank-ca.pem",
+                       "clientCertificate": "/etc/warden/client.pem", "privateKey": "/etc/warden/client.key" },
+              "egressGateway": { "gateways": [{ "namespace": "egress", "name": "egress-gateway" }] } },
+            { "name": "direct", "number": 9443, "protocol": "HTTPS",
+              "tls": { "mode": "SIMPLE", "sni": "ledger.bank.example" } }
+        ],
+        "endpoints": [{
+            "source": { "kind": "ExternalEndpoint", "namespace": "pay", "name": "ledger-eu" },
+            "address": "ledger.eu.bank.example",
+            "ports": [{ "number": 8443 }, { "name": "direct", "number": 9443 }],
+            "locality": { "region": "eu-west", "zone": "eu-west-1a" },
+            "weight": 2
+        }]
+    });
+    bundle
+        .spec
+        .services
+        .push(serde_json::from_value(extra).unwrap());
+    bundle
+}
+
+fn examples_bundle() -> Bundle {
+    let path = root().join("bundle-builder/tests/golden/examples/bundle.json");
+    Bundle::from_json(&std::fs::read(path).unwrap()).unwrap()
+}
+
+fn key(resource: &Value) -> (String, String) {
+    (
+        resource["apiVersion"].as_str().unwrap().to_owned(),
+        resource["kind"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// Every WasmPlugin, ServiceEntry and DestinationRule validates against Istio's CRD schema.
+#[test]
+fn rendered_resources_validate_against_the_istio_crds() {
+    let schemas = crd_schemas();
+    let rendered = resources(&rich_bundle(), &options()).unwrap();
+    let mut validated: HashMap<String, usize> = HashMap::new();
+    for resource in &rendered {
+        let (api, kind) = key(resource);
+        if let Some(validator) = schemas.get(&(api.clone(), kind.clone())) {
+            let errors: Vec<String> = validator
+                .iter_errors(resource)
+                .map(|e| format!("{} at {}", e, e.instance_path()))
+                .collect();
+            assert!(
+                errors.is_empty(),
+                "{kind} {}: {errors:#?}",
+                resource["metadata"]["name"]
+            );
+            *validated.entry(kind).or_default() += 1;
+        }
+    }
+    // 2 sidecar plugins + 1 gateway plugin; one entry per service; TLS rules for partner-api
+    // and ledger, and one hop-to-gateway rule per gateway-routed port.
+    assert_eq!(validated.get("WasmPlugin"), Some(&3), "{validated:?}");
+    assert_eq!(validated.get("ServiceEntry"), Some(&5), "{validated:?}");
+    assert_eq!(validated.get("DestinationRule"), Some(&4), "{validated:?}");
+}
+
+/// The tightened schemas do catch mistakes: a wrong enum, an unknown field, a bad digest.
+#[test]
+fn the_schema_check_catches_mistakes() {
+    let schemas = crd_schemas();
+    let rendered = resources(&examples_bundle(), &options()).unwrap();
+    let plugin = rendered
+        .iter()
+        .find(|r| r["kind"] == "WasmPlugin")
+        .unwrap()
+        .clone();
+    let validator = &schemas[&key(&plugin)];
+    assert!(validator.is_valid(&plugin));
+    for (pointer, bad) in [
+        ("/spec/failStrategy", json!("FAIL_SOMETIMES")),
+        ("/spec/sha256", json!("not-a-digest")),
+        ("/spec/typo", json!(true)),
+        ("/spec/match/0/mode", json!("OUTBOUND")),
+    ] {
+        let mut broken = plugin.clone();
+        let (parent, field) = pointer.rsplit_once('/').unwrap();
+        broken
+            .pointer_mut(parent)
+            .and_then(Value::as_object_mut)
+            .unwrap()
+            .insert(field.into(), bad);
+        assert!(!validator.is_valid(&broken), "{pointer} should be refused");
+    }
+}
+
+/// What the resources say: the plugins carry the bundle, the digest and the settings the
+/// filter reads; the gateway route goes mesh -> gateway -> host; the policies leave DNS,
+/// the cluster, and for the gateway the declared addresses.
+#[test]
+fn rendered_resources_say_what_the_filter_and_istio_need() {
+    let bundle = rich_bundle();
+    let rendered = resources(&bundle, &options()).unwrap();
+    let find = |kind: &str, name: &str| {
+        rendered
+            .iter()
+            .find(|r| r["kind"] == kind && r["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("no {kind} {name}"))
+    };
+    let http = find("WasmPlugin", "warden-http");
+    assert_eq!(http["spec"]["type"], "HTTP");
+    assert_eq!(http["spec"]["match"], json!([{ "mode": "CLIENT" }]));
+    assert_eq!(http["spec"]["sha256"], "ab".repeat(32));
+    assert_eq!(http["spec"]["failStrategy"], "FAIL_CLOSE");
+    let config: Bundle = serde_json::from_value(http["spec"]["pluginConfig"].clone()).unwrap();
+    assert_eq!(config, bundle, "the plugin configuration is the bundle");
+    let env = &http["spec"]["vmConfig"]["env"];
+    assert!(env
+        .as_array()
+        .unwrap()
+        .contains(&json!({ "name": "WARDEN_ROUTING", "value": "mesh" })));
+    assert_eq!(find("WasmPlugin", "warden-tcp")["spec"]["type"], "NETWORK");
+    let gw = find("WasmPlugin", "warden-gateway-http");
+    assert_eq!(gw["metadata"]["namespace"], "istio-egress");
+    assert_eq!(
+        gw["spec"]["selector"]["matchLabels"]["istio"],
+        "egressgateway"
+    );
+    assert!(gw["spec"]["vmConfig"]["env"]
+        .as_array()
+        .unwrap()
+        .contains(&json!({ "name": "WARDEN_ROLE", "value": "gateway" })));
+
+    let ledger = find("ServiceEntry", "warden-ledger");
+    assert_eq!(ledger["spec"]["resolution"], "DNS");
+    assert_eq!(
+        ledger["spec"]["endpoints"][0]["ports"],
+        json!({ "https": 8443, "direct": 9443 })
+    );
+    assert_eq!(
+        ledger["spec"]["endpoints"][0]["locality"],
+        "eu-west/eu-west-1a"
+    );
+    assert_eq!(
+        ledger["spec"]["ports"][0]["protocol"], "HTTP",
+        "TLS is originated"
+    );
+
+    let vs = find("VirtualService", "warden-via-gateway-ledger-443");
+    assert_eq!(
+        vs["spec"]["gateways"],
+        json!(["mesh", "istio-egress/warden-ledger-443"])
+    );
+    assert_eq!(
+        vs["spec"]["http"][0]["route"][0]["destination"]["host"],
+        "istio-egressgateway.istio-egress.svc.cluster.local"
+    );
+    assert_eq!(
+        vs["spec"]["http"][1]["route"][0]["destination"]["port"]["number"],
+        443
+    );
+    let tls = &find("DestinationRule", "warden-tls-ledger-0")["spec"]["trafficPolicy"]
+        ["portLevelSettings"];
+    assert_eq!(tls[0]["tls"]["mode"], "MUTUAL");
+    assert_eq!(
+        tls[0]["tls"]["subjectAltNames"],
+        json!(["ledger.bank.example"])
+    );
+    assert_eq!(tls[1]["tls"]["sni"], "ledger.bank.example");
+
+    let workloads = find("NetworkPolicy", "warden-egress-via-mesh");
+    assert_eq!(workloads["spec"]["policyTypes"], json!(["Egress"]));
+    assert_eq!(workloads["spec"]["egress"].as_array().unwrap().len(), 2);
+    let gateway_policy = find("NetworkPolicy", "warden-egress-gateway").to_string();
+    assert!(gateway_policy.contains("10.30.0.0/16") && gateway_policy.contains("10.20.3.4/32"));
+}
+
+/// The command writes YAML that reads back as exactly the resources.
+#[test]
+fn render_istio_writes_yaml_documents() {
+    let bundle = root().join("bundle-builder/tests/golden/examples/bundle.json");
+    let image = format!(
+        "oci://registry.example.com/warden/filter@sha256:{}",
+        "ab".repeat(32)
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_bundle-builder"))
+        .args(["render", "istio", "--bundle"])
+        .arg(&bundle)
+        .args(["--image", &image, "--gateway-namespace", "istio-egress"])
+        .args(["--network-policy", "pay", "--network-policy", "web"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let documents = yaml_documents(&String::from_utf8(out.stdout).unwrap());
+    let expected = resources(&examples_bundle(), &options()).unwrap();
+    assert_eq!(documents, expected);
+
+    let out = Command::new(env!("CARGO_BIN_EXE_bundle-builder"))
+        .args(["render", "istio", "--bundle"])
+        .arg(&bundle)
+        .args(["--image", "registry.example.com/warden:1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("expected oci://REGISTRY/REPOSITORY:TAG"),
+        "{err}"
+    );
+    // A gateway route without a gateway to route through.
+    let out = Command::new(env!("CARGO_BIN_EXE_bundle-builder"))
+        .args(["render", "istio", "--bundle"])
+        .arg(&bundle)
+        .args(["--image", &image])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("pay/partner-api routes port 443 through the egress gateway"),
+        "{err}"
+    );
+}
