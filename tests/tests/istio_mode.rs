@@ -1,0 +1,204 @@
+//! The filter as Istio runs it: the WasmPlugin that `render istio` writes becomes an Envoy
+//! wasm filter with the plugin's `pluginConfig` as configuration and its `vmConfig.env` as VM
+//! environment variables, on a proxy whose node metadata is Istio's (`NAMESPACE`,
+//! `SERVICE_ACCOUNT`; node ID `sidecar~...` or `router~...`). Istio's routes, not the filter,
+//! take allowed traffic on: here one static route to a real upstream.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::net::SocketAddr;
+
+use bundle_builder::render::istio::{resources, IstioGateway, IstioOptions};
+use serde_json::{json, Value};
+use warden_bundle::Bundle;
+use warden_e2e::client::get;
+use warden_e2e::envoy::{wasm_path, Envoy};
+use warden_e2e::free_addr;
+use warden_e2e::upstream::HttpUpstream;
+
+fn examples_bundle() -> Bundle {
+    let path = warden_e2e::repo_root().join("bundle-builder/tests/golden/examples/bundle.json");
+    Bundle::from_json(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// The rendered WasmPlugin called `name`.
+fn plugin(name: &str) -> Value {
+    let options = IstioOptions {
+        image: format!(
+            "oci://registry.example.com/warden@sha256:{}",
+            "ab".repeat(32)
+        ),
+        namespace: "istio-system".into(),
+        gateway: Some(IstioGateway {
+            namespace: "istio-egress".into(),
+            name: "egress-gateway".into(),
+            selector: vec![("istio".into(), "egressgateway".into())],
+            service_host: "istio-egressgateway.istio-egress.svc.cluster.local".into(),
+        }),
+        network_policy_namespaces: Vec::new(),
+    };
+    resources(&examples_bundle(), &options)
+        .unwrap()
+        .into_iter()
+        .find(|r| r["kind"] == "WasmPlugin" && r["metadata"]["name"] == name)
+        .unwrap()
+}
+
+/// What Istio's agent makes of the plugin for a proxy with this node: the filter with the
+/// plugin's configuration and environment, then a route to `upstream`.
+fn istio_like_proxy(
+    plugin: &Value,
+    node_id: &str,
+    account: (&str, &str),
+    upstream: SocketAddr,
+) -> Envoy {
+    let spec = &plugin["spec"];
+    let env: serde_json::Map<String, Value> = spec["vmConfig"]["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["name"].as_str().unwrap().to_owned(), e["value"].clone()))
+        .collect();
+    let filter = json!({
+        "name": "warden",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+            "config": {
+                "name": spec["pluginName"],
+                "root_id": spec["pluginName"],
+                "vm_config": {
+                    "vm_id": "warden",
+                    "runtime": "envoy.wasm.runtime.v8",
+                    "code": { "local": { "filename": wasm_path().display().to_string() } },
+                    "environment_variables": { "key_values": env }
+                },
+                "configuration": {
+                    "@type": "type.googleapis.com/google.protobuf.StringValue",
+                    "value": spec["pluginConfig"].to_string()
+                },
+                "fail_open": spec["failStrategy"] == "FAIL_OPEN"
+            }
+        }
+    });
+    let (listen, admin) = (free_addr("127.0.0.1"), free_addr("127.0.0.1"));
+    let config = json!({
+        "node": {
+            "id": node_id,
+            "cluster": "istio",
+            // Istio's metadata, plus one line: there is no traffic capture here, so the
+            // listener's own address is not where the client meant to go (under Istio's
+            // iptables capture `destination.address` is the original destination).
+            "metadata": {
+                "NAMESPACE": account.0,
+                "SERVICE_ACCOUNT": account.1,
+                "WARDEN_LOCAL_PROXY": "true"
+            }
+        },
+        "admin": { "address": { "socket_address": { "address": "127.0.0.1", "port_value": admin.port() } } },
+        "static_resources": {
+            "listeners": [{
+                "name": "outbound",
+                "address": { "socket_address": { "address": "127.0.0.1", "port_value": listen.port() } },
+                "filter_chains": [{ "filters": [{
+                    "name": "envoy.filters.network.http_connection_manager",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                        "stat_prefix": "outbound",
+                        "route_config": { "virtual_hosts": [{
+                            "name": "all", "domains": ["*"],
+                            "routes": [{ "match": { "prefix": "/" }, "route": { "cluster": "istio_route" } }]
+                        }] },
+                        "http_filters": [filter, {
+                            "name": "envoy.filters.http.router",
+                            "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" }
+                        }]
+                    }
+                }] }]
+            }],
+            "clusters": [{
+                "name": "istio_route",
+                "connect_timeout": "2s",
+                "type": "STATIC",
+                "load_assignment": { "cluster_name": "istio_route", "endpoints": [{ "lb_endpoints": [{
+                    "endpoint": { "address": { "socket_address": {
+                        "address": upstream.ip().to_string(), "port_value": upstream.port()
+                    } } }
+                }] }] }
+            }]
+        }
+    });
+    Envoy::start(&config, listen, admin)
+}
+
+/// A sidecar learns its workload's identity from Istio's node metadata: billing may call the
+/// partner API (a gateway-routed port, which Istio's routes take to the gateway, so the
+/// filter allows it without a route of its own), frontend may not; an unregistered host is
+/// denied under REGISTRY_ONLY.
+#[test]
+fn sidecar_plugin_decides_on_the_istio_identity_and_leaves_routing_to_istio() {
+    let upstream = HttpUpstream::start("istio-route", free_addr("127.0.0.81"));
+    let http = plugin("warden-http");
+    let billing = istio_like_proxy(
+        &http,
+        "sidecar~10.1.2.3~billing-0.pay~pay.svc.cluster.local",
+        ("pay", "billing"),
+        upstream.addr,
+    );
+    let r = get(billing.listen, "api.partner.example:443", "/", &[]);
+    assert_eq!(r.status, 200, "{r:?}\n{}", billing.log());
+    assert_eq!(r.body, "upstream istio-route");
+    assert_eq!(upstream.seen()[0].host, "api.partner.example:443");
+    let r = get(billing.listen, "unregistered.example", "/", &[]);
+    assert_eq!(r.header("x-warden-reason"), Some("not_in_registry"));
+
+    let frontend = istio_like_proxy(
+        &http,
+        "sidecar~10.1.2.4~frontend-0.web~web.svc.cluster.local",
+        ("web", "frontend"),
+        upstream.addr,
+    );
+    let r = get(frontend.listen, "api.partner.example:443", "/", &[]);
+    assert_eq!(r.status, 403);
+    assert_eq!(r.header("x-warden-reason"), Some("client_not_allowed"));
+    assert_eq!(upstream.seen().len(), 1);
+}
+
+/// The gateway plugin (`WARDEN_ROLE=gateway` in its environment), and the mesh-wide sidecar
+/// plugin on a `router~` node, both take the caller's identity from its certificate, never
+/// from the node: a plain-text caller has none and is denied.
+#[test]
+fn on_the_gateway_identity_comes_from_the_certificate_only() {
+    let upstream = HttpUpstream::start("istio-route", free_addr("127.0.0.82"));
+    let gateway = plugin("warden-gateway-http");
+    let by_env = istio_like_proxy(
+        &gateway,
+        "sidecar~10.1.2.5~gw.istio-egress~istio-egress.svc.cluster.local",
+        ("pay", "billing"),
+        upstream.addr,
+    );
+    let r = get(by_env.listen, "api.partner.example:443", "/", &[]);
+    assert_eq!(r.status, 403, "{r:?}");
+    assert_eq!(r.header("x-warden-reason"), Some("client_not_allowed"));
+
+    let mut sidecar_plugin = plugin("warden-http");
+    sidecar_plugin["spec"]["vmConfig"]["env"] =
+        json!([{ "name": "WARDEN_ROUTING", "value": "mesh" }]);
+    let by_node = istio_like_proxy(
+        &sidecar_plugin,
+        "router~10.1.2.6~egressgateway-0.istio-egress~istio-egress.svc.cluster.local",
+        ("pay", "billing"),
+        upstream.addr,
+    );
+    let r = get(by_node.listen, "api.partner.example:443", "/", &[]);
+    assert_eq!(r.status, 403, "{r:?}");
+    assert_eq!(r.header("x-warden-reason"), Some("client_not_allowed"));
+    assert!(
+        by_node.log().contains("Gateway"),
+        "the filter says which role it took"
+    );
+    assert!(upstream.seen().is_empty());
+}
