@@ -26,13 +26,29 @@ struct Registry {
 
 impl Registry {
     fn start() -> Self {
+        Self::start_with("")
+    }
+
+    /// A registry that answers 401 without the right credentials (htpasswd basic auth, one
+    /// user `ci` with password `secret`).
+    fn start_requiring_credentials(dir: &std::path::Path) -> Self {
+        let htpasswd = dir.join("htpasswd");
+        let hash = bcrypt::hash("secret", 5).unwrap();
+        std::fs::write(&htpasswd, format!("ci:{hash}\n")).unwrap();
+        Self::start_with(&format!(
+            "auth:\n  htpasswd:\n    realm: warden-test\n    path: {}\n",
+            htpasswd.display()
+        ))
+    }
+
+    fn start_with(extra_config: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let addr = free_addr("127.0.0.1");
         let config = dir.path().join("config.yml");
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
+                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n{extra_config}",
                 dir.path().join("data").display()
             ),
         )
@@ -215,4 +231,36 @@ fn push_errors_are_one_clear_line() {
     .unwrap_err()
     .to_string();
     assert!(err.starts_with("cannot read /nonexistent.wasm: "), "{err}");
+}
+
+/// A registry that wants credentials: an anonymous push fails with one line that says so;
+/// the same push with `--username/--password` gets through.
+#[test]
+fn unauthorised_push_is_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::start_requiring_credentials(dir.path());
+    let image = format!("{}/warden/filter:auth", registry.addr);
+    let err = push(
+        &wasm_path(),
+        &image,
+        Variant::Compat,
+        true,
+        RegistryAuth::Anonymous,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.starts_with(&format!("push to {} failed: ", registry.addr)),
+        "{err}"
+    );
+    assert!(err.to_lowercase().contains("unauthorized"), "{err}");
+    assert!(!err.contains('\n'), "{err}");
+    let wrong = RegistryAuth::Basic("ci".into(), "guess".into());
+    let err = push(&wasm_path(), &image, Variant::Compat, true, wrong)
+        .unwrap_err()
+        .to_string();
+    assert!(err.to_lowercase().contains("unauthorized"), "{err}");
+    let auth = RegistryAuth::Basic("ci".into(), "secret".into());
+    let digest = push(&wasm_path(), &image, Variant::Compat, true, auth).unwrap();
+    assert!(digest.starts_with("sha256:"), "{digest}");
 }
