@@ -100,7 +100,8 @@ demo: build $(ENVOY)
 	@echo "== bundle-builder explain: decisions for that bundle, without Envoy"
 	@./scripts/demo.sh $(BUILDER) $(EXAMPLE_BUNDLE)
 	@echo
-	@echo "== the same filter in a real Envoy"
+	@echo "== the filter in real Envoys: manifests/demo/ (loopback destinations) built into a bundle,"
+	@echo "   three sidecars and an egress gateway (mTLS, TLS origination), real servers on 127.0.0.x"
 	@ENVOY_BIN=$(ENVOY) WARDEN_WASM=$(CURDIR)/dist/warden.wasm $(CARGO) run --quiet -p warden-e2e --bin demo
 
 # make push IMAGE=registry.example.com/warden/filter:1.0 [PUSH_FLAGS="--variant oci --plain-http"]

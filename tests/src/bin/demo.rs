@@ -1,8 +1,10 @@
-//! `make demo`: the Warden filter in a real Envoy, with real servers on loopback.
+//! `make demo`: the Warden filter in real Envoys, with real servers on loopback.
 //!
-//! Starts the upstreams the demo bundle names, two sidecars (the bundle as written, in
-//! REGISTRY_ONLY, and the same bundle in ALLOW_ANY), sends requests and connections through
-//! them, prints what happened and the filter's counters, and stops everything it started.
+//! Builds the bundle from `manifests/demo/` (Gloo manifests whose destinations are on
+//! loopback), makes a test PKI, starts the upstreams the manifests name (HTTP, TCP echo, and an
+//! HTTPS partner API), an egress gateway and three sidecars (frontend, billing, and frontend
+//! under ALLOW_ANY), sends requests and connections through them, prints what happened, the
+//! filter's counters and its denial log lines, and stops everything it started.
 #![allow(
     clippy::expect_used,
     clippy::unwrap_used,
@@ -12,22 +14,35 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
 use std::time::Duration;
 
+use bundle_builder::build::{build, BuildOptions};
+use bundle_builder::diagnostic::Diagnostics;
+use bundle_builder::manifest::{load::load, source::read_all};
+use bundle_builder::render::envoy::GatewayHop;
+use bundle_builder::render::tls::MeshTls;
 use serde_json::Value;
+use warden_bundle::Role;
 use warden_e2e::client::get;
 use warden_e2e::envoy::{Envoy, Sidecar};
+use warden_e2e::pki::{Ca, Leaf};
 use warden_e2e::repo_root;
+use warden_e2e::tls::{https_get, HttpsUpstream};
 use warden_e2e::upstream::{EchoServer, HttpUpstream};
 
-const IDENTITY: &str = "spiffe://cluster.local/ns/web/sa/frontend";
+const FRONTEND: &str = "spiffe://cluster.local/ns/web/sa/frontend";
+const BILLING: &str = "spiffe://cluster.local/ns/pay/sa/billing";
+const GATEWAY: &str = "spiffe://cluster.local/ns/egress/sa/egress-gateway";
+/// Where the demo's PKI goes: `manifests/demo/` names the external CA by this path.
+const PKI_DIR: &str = "/tmp/warden-demo";
 
 fn addr(text: &str) -> SocketAddr {
     text.parse().expect("demo address")
 }
 
 fn row(request: &str, status: &str, reason: &str, detail: &str) {
-    println!("{request:<52} {status:<8} {reason:<20} {detail}");
+    println!("{request:<54} {status:<7} {reason:<19} {detail}");
 }
 
 fn http(envoy: &Envoy, label: &str, host: &str) {
@@ -37,7 +52,11 @@ fn http(envoy: &Envoy, label: &str, host: &str) {
             let service = r.json()["service"].as_str().unwrap_or("-").to_owned();
             (reason.to_owned(), format!("service {service}"))
         }
-        None => ("allowed".to_owned(), r.body.clone()),
+        None if r.status == 200 => ("allowed".to_owned(), format!("answered by {}", r.body)),
+        None => (
+            "-".to_owned(),
+            r.body.lines().next().unwrap_or("").to_owned(),
+        ),
     };
     row(
         &format!("{label} GET http://{host}/"),
@@ -68,29 +87,103 @@ fn tcp(label: &str, target: SocketAddr) {
     }
 }
 
+/// The bundle, built from the demo manifests with the builder's library.
+fn build_bundle(dir: &Path) -> Value {
+    let files = read_all(&[dir.to_path_buf()]).expect("read manifests/demo");
+    let mut diagnostics = Diagnostics::default();
+    let resources = load(&files, &mut diagnostics);
+    let bundle = build(&resources, &BuildOptions::default(), &mut diagnostics)
+        .unwrap_or_else(|| panic!("manifests/demo do not build: {diagnostics:?}"));
+    serde_json::from_str(&bundle.to_json_pretty().unwrap()).unwrap()
+}
+
+fn mesh_tls(dir: &Path, ca: &Path, leaf: &Leaf, name: &str) -> MeshTls {
+    let (certificate, private_key) = leaf.write(dir, name);
+    MeshTls {
+        certificate,
+        private_key,
+        ca: ca.to_path_buf(),
+    }
+}
+
+fn print_counters(title: &str, envoy: &Envoy) {
+    println!("\n{title} (/stats/prometheus):");
+    let (_, stats) = envoy.admin_get("/stats/prometheus").expect("admin stats");
+    for line in stats
+        .lines()
+        .filter(|l| l.starts_with("warden_") && !l.ends_with(" 0"))
+    {
+        println!("  {line}");
+    }
+}
+
 fn main() {
-    let path = repo_root()
-        .join("manifests/bundles/demo-local.json")
+    // A test PKI: the mesh CA (sidecars, gateway) and the partner's CA.
+    let pki = Path::new(PKI_DIR);
+    std::fs::create_dir_all(pki).expect("create /tmp/warden-demo");
+    let (mesh_ca, external_ca) = (Ca::new("demo mesh CA"), Ca::new("demo partner CA"));
+    let mesh_ca_file = mesh_ca.write(pki, "mesh-ca");
+    external_ca.write(pki, "external-ca");
+
+    let manifests = repo_root()
+        .join("manifests/demo")
         .canonicalize()
-        .expect("the demo bundle exists");
-    let text = std::fs::read_to_string(&path).expect("read the demo bundle");
-    let bundle: Value = serde_json::from_str(&text).expect("demo bundle is JSON");
+        .expect("manifests/demo");
+    let bundle = build_bundle(&manifests);
+    let digest = bundle["metadata"]["digest"]
+        .as_str()
+        .unwrap_or("-")
+        .to_owned();
 
     let _servers = (
         HttpUpstream::start("payments-api (localhost)", addr("127.0.0.1:18080")),
         HttpUpstream::start("datacentre 127.0.0.21", addr("127.0.0.21:18080")),
-        HttpUpstream::start("payroll 127.0.0.23", addr("127.0.0.23:18080")),
+        HttpUpstream::start("payroll 127.0.0.33", addr("127.0.0.33:18080")),
         HttpUpstream::start("unregistered 127.0.0.99", addr("127.0.0.99:18080")),
+        HttpUpstream::start("orders-api east 127.0.0.27", addr("127.0.0.27:18080")),
+        HttpUpstream::start("orders-api west 127.0.0.28", addr("127.0.0.28:18080")),
+    );
+    let partner = HttpsUpstream::start(
+        "partner-api 127.0.0.31 (HTTPS)",
+        addr("127.0.0.31:18443"),
+        &external_ca.issue(&["partner.demo.test"], None),
+        &external_ca,
     );
     let _databases = (
         EchoServer::start(addr("127.0.0.41:15432")),
         EchoServer::start(addr("127.0.0.42:15432")),
     );
 
-    let mut sidecar = Sidecar::new(bundle.clone());
-    sidecar.identity = Some(IDENTITY.into());
+    let mut gateway = Sidecar::new(bundle.clone());
+    gateway.role = Role::Gateway;
+    gateway.mesh_tls = Some(mesh_tls(
+        pki,
+        &mesh_ca_file,
+        &mesh_ca.issue(&[], Some(GATEWAY)),
+        "gateway",
+    ));
+    let gateway = gateway.start();
+    let hop = GatewayHop {
+        address: gateway.listen,
+        identity: GATEWAY.into(),
+    };
+
+    let sidecar = |identity: &str, name: &str, bundle: &Value| {
+        let mut s = Sidecar::new(bundle.clone());
+        s.identity = Some(identity.into());
+        s.locality = Some("us-east/us-east-1a".into());
+        s.mesh_tls = Some(mesh_tls(
+            pki,
+            &mesh_ca_file,
+            &mesh_ca.issue(&[], Some(identity)),
+            name,
+        ));
+        s.gateway = Some(hop.clone());
+        s
+    };
+    let mut strict = sidecar(FRONTEND, "frontend", &bundle);
     // Clients dial 127.0.0.40 (registered) and 127.0.0.60 (not); Envoy stands in for both.
-    sidecar.tcp = vec![
+    strict.tcp = vec![
         "127.0.0.40:15432=127.0.0.41:15432"
             .parse()
             .expect("tcp forward"),
@@ -98,44 +191,66 @@ fn main() {
             .parse()
             .expect("tcp forward"),
     ];
-    let strict = sidecar.start();
-    let mut open_bundle = bundle;
-    open_bundle["spec"]["outboundMode"] = "ALLOW_ANY".into();
-    let mut open = Sidecar::new(open_bundle);
-    open.identity = Some(IDENTITY.into());
-    let open = open.start();
+    let strict = strict.start();
+    let billing = sidecar(BILLING, "billing", &bundle).start();
+    // The same bundle with ALLOW_ANY, sealed again (the filter refuses a changed spec).
+    let mut open_bundle = warden_bundle::Bundle::from_json(bundle.to_string().as_bytes()).unwrap();
+    open_bundle.spec.outbound_mode = warden_bundle::OutboundMode::AllowAny;
+    open_bundle.metadata.digest = Some(open_bundle.compute_digest().unwrap());
+    let open_bundle = serde_json::to_value(&open_bundle).unwrap();
+    let open = sidecar(FRONTEND, "frontend-open", &open_bundle).start();
 
-    println!("Warden demo: a sidecar for {IDENTITY}");
     println!(
-        "bundle {}; Envoy {} (REGISTRY_ONLY) and {} (ALLOW_ANY)\n",
-        path.display(),
-        strict.listen,
-        open.listen
+        "Warden demo: bundle {digest}, built from {}",
+        manifests.display()
     );
-    row("REQUEST", "STATUS", "REASON", "DETAIL");
-    http(&strict, "[registry-only]", "localhost:18080");
-    http(&strict, "[registry-only]", "evil.example");
-    http(&strict, "[registry-only]", "127.0.0.21:18080");
-    http(&strict, "[registry-only]", "0x7f.0.0.21:18080");
-    http(&strict, "[registry-only]", "2130706531:18080"); // 127.0.0.99
-    http(&strict, "[registry-only]", "localhost:9999");
-    http(&strict, "[registry-only]", "127.0.0.23:18080");
-    http(&strict, "[registry-only]", "a..b");
-    http(&open, "[allow-any]    ", "127.0.0.99:18080");
-    tcp("[registry-only]", addr("127.0.0.40:15432"));
-    tcp("[registry-only]", addr("127.0.0.60:15432"));
+    println!(
+        "Envoys: sidecars for web/frontend at {} (REGISTRY_ONLY) and {} (ALLOW_ANY), for pay/billing at {}; egress gateway at {} (mTLS)\n",
+        strict.listen, open.listen, billing.listen, gateway.listen
+    );
+    row("REQUEST", "STATUS", "REASON", "ENDPOINT / DETAIL");
+    let f = "[frontend]";
+    http(&strict, f, "localhost:18080");
+    http(&strict, f, "evil.example");
+    http(&strict, f, "127.0.0.21:18080");
+    http(&strict, f, "0x7f.0.0.21:18080");
+    http(&strict, f, "2130706531:18080"); // 127.0.0.99
+    http(&strict, f, "localhost:9999");
+    http(&strict, f, "127.0.0.33:18080");
+    http(&strict, f, "a..b");
+    http(&strict, f, "orders-api.mesh.internal");
+    http(&strict, f, "partner.demo.test:443");
+    http(&billing, "[billing] ", "partner.demo.test:443");
+    http(&open, "[frontend, allow-any]", "127.0.0.99:18080");
+    tcp(f, addr("127.0.0.40:15432"));
+    tcp(f, addr("127.0.0.60:15432"));
+    let direct = https_get(
+        gateway.listen,
+        "partner.demo.test",
+        "partner.demo.test:443",
+        None,
+        &mesh_ca,
+    );
+    row(
+        "[no certificate] TLS to the egress gateway",
+        if direct.is_ok() { "open" } else { "refused" },
+        "handshake",
+        "the gateway accepts only mesh certificates",
+    );
+    if let Some(seen) = partner.seen().first() {
+        println!(
+            "\nThe partner API saw TLS from the gateway with SNI {:?} for Host {:?}.",
+            seen.sni.as_deref().unwrap_or("-"),
+            seen.host
+        );
+    }
 
-    println!("\nCounters of the REGISTRY_ONLY sidecar (/stats/prometheus):");
     // The filter sends its counts to Envoy once a second.
     strict.wait_metric("warden_tcp_denied_not_in_registry", 1);
-    let (_, stats) = strict.admin_get("/stats/prometheus").expect("admin stats");
-    for line in stats
-        .lines()
-        .filter(|l| l.starts_with("warden_") && !l.ends_with(" 0"))
-    {
-        println!("  {line}");
-    }
-    println!("\nEnvoy's log lines for the denials:");
+    gateway.wait_metric("warden_http_allowed", 1);
+    print_counters("Counters of the frontend sidecar", &strict);
+    print_counters("Counters of the egress gateway", &gateway);
+    println!("\nEnvoy's log lines for the frontend sidecar's denials:");
     for line in strict
         .log()
         .lines()
