@@ -150,6 +150,10 @@ pub struct EnvoyArgs {
     /// The SPIFFE ID the egress gateway's certificate must carry.
     #[arg(long, value_name = "SPIFFE_ID", requires = "gateway")]
     pub gateway_identity: Option<String>,
+    /// Sidecar: the gateway's TLS passthrough listener (rendered there with `--tcp LISTEN`);
+    /// TLS connections to gateway-routed ports go there by server name.
+    #[arg(long, value_name = "IP:PORT", requires = "gateway")]
+    pub gateway_tcp: Option<std::net::SocketAddr>,
     /// Write here instead of standard output.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,

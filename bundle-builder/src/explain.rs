@@ -17,7 +17,12 @@ pub fn run(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
         RoleArg::Sidecar => Role::Sidecar,
         RoleArg::Gateway => Role::Gateway,
     };
-    policy.set_proxy_role(role, !args.no_gateway_route);
+    let routes = if args.no_gateway_route {
+        warden_engine::GatewayRoutes::NONE
+    } else {
+        warden_engine::GatewayRoutes::ALL
+    };
+    policy.set_proxy_role(role, routes);
     let locality = args.locality.as_deref().map(Locality::parse);
     let request = request(args, locality.as_ref())?;
     let decision = policy.decide(&request);

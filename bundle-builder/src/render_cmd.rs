@@ -37,6 +37,7 @@ pub fn envoy(args: &EnvoyArgs) -> anyhow::Result<ExitCode> {
                 Some(GatewayHop {
                     address,
                     identity: identity.clone(),
+                    tcp_address: args.gateway_tcp,
                 })
             }
             _ => None,

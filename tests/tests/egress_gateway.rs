@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use bundle_builder::build::{build, BuildOptions};
 use bundle_builder::diagnostic::Diagnostics;
 use bundle_builder::manifest::{load::load, source::read_all};
-use bundle_builder::render::envoy::GatewayHop;
+use bundle_builder::render::envoy::{GatewayHop, TcpForward};
 use bundle_builder::render::tls::MeshTls;
 use serde_json::Value;
 use warden_bundle::Role;
@@ -33,6 +33,7 @@ const GATEWAY: &str = "spiffe://cluster.local/ns/egress/sa/egress-gateway";
 struct World {
     dir: tempfile::TempDir,
     mesh_ca: Ca,
+    external_ca: Ca,
     /// The gateway's client certificate towards `mtls.external.test` (external CA).
     gateway_client: Leaf,
     bundle: Value,
@@ -40,7 +41,14 @@ struct World {
     mtls: HttpsUpstream,
     wrong_name: HttpsUpstream,
     untrusted: HttpsUpstream,
+    /// Reached with the client's own TLS, passed through the gateway by server name.
+    passthrough: HttpsUpstream,
+    /// Where a sidecar's TLS listener for `passthrough.external.test` listens (the service's
+    /// port is this port).
+    passthrough_listen: SocketAddr,
     gateway: Envoy,
+    /// The gateway's TLS passthrough listener.
+    gateway_tcp: SocketAddr,
 }
 
 /// An ExternalService routed through the gateway on port 443 with TLS originated there, and
@@ -132,6 +140,12 @@ impl World {
             "127.0.0.64",
             &rogue_ca.issue(&["untrusted.external.test"], None),
         );
+        let passthrough = start(
+            "passthrough",
+            "127.0.0.65",
+            &external_ca.issue(&["passthrough.external.test"], None),
+        );
+        let passthrough_listen = free_addr("127.0.0.71");
         let ca = external_ca_file.display();
         let simple = format!("mode: SIMPLE, caCertificates: {ca}");
         let mutual = format!(
@@ -144,6 +158,34 @@ impl World {
             gateway_service("mtls", mtls.addr, &mutual),
             gateway_service("wrong-name", wrong_name.addr, &simple),
             gateway_service("untrusted", untrusted.addr, &simple),
+            // The client speaks TLS itself: no clientsideTls, passed through by server name.
+            format!(
+                r#"
+apiVersion: networking.gloo.solo.io/v2
+kind: ExternalService
+metadata: {{ name: passthrough, namespace: pay, labels: {{ app: passthrough }} }}
+spec:
+  hosts: [passthrough.external.test]
+  selector: {{ app: passthrough }}
+  ports:
+  - name: tls
+    number: {listen_port}
+    protocol: HTTPS
+    targetPort: {{ name: tls }}
+    egressGatewayRoutes:
+      virtualGatewayRefs: [{{ name: egress-gateway, namespace: egress }}]
+---
+apiVersion: networking.gloo.solo.io/v2
+kind: ExternalEndpoint
+metadata: {{ name: passthrough-1, namespace: pay, labels: {{ app: passthrough }} }}
+spec:
+  address: "{ip}"
+  ports: [{{ name: tls, number: {port} }}]
+"#,
+                listen_port = passthrough_listen.port(),
+                ip = passthrough.addr.ip(),
+                port = passthrough.addr.port(),
+            ),
             r#"
 apiVersion: warden.dev/v1alpha1
 kind: EgressSettings
@@ -182,17 +224,26 @@ spec:
             &gateway_leaf,
             "gateway",
         ));
+        let gateway_tcp = free_addr("127.0.0.1");
+        gateway.tcp = vec![TcpForward {
+            listen: gateway_tcp,
+            upstream: None,
+        }];
         let gateway = gateway.start();
         Self {
             dir,
             mesh_ca,
+            external_ca,
             gateway_client,
             bundle,
             api,
             mtls,
             wrong_name,
             untrusted,
+            passthrough,
+            passthrough_listen,
             gateway,
+            gateway_tcp,
         }
     }
 
@@ -210,9 +261,47 @@ spec:
             sidecar.gateway = Some(GatewayHop {
                 address: self.gateway.listen,
                 identity: GATEWAY.into(),
+                tcp_address: None,
             });
         }
         sidecar.start()
+    }
+
+    /// A sidecar whose TLS listener stands for `passthrough.external.test`, with a TLS route
+    /// to the gateway (or without).
+    fn tls_sidecar(&self, identity: &str, cert: &Leaf, with_tcp_route: bool) -> Envoy {
+        let name = format!("{}-tls", identity.rsplit('/').next().unwrap());
+        let mut sidecar = Sidecar::new(self.bundle.clone());
+        sidecar.identity = Some(identity.into());
+        sidecar.mesh_tls = Some(mesh_tls(self.dir.path(), &self.mesh_ca_file(), cert, &name));
+        sidecar.gateway = Some(GatewayHop {
+            address: self.gateway.listen,
+            identity: GATEWAY.into(),
+            tcp_address: with_tcp_route.then_some(self.gateway_tcp),
+        });
+        sidecar.tcp = vec![TcpForward {
+            listen: self.passthrough_listen,
+            upstream: None,
+        }];
+        sidecar.start()
+    }
+
+    /// The client's own TLS to `passthrough.external.test`, through `sidecar`.
+    fn passthrough_get(
+        &self,
+        external_ca: &Ca,
+    ) -> Result<warden_e2e::client::Response, warden_e2e::tls::Refused> {
+        let host = format!(
+            "passthrough.external.test:{}",
+            self.passthrough_listen.port()
+        );
+        https_get(
+            self.passthrough_listen,
+            "passthrough.external.test",
+            &host,
+            None,
+            external_ca,
+        )
     }
 
     fn issue(&self, identity: &str) -> Leaf {
@@ -403,4 +492,53 @@ fn sni_and_authority_must_agree_at_the_gateway() {
     )
     .unwrap();
     assert_eq!(r.status, 200, "{r:?}");
+}
+
+/// TLS the client makes itself passes through: sidecar -> (mTLS, server name
+/// `outbound_.PORT_._.HOST`) -> gateway, which decides on the first bytes with the caller's
+/// certificate and connects to the endpoint; the client's handshake reaches the real server.
+/// The gateway denies frontend's certificate; a sidecar without the TLS route denies
+/// `must_use_gateway`. Nothing reaches the server for either.
+#[test]
+fn client_tls_passes_through_the_gateway_by_server_name() {
+    let world = World::new();
+    let billing = world.tls_sidecar(BILLING, &world.issue(BILLING), true);
+    let r = world
+        .passthrough_get(&world.external_ca)
+        .unwrap_or_else(|e| {
+            panic!(
+                "{e:?}\nsidecar:\n{}\ngateway:\n{}",
+                billing.log(),
+                world.gateway.log()
+            )
+        });
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body, "upstream passthrough");
+    let seen = world.passthrough.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].sni.as_deref(), Some("passthrough.external.test"));
+    assert_eq!(world.gateway.wait_metric("warden_tcp_allowed", 1), 1);
+    drop(billing);
+
+    let misconfigured = world.tls_sidecar(BILLING, &world.issue(FRONTEND), true);
+    assert!(world.passthrough_get(&world.external_ca).is_err());
+    assert_eq!(
+        world
+            .gateway
+            .wait_metric("warden_tcp_denied_client_not_allowed", 1),
+        1
+    );
+    drop(misconfigured);
+
+    let no_route = world.tls_sidecar(BILLING, &world.issue(BILLING), false);
+    assert!(world.passthrough_get(&world.external_ca).is_err());
+    assert_eq!(
+        no_route.wait_metric("warden_tcp_denied_must_use_gateway", 1),
+        1
+    );
+    assert_eq!(
+        world.passthrough.seen().len(),
+        1,
+        "only the allowed connection arrived"
+    );
 }

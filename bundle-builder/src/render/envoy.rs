@@ -60,6 +60,8 @@ pub struct EnvoyOptions {
 pub struct GatewayHop {
     pub address: SocketAddr,
     pub identity: String,
+    /// The gateway's TLS passthrough listener (`render envoy --role gateway --tcp LISTEN`).
+    pub tcp_address: Option<SocketAddr>,
 }
 
 /// Why a bootstrap cannot be rendered.
@@ -215,6 +217,8 @@ fn dns_cache() -> Value {
 const DFP_CLUSTER: &str = "warden_dynamic_forward_proxy";
 /// A sidecar's cluster to the egress gateway (node metadata `WARDEN_GATEWAY_CLUSTER`).
 pub const GATEWAY_CLUSTER: &str = "warden_egress_gateway";
+/// A sidecar's cluster to the egress gateway's TLS passthrough listener.
+pub const GATEWAY_TCP_CLUSTER: &str = "warden_egress_gateway_tcp";
 /// The header the filter sets to pick a cluster (the gateway, or a TLS-originating one).
 const CLUSTER_HEADER: &str = "x-warden-cluster";
 
@@ -301,7 +305,53 @@ fn http_listener(options: &EnvoyOptions) -> Value {
 /// The cluster that connects where the filter's filter state says (internal hostnames).
 const ORIGINAL_DST_CLUSTER: &str = "warden_original_dst";
 
+/// The egress gateway's TLS passthrough listener: mutual TLS with sidecars (their certificate
+/// is the caller's identity), the server name saying where the connection goes; `tcp_proxy`
+/// dials only after the first data, when the filter has decided.
+fn gateway_tcp_listener(
+    options: &EnvoyOptions,
+    mesh: &MeshTls,
+    index: usize,
+    listen: SocketAddr,
+) -> Value {
+    let name = format!("warden_gateway_tcp_{index}");
+    json!({
+        "name": name,
+        "address": socket_address(listen),
+        "listener_filters": [{
+            "name": "envoy.filters.listener.tls_inspector",
+            "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector" }
+        }],
+        "filter_chains": [{
+            "transport_socket": tls::gateway_listener(mesh, &options.trust_domain),
+            "filters": [
+                {
+                    "name": "warden",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm",
+                        "config": plugin(options, "warden.network.gateway")
+                    }
+                },
+                {
+                    "name": "envoy.filters.network.tcp_proxy",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+                        "stat_prefix": name,
+                        "cluster": ORIGINAL_DST_CLUSTER,
+                        "upstream_connect_mode": "ON_DOWNSTREAM_DATA",
+                        "max_early_data_bytes": 65536,
+                        "access_log": access_log()
+                    }
+                }
+            ]
+        }]
+    })
+}
+
 fn tcp_listener(options: &EnvoyOptions, index: usize, forward: &TcpForward) -> Value {
+    if let (Role::Gateway, Some(mesh), None) = (options.role, &options.mesh_tls, forward.upstream) {
+        return gateway_tcp_listener(options, mesh, index, forward.listen);
+    }
     let name = format!("warden_tcp_{index}");
     let (root_id, cluster) = match forward.upstream {
         Some(_) => ("warden.network", name.clone()),
@@ -372,8 +422,14 @@ pub fn bootstrap(options: &EnvoyOptions, spec: &BundleSpec) -> Result<Value, Ren
         "WARDEN_ROLE".into(),
         json!(if gateway { "gateway" } else { "sidecar" }),
     );
-    if options.gateway.is_some() {
+    if let Some(hop) = &options.gateway {
         metadata.insert("WARDEN_GATEWAY_CLUSTER".into(), json!(GATEWAY_CLUSTER));
+        if hop.tcp_address.is_some() {
+            metadata.insert(
+                "WARDEN_GATEWAY_TCP_CLUSTER".into(),
+                json!(GATEWAY_TCP_CLUSTER),
+            );
+        }
     }
     if let Some(id) = &options.identity {
         metadata.insert("WARDEN_WORKLOAD_IDENTITY".into(), json!(id));
@@ -410,7 +466,18 @@ pub fn bootstrap(options: &EnvoyOptions, spec: &BundleSpec) -> Result<Value, Ren
             hop.address,
             &hop.identity,
             mesh,
+            true,
         ));
+        if let Some(tcp) = hop.tcp_address {
+            // The filter sets the server name per connection (filter state).
+            clusters.push(tls::gateway_cluster(
+                GATEWAY_TCP_CLUSTER,
+                tcp,
+                &hop.identity,
+                mesh,
+                false,
+            ));
+        }
     }
     // The gateway originates TLS for every port that asks for it; a sidecar for the ports it
     // sends directly (gateway-routed ones are the gateway's).

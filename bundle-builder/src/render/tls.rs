@@ -70,8 +70,9 @@ pub fn gateway_cluster(
     address: std::net::SocketAddr,
     gateway_identity: &str,
     mesh: &MeshTls,
+    http: bool,
 ) -> Value {
-    json!({
+    let mut cluster = json!({
         "name": name,
         "connect_timeout": "5s",
         "type": "STATIC",
@@ -96,15 +97,21 @@ pub fn gateway_cluster(
                     }
                 }
             }
-        },
-        "typed_extension_protocol_options": {
-            HTTP_OPTIONS: {
-                "@type": format!("type.googleapis.com/{HTTP_OPTIONS}"),
-                "upstream_http_protocol_options": { "auto_sni": true },
-                "explicit_http_config": { "http_protocol_options": {} }
-            }
         }
-    })
+    });
+    if let (true, Some(fields)) = (http, cluster.as_object_mut()) {
+        fields.insert(
+            "typed_extension_protocol_options".into(),
+            json!({
+                HTTP_OPTIONS: {
+                    "@type": format!("type.googleapis.com/{HTTP_OPTIONS}"),
+                    "upstream_http_protocol_options": { "auto_sni": true },
+                    "explicit_http_config": { "http_protocol_options": {} }
+                }
+            }),
+        );
+    }
+    cluster
 }
 
 /// Why an origination cluster cannot be rendered.

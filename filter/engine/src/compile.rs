@@ -15,7 +15,7 @@ use crate::host_table::HostTable;
 use crate::identity::{validate, IdentityPattern};
 use crate::name::ResourceName;
 use crate::outlier::OutlierSettings;
-use crate::policy::{CompiledPort, CompiledService, Policy, Settings};
+use crate::policy::{CompiledPort, CompiledService, GatewayRoutes, Policy, Settings};
 use crate::service_set::{SetArena, SetBuilder};
 
 /// Compiles a bundle into a [`Policy`]. Refuses, naming the entry and field, anything it
@@ -203,7 +203,7 @@ fn compile_settings(bundle: &Bundle) -> Result<Settings, CompileError> {
         failure_mode: spec.failure_mode,
         trust_domain: domain.into(),
         role: spec.proxy.role,
-        gateway_route: false,
+        gateway_routes: GatewayRoutes::NONE,
         workload_identity: spec.proxy.workload_identity.as_deref().map(Box::from),
         locality: spec.proxy.locality.clone(),
         digest: bundle.metadata.digest.as_deref().map(Box::from),

@@ -39,6 +39,6 @@ pub use host::{
 pub use identity::InvalidIdentity;
 pub use name::ResourceName;
 pub use outlier::{EndpointHealth, HealthAt, Outcome, OutlierSettings, Recorded, ServiceHealth};
-pub use policy::{Policy, Settings};
+pub use policy::{GatewayRoutes, Policy, Settings};
 pub use request::{Request, RequestProtocol};
 pub use selection::{AllHealthy, EndpointChoice, Health, Proximity};

@@ -34,6 +34,26 @@ pub struct Policy {
     pub(crate) policies: Box<[CompiledPolicy]>,
 }
 
+/// Which traffic a sidecar can send to the egress gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct GatewayRoutes {
+    /// HTTP requests (a cluster to the gateway's HTTPS listener).
+    pub http: bool,
+    /// TLS connections, passed through by server name (a cluster to its TLS listener).
+    pub tls: bool,
+}
+
+impl GatewayRoutes {
+    pub const NONE: Self = Self {
+        http: false,
+        tls: false,
+    };
+    pub const ALL: Self = Self {
+        http: true,
+        tls: true,
+    };
+}
+
 /// Bundle-wide settings the filter needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
@@ -43,9 +63,9 @@ pub struct Settings {
     /// Which proxy this is: a sidecar sends gateway-routed ports to the egress gateway and
     /// leaves endpoint choice to it; the gateway decides on the caller's certificate.
     pub role: Role,
-    /// A sidecar with a route to the egress gateway (`render envoy --gateway`). Without one,
-    /// traffic to a gateway-routed port is denied `must_use_gateway`.
-    pub gateway_route: bool,
+    /// A sidecar's routes to the egress gateway (`render envoy --gateway`, `--gateway-tcp`).
+    /// Traffic to a gateway-routed port without one is denied `must_use_gateway`.
+    pub gateway_routes: GatewayRoutes,
     pub workload_identity: Option<Box<str>>,
     pub locality: Option<Locality>,
     pub digest: Option<Box<str>>,
@@ -130,9 +150,9 @@ impl Policy {
 
     /// Sets which proxy this policy runs in, as the filter learns it from its node: the role,
     /// and for a sidecar whether a route to the egress gateway exists.
-    pub fn set_proxy_role(&mut self, role: Role, gateway_route: bool) {
+    pub fn set_proxy_role(&mut self, role: Role, gateway_routes: GatewayRoutes) {
         self.settings.role = role;
-        self.settings.gateway_route = gateway_route;
+        self.settings.gateway_routes = gateway_routes;
     }
 
     /// The number of external services loaded.
@@ -246,7 +266,14 @@ impl Policy {
         if port.via_gateway && self.settings.role == Role::Sidecar {
             // The gateway picks the endpoint and originates TLS; the sidecar's only job is to
             // send the request there, which it can do for HTTP with a gateway route.
-            let routable = request.protocol == RequestProtocol::Http && self.settings.gateway_route;
+            let routes = self.settings.gateway_routes;
+            let routable = match request.protocol {
+                RequestProtocol::Http => routes.http,
+                // TLS passes through the gateway by server name; plain TCP carries no name
+                // to tell the gateway where it is going.
+                RequestProtocol::Tls => routes.tls && request.sni.is_some(),
+                RequestProtocol::Tcp => false,
+            };
             if routable {
                 return Decision::Allow(permit);
             }

@@ -12,7 +12,7 @@ use warden_bundle::{
     Endpoint, EndpointPort, GatewayRef, GatewayRoute, Locality, OutboundMode::RegistryOnly,
     Provenance, ResourceKind, Role, TargetPort, TlsMode, TlsOrigination,
 };
-use warden_engine::{Policy, Request, RequestProtocol};
+use warden_engine::{GatewayRoutes, Policy, Request, RequestProtocol};
 
 const BILLING: &str = "spiffe://cluster.local/ns/pay/sa/billing";
 const FRONTEND: &str = "spiffe://cluster.local/ns/web/sa/frontend";
@@ -20,6 +20,11 @@ const FRONTEND: &str = "spiffe://cluster.local/ns/web/sa/frontend";
 /// `pay/api` on 8443: through the gateway, TLS originated there, only billing may call it,
 /// one IP endpoint. `saas/open` on 80: direct.
 fn policy(role: Role, gateway_route: bool) -> Policy {
+    let routes = if gateway_route {
+        GatewayRoutes::ALL
+    } else {
+        GatewayRoutes::NONE
+    };
     let mut api = service("pay/api", &["api.external.test"], &[], &[8443]);
     api.ports[0].protocol = warden_bundle::Protocol::Http;
     api.ports[0].target_port = Some(TargetPort::Number(9443));
@@ -54,7 +59,7 @@ fn policy(role: Role, gateway_route: bool) -> Policy {
         vec![clients(&[BILLING])],
     );
     let mut p = compiled(&bundle(RegistryOnly, vec![api, open], vec![access]));
-    p.set_proxy_role(role, gateway_route);
+    p.set_proxy_role(role, routes);
     p
 }
 
@@ -94,8 +99,8 @@ fn sidecar_denies_a_disallowed_client_before_the_gateway() {
     );
 }
 
-/// Without a gateway route, or over TCP/TLS (which a sidecar forwards directly), traffic to a
-/// gateway-only port is denied `must_use_gateway`.
+/// Without a gateway route for the kind of traffic, or over plain TCP (no server name to
+/// pass through by), traffic to a gateway-only port is denied `must_use_gateway`.
 #[test]
 fn going_around_the_gateway_is_denied() {
     let p = policy(Role::Sidecar, false);
@@ -103,7 +108,6 @@ fn going_around_the_gateway_is_denied() {
         verdict(&p, &from(BILLING, "api.external.test:8443")),
         "deny must_use_gateway pay/api"
     );
-    let routed = policy(Role::Sidecar, true);
     let tls = Request {
         protocol: RequestProtocol::Tls,
         sni: Some("api.external.test"),
@@ -111,9 +115,28 @@ fn going_around_the_gateway_is_denied() {
         client: Some(BILLING),
         ..Request::default()
     };
-    assert_eq!(verdict(&routed, &tls), "deny must_use_gateway pay/api");
-    let d = routed.decide(&tls);
-    assert!(d.message().contains("egress gateway"));
+    let mut http_only = policy(Role::Sidecar, true);
+    http_only.set_proxy_role(
+        Role::Sidecar,
+        GatewayRoutes {
+            http: true,
+            tls: false,
+        },
+    );
+    assert_eq!(verdict(&http_only, &tls), "deny must_use_gateway pay/api");
+    assert!(http_only.decide(&tls).message().contains("egress gateway"));
+    // With a TLS route, the connection passes through the gateway by its server name.
+    let routed = policy(Role::Sidecar, true);
+    assert_eq!(verdict(&routed, &tls), "allow client_allowed pay/api");
+    assert!(routed.decide(&tls).endpoint().is_none());
+    let tcp = Request {
+        protocol: RequestProtocol::Tcp,
+        destination: Some("127.0.0.31".parse().unwrap()),
+        port: Some(8443),
+        client: Some(BILLING),
+        ..Request::default()
+    };
+    assert_eq!(verdict(&routed, &tcp), "deny not_in_registry -");
 }
 
 /// The gateway decides on the caller's identity, picks the endpoint and names the cluster that

@@ -15,6 +15,11 @@ pub const DYNAMIC_PORT: &str = "envoy.upstream.dynamic_port";
 /// Filter state key naming the `IP:port` an `ORIGINAL_DST` cluster connects to.
 pub const ORIGINAL_DST: &str = "envoy.network.transport_socket.original_dst_address";
 
+/// Filter state key naming the cluster `tcp_proxy` connects to.
+pub const TCP_PROXY_CLUSTER: &str = "envoy.tcp_proxy.cluster";
+/// Filter state key overriding the SNI of the upstream TLS connection.
+pub const UPSTREAM_SERVER_NAME: &str = "envoy.network.upstream_server_name";
+
 /// How long the state lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Span {

@@ -7,7 +7,7 @@ use std::rc::Rc;
 use proxy_wasm::traits::{Context, HttpContext, RootContext, StreamContext};
 use proxy_wasm::types::ContextType;
 use warden_bundle::{Bundle, Locality, Role};
-use warden_engine::{compile, Policy};
+use warden_engine::{compile, GatewayRoutes, Policy};
 
 use crate::metrics::Metrics;
 use crate::properties;
@@ -26,6 +26,9 @@ pub struct Shared {
     pub role: Role,
     /// A sidecar's cluster to the egress gateway (node metadata `WARDEN_GATEWAY_CLUSTER`).
     pub gateway_cluster: Option<String>,
+    /// A sidecar's cluster to the egress gateway's TLS passthrough listener
+    /// (`WARDEN_GATEWAY_TCP_CLUSTER`).
+    pub gateway_tcp_cluster: Option<String>,
     /// The mesh routes allowed traffic (Istio: VirtualServices, DestinationRules, its own
     /// endpoint choice): the filter only decides, and steers nothing (`WARDEN_ROUTING=mesh`).
     pub mesh_routing: bool,
@@ -83,6 +86,9 @@ enum FilterKind {
     /// `root_id` `warden.network.endpoints`: the listener stands for an internal hostname and
     /// its `ORIGINAL_DST` cluster connects where the filter says.
     NetworkEndpoints,
+    /// `root_id` `warden.network.gateway`: the egress gateway's TLS passthrough listener;
+    /// decides on the first data, when the caller's certificate is known.
+    NetworkGateway,
 }
 
 #[derive(Debug, Default)]
@@ -132,7 +138,9 @@ impl RootContext for WardenRoot {
 
     fn on_configure(&mut self, _size: usize) -> bool {
         let root_id = properties::text(&["plugin_root_id"]).unwrap_or_default();
-        self.kind = if root_id.contains("endpoints") {
+        self.kind = if root_id.contains("network.gateway") {
+            FilterKind::NetworkGateway
+        } else if root_id.contains("endpoints") {
             FilterKind::NetworkEndpoints
         } else if root_id.contains("network") || root_id.contains("tcp") {
             FilterKind::Network
@@ -174,6 +182,7 @@ impl RootContext for WardenRoot {
             None => policy.settings().role,
         };
         let gateway_cluster = setting("WARDEN_GATEWAY_CLUSTER").filter(|c| !c.is_empty());
+        let gateway_tcp_cluster = setting("WARDEN_GATEWAY_TCP_CLUSTER").filter(|c| !c.is_empty());
         let mesh_routing = match setting("WARDEN_ROUTING").as_deref() {
             Some("mesh") => true,
             Some("warden") | None => false,
@@ -206,7 +215,11 @@ impl RootContext for WardenRoot {
         if settings.locality.is_none() && locality.is_some() {
             policy.prepare_for(locality.clone());
         }
-        policy.set_proxy_role(role, gateway_cluster.is_some() || mesh_routing);
+        let routes = GatewayRoutes {
+            http: gateway_cluster.is_some() || mesh_routing,
+            tls: gateway_tcp_cluster.is_some() || mesh_routing,
+        };
+        policy.set_proxy_role(role, routes);
         self.set_tick_period(crate::metrics::FLUSH_PERIOD);
         // Counts of the configuration being replaced still belong in Envoy's counters.
         if let Some(previous) = &self.shared {
@@ -218,6 +231,7 @@ impl RootContext for WardenRoot {
             local_proxy,
             role,
             gateway_cluster,
+            gateway_tcp_cluster,
             mesh_routing,
             locality,
             picks: Cell::new(0),
@@ -235,7 +249,9 @@ impl RootContext for WardenRoot {
     fn get_type(&self) -> Option<ContextType> {
         Some(match self.kind {
             FilterKind::Http => ContextType::HttpContext,
-            FilterKind::Network | FilterKind::NetworkEndpoints => ContextType::StreamContext,
+            FilterKind::Network | FilterKind::NetworkEndpoints | FilterKind::NetworkGateway => {
+                ContextType::StreamContext
+            }
         })
     }
 
@@ -244,10 +260,14 @@ impl RootContext for WardenRoot {
     }
 
     fn create_stream_context(&self, _context_id: u32) -> Option<Box<dyn StreamContext>> {
-        let endpoints = self.kind == FilterKind::NetworkEndpoints;
+        let mode = match self.kind {
+            FilterKind::NetworkEndpoints => crate::tcp::Mode::Endpoints,
+            FilterKind::NetworkGateway => crate::tcp::Mode::Gateway,
+            _ => crate::tcp::Mode::Forward,
+        };
         Some(Box::new(crate::tcp::WardenTcp::new(
             self.shared.clone(),
-            endpoints,
+            mode,
         )))
     }
 }

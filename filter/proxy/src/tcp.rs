@@ -4,9 +4,10 @@ use std::rc::Rc;
 
 use proxy_wasm::traits::{Context, StreamContext};
 use proxy_wasm::types::Action;
-use warden_engine::{EndpointAddress, Outcome, Request, RequestProtocol};
+use warden_bundle::Role;
+use warden_engine::{Decision, EndpointAddress, Outcome, Request, RequestProtocol};
 
-use crate::filter_state::{self, Span, ORIGINAL_DST};
+use crate::filter_state::{self, Span, ORIGINAL_DST, TCP_PROXY_CLUSTER, UPSTREAM_SERVER_NAME};
 use crate::health::{self, Chosen, SharedHealth};
 use crate::properties;
 use crate::root::Shared;
@@ -14,19 +15,55 @@ use crate::root::Shared;
 /// Envoy's "upstream connection failure" response flag (`UF`).
 const UPSTREAM_CONNECTION_FAILURE: u64 = 1 << 5;
 
+/// What the listener's `tcp_proxy` does with an allowed connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Forwards to its fixed upstream (`root_id` `warden.network`).
+    Forward,
+    /// Stands for an internal hostname: its `ORIGINAL_DST` cluster connects to the endpoint the
+    /// filter chooses (`warden.network.endpoints`).
+    Endpoints,
+    /// The egress gateway's TLS passthrough listener, behind mutual TLS with sidecars: the
+    /// caller's certificate is known only with the first data, so the decision waits for it
+    /// (`tcp_proxy` with `upstream_connect_mode: ON_DOWNSTREAM_DATA` dials nothing before).
+    Gateway,
+}
+
 pub struct WardenTcp {
     shared: Option<Rc<Shared>>,
-    /// The listener stands for an internal hostname: the filter must choose the endpoint.
-    endpoints: bool,
+    mode: Mode,
+    /// The gateway has decided this connection.
+    decided: bool,
     /// The endpoint this connection went to, to record its outcome.
     chosen: Option<Chosen>,
 }
 
+/// The server name a sidecar sends the gateway for a connection passed through: Istio's
+/// `outbound_.PORT_.SUBSET_.HOST`, so the gateway learns the port as well as the host.
+pub fn gateway_server_name(host: &str, port: u16) -> String {
+    format!("outbound_.{port}_._.{host}")
+}
+
+/// The host and port in a server name from [`gateway_server_name`]; a plain name is a host on
+/// the TLS port.
+pub fn parse_gateway_server_name(sni: &str) -> (&str, Option<u16>) {
+    let parsed = sni.strip_prefix("outbound_.").and_then(|rest| {
+        let (port, rest) = rest.split_once("_.")?;
+        let (_subset, host) = rest.split_once("_.")?;
+        Some((host, port.parse().ok()?))
+    });
+    match parsed {
+        Some((host, port)) => (host, Some(port)),
+        None => (sni, None),
+    }
+}
+
 impl WardenTcp {
-    pub fn new(shared: Option<Rc<Shared>>, endpoints: bool) -> Self {
+    pub fn new(shared: Option<Rc<Shared>>, mode: Mode) -> Self {
         Self {
             shared,
-            endpoints,
+            mode,
+            decided: false,
             chosen: None,
         }
     }
@@ -35,32 +72,48 @@ impl WardenTcp {
         self.close_downstream();
         Action::Pause
     }
-}
 
-impl Context for WardenTcp {}
-
-impl StreamContext for WardenTcp {
-    fn on_new_connection(&mut self) -> Action {
+    /// Decides the connection and sets where it goes; `false`: close it.
+    fn decide(&mut self) -> bool {
         let Some(shared) = self.shared.clone() else {
             log::warn!("no policy loaded; closing connection (fail closed)");
-            return self.close();
+            return false;
         };
         let Some(policy) = shared.policy.as_ref() else {
-            return self.close();
+            return false;
         };
         let destination = properties::socket_address(&["destination", "address"]);
         let sni =
             properties::text(&["connection", "requested_server_name"]).filter(|s| !s.is_empty());
+        let gateway = self.mode == Mode::Gateway;
+        let peer = if gateway {
+            properties::text(&["connection", "uri_san_peer_certificate"])
+        } else {
+            None
+        };
+        let (host, port) = match (&sni, gateway) {
+            (Some(sni), true) => {
+                let (host, port) = parse_gateway_server_name(sni);
+                (Some(host), port)
+            }
+            (sni, _) => (sni.as_deref(), destination.and_then(|(_, port)| port)),
+        };
         let request = Request {
-            protocol: if sni.is_some() {
+            protocol: if host.is_some() {
                 RequestProtocol::Tls
             } else {
                 RequestProtocol::Tcp
             },
-            sni: sni.as_deref(),
-            destination: destination.map(|(ip, _)| ip),
-            port: destination.and_then(|(_, port)| port),
-            client: shared.identity.as_deref(),
+            sni: host,
+            // The gateway's listener is its own address; where the caller is going is in the
+            // server name.
+            destination: destination.filter(|_| !gateway).map(|(ip, _)| ip),
+            port,
+            client: if gateway {
+                peer.as_deref()
+            } else {
+                shared.identity.as_deref()
+            },
             locality: shared.locality.as_ref(),
             ..Request::default()
         };
@@ -72,31 +125,85 @@ impl StreamContext for WardenTcp {
             Some((ip, None)) => ip.to_string(),
             None => "-".to_owned(),
         };
-        let sni = sni.as_deref().unwrap_or("-");
+        let sni_text = sni.as_deref().unwrap_or("-");
+        let client = request.client.unwrap_or("-");
         if !decision.is_allowed() {
-            log::info!("{decision} destination={target} sni={sni}");
-            return self.close();
+            log::info!("{decision} destination={target} sni={sni_text} client={client}");
+            return false;
         }
-        log::debug!("{decision} destination={target} sni={sni}");
-        if !self.endpoints {
-            return Action::Continue;
+        log::debug!("{decision} destination={target} sni={sni_text} client={client}");
+        self.route(&shared, &decision, host)
+    }
+
+    /// Sends an allowed connection where the decision says.
+    fn route(&mut self, shared: &Shared, decision: &Decision<'_>, host: Option<&str>) -> bool {
+        let via_gateway = decision.service().is_some_and(|s| s.via_gateway);
+        if via_gateway && shared.role == Role::Sidecar {
+            if shared.mesh_routing {
+                return true;
+            }
+            // To the gateway's passthrough listener, over mutual TLS whose server name says
+            // where the connection is going (the engine allowed it only with a server name).
+            let (Some(cluster), Some(host), Some(service)) = (
+                shared.gateway_tcp_cluster.as_deref(),
+                host,
+                decision.service(),
+            ) else {
+                return false;
+            };
+            let name = gateway_server_name(host, service.port);
+            return filter_state::set(TCP_PROXY_CLUSTER, cluster, Span::Connection)
+                && filter_state::set(UPSTREAM_SERVER_NAME, &name, Span::Connection);
         }
-        // An internal hostname's listener: connect to the chosen endpoint, or to nothing (an
-        // ORIGINAL_DST cluster without filter state would dial the listener itself).
+        if self.mode == Mode::Forward || shared.mesh_routing {
+            return true;
+        }
+        // An internal hostname's listener, or the gateway: connect to the chosen endpoint, or
+        // to nothing (an ORIGINAL_DST cluster without filter state would dial the listener
+        // itself).
         let Some(endpoint) = decision.endpoint() else {
-            log::warn!("{decision} destination={target}: no endpoint to connect to; closing");
-            return self.close();
+            log::warn!("{decision}: no endpoint to connect to (a connection needs an ExternalService with IP endpoints here); closing");
+            return false;
         };
         let EndpointAddress::Ip(ip) = endpoint.address else {
             log::warn!("{decision}: endpoint {} is a host name; TCP endpoints must be IP addresses; closing", endpoint.endpoint);
-            return self.close();
+            return false;
         };
         let upstream = std::net::SocketAddr::new(*ip, endpoint.port).to_string();
         if !filter_state::set(ORIGINAL_DST, &upstream, Span::Connection) {
-            return self.close();
+            return false;
         }
         self.chosen = Some(Chosen::from(&endpoint));
-        Action::Continue
+        true
+    }
+}
+
+impl Context for WardenTcp {}
+
+impl StreamContext for WardenTcp {
+    fn on_new_connection(&mut self) -> Action {
+        if self.mode == Mode::Gateway {
+            // The peer certificate is not known yet; `tcp_proxy` waits for data too.
+            return Action::Continue;
+        }
+        self.decided = true;
+        if self.decide() {
+            Action::Continue
+        } else {
+            self.close()
+        }
+    }
+
+    fn on_downstream_data(&mut self, _data_size: usize, _end_of_stream: bool) -> Action {
+        if self.decided {
+            return Action::Continue;
+        }
+        self.decided = true;
+        if self.decide() {
+            Action::Continue
+        } else {
+            self.close()
+        }
     }
 
     fn on_log(&mut self) {
@@ -119,5 +226,28 @@ impl StreamContext for WardenTcp {
             Outcome::Success
         };
         health::record(&chosen, outcome);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gateway_server_names_carry_host_and_port() {
+        let name = gateway_server_name("db.example.com", 5432);
+        assert_eq!(name, "outbound_.5432_._.db.example.com");
+        assert_eq!(
+            parse_gateway_server_name(&name),
+            ("db.example.com", Some(5432))
+        );
+        assert_eq!(
+            parse_gateway_server_name("api.example.com"),
+            ("api.example.com", None)
+        );
+        assert_eq!(
+            parse_gateway_server_name("outbound_.x_._.a.com"),
+            ("outbound_.x_._.a.com", None)
+        );
     }
 }

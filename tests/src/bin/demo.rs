@@ -166,6 +166,7 @@ fn main() {
     let hop = GatewayHop {
         address: gateway.listen,
         identity: GATEWAY.into(),
+        tcp_address: None,
     };
 
     let sidecar = |identity: &str, name: &str, bundle: &Value| {
