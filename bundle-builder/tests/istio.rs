@@ -141,6 +141,17 @@ fn rich_bundle() -> Bundle {
         .spec
         .services
         .push(serde_json::from_value(extra).unwrap());
+    // The client's own TLS, passed through the gateway.
+    let vault = json!({
+        "source": { "kind": "ExternalService", "namespace": "pay", "name": "vault" },
+        "hosts": ["vault.bank.example"],
+        "ports": [{ "name": "https", "number": 8200, "protocol": "HTTPS",
+                    "egressGateway": { "gateways": [{ "namespace": "egress", "name": "egress-gateway" }] } }]
+    });
+    bundle
+        .spec
+        .services
+        .push(serde_json::from_value(vault).unwrap());
     bundle
 }
 
@@ -177,11 +188,11 @@ fn rendered_resources_validate_against_the_istio_crds() {
             *validated.entry(kind).or_default() += 1;
         }
     }
-    // 2 sidecar plugins + 1 gateway plugin; one entry per service; TLS rules for partner-api
+    // 2 sidecar plugins + 2 gateway plugins; one entry per service; TLS rules for partner-api
     // and ledger, and one hop-to-gateway rule per gateway-routed port.
-    assert_eq!(validated.get("WasmPlugin"), Some(&3), "{validated:?}");
-    assert_eq!(validated.get("ServiceEntry"), Some(&5), "{validated:?}");
-    assert_eq!(validated.get("DestinationRule"), Some(&4), "{validated:?}");
+    assert_eq!(validated.get("WasmPlugin"), Some(&4), "{validated:?}");
+    assert_eq!(validated.get("ServiceEntry"), Some(&6), "{validated:?}");
+    assert_eq!(validated.get("DestinationRule"), Some(&5), "{validated:?}");
 }
 
 /// The tightened schemas do catch mistakes: a wrong enum, an unknown field, a bad digest.
@@ -286,6 +297,24 @@ fn rendered_resources_say_what_the_filter_and_istio_need() {
         json!(["ledger.bank.example"])
     );
     assert_eq!(tls[1]["tls"]["sni"], "ledger.bank.example");
+
+    // Passthrough: matched by server name at the sidecar, forwarded as bytes by the gateway,
+    // whose network plugin decides on the caller's certificate.
+    let vault = find("VirtualService", "warden-via-gateway-vault-8200");
+    assert_eq!(
+        vault["spec"]["tls"][0]["match"][0]["sniHosts"],
+        json!(["vault.bank.example"])
+    );
+    assert_eq!(
+        vault["spec"]["tcp"][0]["route"][0]["destination"]["port"]["number"],
+        8200
+    );
+    assert!(vault["spec"].get("http").is_none());
+    let server = &find("Gateway", "warden-vault-8200")["spec"]["servers"][0];
+    assert_eq!(server["port"]["protocol"], "TLS");
+    assert_eq!(server["tls"]["mode"], "ISTIO_MUTUAL");
+    let gw_tcp = find("WasmPlugin", "warden-gateway-tcp");
+    assert_eq!(gw_tcp["spec"]["pluginName"], "warden.network.gateway");
 
     let workloads = find("NetworkPolicy", "warden-egress-via-mesh");
     assert_eq!(workloads["spec"]["policyTypes"], json!(["Egress"]));

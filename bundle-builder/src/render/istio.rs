@@ -130,14 +130,14 @@ pub fn resources(bundle: &Bundle, options: &IstioOptions) -> Result<Vec<Value>, 
                 spec.insert("sha256".into(), json!(hex));
             }
             spec.insert("imagePullPolicy".into(), json!("IfNotPresent"));
-            spec.insert(
-                "pluginName".into(),
-                json!(if kind == "HTTP" {
-                    "warden.http"
-                } else {
-                    "warden.network"
-                }),
-            );
+            // The plugin name is the filter's root ID: at the gateway the network filter
+            // decides on the first data, when the caller's certificate is known.
+            let plugin_name = match (kind, selector.is_some()) {
+                ("HTTP", _) => "warden.http",
+                (_, true) => "warden.network.gateway",
+                (_, false) => "warden.network",
+            };
+            spec.insert("pluginName".into(), json!(plugin_name));
             spec.insert("phase".into(), json!("AUTHZ"));
             spec.insert("failStrategy".into(), json!(fail));
             spec.insert("type".into(), json!(kind));
@@ -175,6 +175,13 @@ pub fn resources(bundle: &Bundle, options: &IstioOptions) -> Result<Vec<Value>, 
             "warden-gateway-http",
             &gw.namespace,
             "HTTP",
+            "gateway",
+            Some(gw),
+        ));
+        out.push(plugin(
+            "warden-gateway-tcp",
+            &gw.namespace,
+            "NETWORK",
             "gateway",
             Some(gw),
         ));
@@ -387,7 +394,9 @@ fn origination_rules(service: &ExternalService) -> Vec<Value> {
 const GATEWAY_PORT: u16 = 443;
 
 /// Gateway, VirtualService and the DestinationRule for the hop to the gateway, for one
-/// gateway-routed port.
+/// gateway-routed port. Plain HTTP (TLS originated at the gateway) goes by `http` routes; the
+/// client's own TLS is matched by server name at the sidecar (`tls` route) and, once the
+/// gateway has ended the mesh mTLS, forwarded as bytes (`tcp` route).
 fn gateway_route(service: &ExternalService, port: &ServicePort, gw: &IstioGateway) -> Vec<Value> {
     let (ns, name) = (&service.source.namespace, &service.source.name);
     let number = port.number.to_string();
@@ -397,8 +406,14 @@ fn gateway_route(service: &ExternalService, port: &ServicePort, gw: &IstioGatewa
         .iter()
         .map(|(k, v)| (k.clone(), json!(v)))
         .collect();
+    let passthrough = istio_protocol(port) != "HTTP" && istio_protocol(port) != "HTTP2";
     let gateway_name = k8s_name(&["warden", name, &number]);
     let subset = k8s_name(&[name, &number]);
+    let (server_protocol, server_port_name) = if passthrough {
+        ("TLS", k8s_name(&["tls", name, &number]))
+    } else {
+        ("HTTPS", k8s_name(&["https", name, &number]))
+    };
     let gateway = json!({
         "apiVersion": "networking.istio.io/v1",
         "kind": "Gateway",
@@ -406,7 +421,7 @@ fn gateway_route(service: &ExternalService, port: &ServicePort, gw: &IstioGatewa
         "spec": {
             "selector": selector,
             "servers": [{
-                "port": { "number": GATEWAY_PORT, "name": k8s_name(&["https", name, &number]), "protocol": "HTTPS" },
+                "port": { "number": GATEWAY_PORT, "name": server_port_name, "protocol": server_protocol },
                 "hosts": hosts,
                 "tls": { "mode": "ISTIO_MUTUAL" }
             }]
@@ -428,32 +443,47 @@ fn gateway_route(service: &ExternalService, port: &ServicePort, gw: &IstioGatewa
         }
     });
     let gateway_ref = format!("{}/{}", gw.namespace, gateway_name);
+    let to_gateway_route = json!([{ "destination": {
+        "host": gw.service_host, "subset": subset, "port": { "number": GATEWAY_PORT }
+    } }]);
+    let to_service_route = json!([{ "destination": {
+        "host": hosts.first(), "port": { "number": port.number }
+    } }]);
+    let mut spec = Map::new();
+    spec.insert("hosts".into(), json!(hosts));
+    spec.insert("gateways".into(), json!(["mesh", gateway_ref]));
+    if passthrough {
+        spec.insert(
+            "tls".into(),
+            json!([{
+                "match": [{ "gateways": ["mesh"], "port": port.number, "sniHosts": hosts }],
+                "route": to_gateway_route
+            }]),
+        );
+        spec.insert(
+            "tcp".into(),
+            json!([{
+                "match": [{ "gateways": [gateway_ref], "port": GATEWAY_PORT }],
+                "route": to_service_route
+            }]),
+        );
+    } else {
+        spec.insert(
+            "http".into(),
+            json!([
+                { "match": [{ "gateways": ["mesh"], "port": port.number }], "route": to_gateway_route },
+                { "match": [{ "gateways": [gateway_ref], "port": GATEWAY_PORT }], "route": to_service_route }
+            ]),
+        );
+    }
     let virtual_service = json!({
         "apiVersion": "networking.istio.io/v1",
         "kind": "VirtualService",
         "metadata": metadata(&k8s_name(&["warden-via-gateway", name, &number]), ns),
-        "spec": {
-            "hosts": hosts,
-            "gateways": ["mesh", gateway_ref],
-            "http": [
-                {
-                    "match": [{ "gateways": ["mesh"], "port": port.number }],
-                    "route": [{ "destination": {
-                        "host": gw.service_host, "subset": subset, "port": { "number": GATEWAY_PORT }
-                    } }]
-                },
-                {
-                    "match": [{ "gateways": [gateway_ref], "port": GATEWAY_PORT }],
-                    "route": [{ "destination": {
-                        "host": hosts.first(), "port": { "number": port.number }
-                    } }]
-                }
-            ]
-        }
+        "spec": spec
     });
     vec![gateway, to_gateway, virtual_service]
 }
-
 /// Workload namespaces: egress only to the cluster's DNS, in-cluster pods (the mesh,
 /// including the egress gateway). The gateway's namespace: also the declared external
 /// addresses on their ports (by IP block; host-named services on their ports anywhere, as a
