@@ -8,11 +8,13 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// A file of the repository, as an argument.
+fn repo_file(path: &str) -> String {
+    root().join(path).display().to_string()
+}
+
 fn example() -> String {
-    root()
-        .join("manifests/bundles/example.json")
-        .display()
-        .to_string()
+    repo_file("manifests/bundles/example.json")
 }
 
 /// Runs the binary; returns (exit code, stdout, stderr).
@@ -29,8 +31,12 @@ fn run(args: &[&str]) -> (i32, String, String) {
 }
 
 fn explain(extra: &[&str]) -> (i32, String, String) {
-    let bundle = example();
-    let mut args = vec!["explain", "--bundle", bundle.as_str()];
+    explain_with(&example(), extra)
+}
+
+/// `explain --bundle BUNDLE EXTRA...`.
+fn explain_with(bundle: &str, extra: &[&str]) -> (i32, String, String) {
+    let mut args = vec!["explain", "--bundle", bundle];
     args.extend_from_slice(extra);
     run(&args)
 }
@@ -443,17 +449,11 @@ fn keygen_and_build_sign() {
 
 /// The bundle built from `manifests/examples/` (the golden test keeps it current).
 fn examples_bundle() -> String {
-    root()
-        .join("bundle-builder/tests/golden/examples/bundle.json")
-        .display()
-        .to_string()
+    repo_file("bundle-builder/tests/golden/examples/bundle.json")
 }
 
 fn explain_examples(extra: &[&str]) -> (i32, String, String) {
-    let bundle = examples_bundle();
-    let mut args = vec!["explain", "--bundle", bundle.as_str()];
-    args.extend_from_slice(extra);
-    run(&args)
+    explain_with(&examples_bundle(), extra)
 }
 
 /// The same request explained at a sidecar (sent on to the gateway), at a sidecar without a

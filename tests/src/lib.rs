@@ -26,6 +26,20 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// The bundle `bundle-builder build PATH` makes from manifests (a file or a folder), as JSON;
+/// panics with the diagnostics when they do not build.
+pub fn build_bundle(path: &std::path::Path) -> serde_json::Value {
+    use bundle_builder::build::{build, BuildOptions};
+    use bundle_builder::diagnostic::Diagnostics;
+    use bundle_builder::manifest::{load::load, source::read_all};
+    let files = read_all(&[path.to_path_buf()]).expect("read the manifests");
+    let mut diagnostics = Diagnostics::default();
+    let resources = load(&files, &mut diagnostics);
+    let bundle = build(&resources, &BuildOptions::default(), &mut diagnostics)
+        .unwrap_or_else(|| panic!("{} does not build: {diagnostics:?}", path.display()));
+    serde_json::from_str(&bundle.to_json_pretty().expect("bundle JSON")).expect("bundle JSON")
+}
+
 /// A port free on `ip` right now.
 pub fn free_port(ip: &str) -> u16 {
     let ip: IpAddr = ip.parse().expect("loopback address");

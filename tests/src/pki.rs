@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use bundle_builder::render::tls::MeshTls;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose, SanType,
@@ -82,6 +83,16 @@ impl Leaf {
         std::fs::write(&cert, &self.cert_pem).unwrap();
         std::fs::write(&key, &self.key_pem).unwrap();
         (cert, key)
+    }
+
+    /// Writes the certificate and key as `dir/name.*`: a proxy's mesh identity, with `ca`.
+    pub fn mesh_tls(&self, dir: &Path, ca: &Path, name: &str) -> MeshTls {
+        let (certificate, private_key) = self.write(dir, name);
+        MeshTls {
+            certificate,
+            private_key,
+            ca: ca.to_path_buf(),
+        }
     }
 
     pub fn key(&self) -> PrivateKeyDer<'static> {

@@ -10,13 +10,9 @@
 )]
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use bundle_builder::build::{build, BuildOptions};
-use bundle_builder::diagnostic::Diagnostics;
-use bundle_builder::manifest::{load::load, source::read_all};
 use bundle_builder::render::envoy::{GatewayHop, TcpForward};
-use bundle_builder::render::tls::MeshTls;
 use serde_json::Value;
 use warden_bundle::Role;
 use warden_e2e::client::get;
@@ -81,27 +77,6 @@ spec:
         ip = upstream.ip(),
         port = upstream.port(),
     )
-}
-
-/// Builds the bundle from manifests with the builder, as `bundle-builder build` does.
-fn build_bundle(dir: &Path, yaml: &str) -> Value {
-    let path = dir.join("manifests.yaml");
-    std::fs::write(&path, yaml).unwrap();
-    let files = read_all(&[path]).unwrap();
-    let mut diagnostics = Diagnostics::default();
-    let resources = load(&files, &mut diagnostics);
-    let bundle = build(&resources, &BuildOptions::default(), &mut diagnostics)
-        .unwrap_or_else(|| panic!("manifests build: {diagnostics:?}"));
-    serde_json::from_str(&bundle.to_json_pretty().unwrap()).unwrap()
-}
-
-fn mesh_tls(dir: &Path, ca: &Path, leaf: &Leaf, name: &str) -> MeshTls {
-    let (certificate, private_key) = leaf.write(dir, name);
-    MeshTls {
-        certificate,
-        private_key,
-        ca: ca.to_path_buf(),
-    }
 }
 
 impl World {
@@ -213,17 +188,14 @@ spec:
             .to_owned(),
         ]
         .join("\n---\n");
-        let bundle = build_bundle(dir.path(), &manifests);
+        let manifests_file = dir.path().join("manifests.yaml");
+        std::fs::write(&manifests_file, &manifests).unwrap();
+        let bundle = warden_e2e::build_bundle(&manifests_file);
 
         let gateway_leaf = mesh_ca.issue(&[], Some(GATEWAY));
         let mut gateway = Sidecar::new(bundle.clone());
         gateway.role = Role::Gateway;
-        gateway.mesh_tls = Some(mesh_tls(
-            dir.path(),
-            &mesh_ca_file,
-            &gateway_leaf,
-            "gateway",
-        ));
+        gateway.mesh_tls = Some(gateway_leaf.mesh_tls(dir.path(), &mesh_ca_file, "gateway"));
         let gateway_tcp = free_addr("127.0.0.1");
         gateway.tcp = vec![TcpForward {
             listen: gateway_tcp,
@@ -256,7 +228,7 @@ spec:
         let name = identity.rsplit('/').next().unwrap();
         let mut sidecar = Sidecar::new(self.bundle.clone());
         sidecar.identity = Some(identity.into());
-        sidecar.mesh_tls = Some(mesh_tls(self.dir.path(), &self.mesh_ca_file(), cert, name));
+        sidecar.mesh_tls = Some(cert.mesh_tls(self.dir.path(), &self.mesh_ca_file(), name));
         if with_gateway {
             sidecar.gateway = Some(GatewayHop {
                 address: self.gateway.listen,
@@ -273,7 +245,7 @@ spec:
         let name = format!("{}-tls", identity.rsplit('/').next().unwrap());
         let mut sidecar = Sidecar::new(self.bundle.clone());
         sidecar.identity = Some(identity.into());
-        sidecar.mesh_tls = Some(mesh_tls(self.dir.path(), &self.mesh_ca_file(), cert, &name));
+        sidecar.mesh_tls = Some(cert.mesh_tls(self.dir.path(), &self.mesh_ca_file(), &name));
         sidecar.gateway = Some(GatewayHop {
             address: self.gateway.listen,
             identity: GATEWAY.into(),

@@ -215,6 +215,19 @@ fn dns_cache() -> Value {
 }
 
 const DFP_CLUSTER: &str = "warden_dynamic_forward_proxy";
+
+/// A `dynamic_forward_proxy` cluster type on `dns_cache`. `insecure_options` lets the cluster
+/// turn off automatic SNI and certificate-name checks (it sets its own).
+pub(crate) fn dfp_cluster_type(dns_cache: &Value, insecure_options: bool) -> Value {
+    json!({
+        "name": "envoy.clusters.dynamic_forward_proxy",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.clusters.dynamic_forward_proxy.v3.ClusterConfig",
+            "dns_cache_config": dns_cache,
+            "allow_insecure_cluster_options": insecure_options
+        }
+    })
+}
 /// A sidecar's cluster to the egress gateway (node metadata `WARDEN_GATEWAY_CLUSTER`).
 pub const GATEWAY_CLUSTER: &str = "warden_egress_gateway";
 /// A sidecar's cluster to the egress gateway's TLS passthrough listener.
@@ -452,13 +465,7 @@ pub fn bootstrap(options: &EnvoyOptions, spec: &BundleSpec) -> Result<Value, Ren
         "name": DFP_CLUSTER,
         "connect_timeout": "5s",
         "lb_policy": "CLUSTER_PROVIDED",
-        "cluster_type": {
-            "name": "envoy.clusters.dynamic_forward_proxy",
-            "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.clusters.dynamic_forward_proxy.v3.ClusterConfig",
-                "dns_cache_config": dns_cache()
-            }
-        }
+        "cluster_type": dfp_cluster_type(&dns_cache(), false)
     })];
     if let (Some(hop), Some(mesh)) = (&options.gateway, &options.mesh_tls) {
         clusters.push(tls::gateway_cluster(

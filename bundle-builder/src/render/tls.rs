@@ -48,16 +48,19 @@ pub fn gateway_listener(mesh: &MeshTls, trust_domain: &str) -> Value {
         "typed_config": {
             "@type": DOWNSTREAM_TLS,
             "require_client_certificate": true,
-            "common_tls_context": {
-                "tls_certificates": [mesh_certificate(mesh)],
-                "validation_context": {
-                    "trusted_ca": filename(&mesh.ca),
-                    "match_typed_subject_alt_names": [{
-                        "san_type": "URI",
-                        "matcher": { "prefix": format!("spiffe://{trust_domain}/") }
-                    }]
-                }
-            }
+            "common_tls_context": mesh_context(mesh, json!({ "prefix": format!("spiffe://{trust_domain}/") }))
+        }
+    })
+}
+
+/// The proxy's mesh certificate, and the peer's checked against the mesh CA and a SPIFFE URI
+/// SAN `matcher`.
+fn mesh_context(mesh: &MeshTls, matcher: Value) -> Value {
+    json!({
+        "tls_certificates": [mesh_certificate(mesh)],
+        "validation_context": {
+            "trusted_ca": filename(&mesh.ca),
+            "match_typed_subject_alt_names": [{ "san_type": "URI", "matcher": matcher }]
         }
     })
 }
@@ -86,16 +89,7 @@ pub fn gateway_cluster(
             "name": "envoy.transport_sockets.tls",
             "typed_config": {
                 "@type": UPSTREAM_TLS,
-                "common_tls_context": {
-                    "tls_certificates": [mesh_certificate(mesh)],
-                    "validation_context": {
-                        "trusted_ca": filename(&mesh.ca),
-                        "match_typed_subject_alt_names": [{
-                            "san_type": "URI",
-                            "matcher": { "exact": gateway_identity }
-                        }]
-                    }
-                }
+                "common_tls_context": mesh_context(mesh, json!({ "exact": gateway_identity }))
             }
         }
     });
@@ -158,15 +152,8 @@ pub fn origination_clusters(
                 "name": cluster,
                 "connect_timeout": "5s",
                 "lb_policy": "CLUSTER_PROVIDED",
-                "cluster_type": {
-                    "name": "envoy.clusters.dynamic_forward_proxy",
-                    "typed_config": {
-                        "@type": "type.googleapis.com/envoy.extensions.clusters.dynamic_forward_proxy.v3.ClusterConfig",
-                        "dns_cache_config": dns_cache,
-                        // SNI and name checks are set explicitly below, not always automatic.
-                        "allow_insecure_cluster_options": true
-                    }
-                },
+                // SNI and name checks are set explicitly below, not always automatic.
+                "cluster_type": super::envoy::dfp_cluster_type(dns_cache, true),
                 "transport_socket": {
                     "name": "envoy.transport_sockets.tls",
                     "typed_config": context

@@ -73,6 +73,19 @@ impl WardenTcp {
         Action::Pause
     }
 
+    /// Decides the connection the first time it is called; lets it through or closes it.
+    fn decide_once(&mut self) -> Action {
+        if self.decided {
+            return Action::Continue;
+        }
+        self.decided = true;
+        if self.decide() {
+            Action::Continue
+        } else {
+            self.close()
+        }
+    }
+
     /// Decides the connection and sets where it goes; `false`: close it.
     fn decide(&mut self) -> bool {
         let Some(shared) = self.shared.clone() else {
@@ -162,7 +175,7 @@ impl WardenTcp {
         // to nothing (an ORIGINAL_DST cluster without filter state would dial the listener
         // itself).
         let Some(endpoint) = decision.endpoint() else {
-            log::warn!("{decision}: no endpoint to connect to (a connection needs an ExternalService with IP endpoints here); closing");
+            log::warn!("{decision}: no endpoint to connect to; closing (connections here need an ExternalService with IP endpoints)");
             return false;
         };
         let EndpointAddress::Ip(ip) = endpoint.address else {
@@ -186,24 +199,11 @@ impl StreamContext for WardenTcp {
             // The peer certificate is not known yet; `tcp_proxy` waits for data too.
             return Action::Continue;
         }
-        self.decided = true;
-        if self.decide() {
-            Action::Continue
-        } else {
-            self.close()
-        }
+        self.decide_once()
     }
 
     fn on_downstream_data(&mut self, _data_size: usize, _end_of_stream: bool) -> Action {
-        if self.decided {
-            return Action::Continue;
-        }
-        self.decided = true;
-        if self.decide() {
-            Action::Continue
-        } else {
-            self.close()
-        }
+        self.decide_once()
     }
 
     fn on_log(&mut self) {

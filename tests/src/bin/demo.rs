@@ -17,16 +17,12 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::Duration;
 
-use bundle_builder::build::{build, BuildOptions};
-use bundle_builder::diagnostic::Diagnostics;
-use bundle_builder::manifest::{load::load, source::read_all};
 use bundle_builder::render::envoy::GatewayHop;
-use bundle_builder::render::tls::MeshTls;
 use serde_json::Value;
 use warden_bundle::Role;
 use warden_e2e::client::get;
 use warden_e2e::envoy::{Envoy, Sidecar};
-use warden_e2e::pki::{Ca, Leaf};
+use warden_e2e::pki::Ca;
 use warden_e2e::repo_root;
 use warden_e2e::tls::{https_get, HttpsUpstream};
 use warden_e2e::upstream::{EchoServer, HttpUpstream};
@@ -87,25 +83,6 @@ fn tcp(label: &str, target: SocketAddr) {
     }
 }
 
-/// The bundle, built from the demo manifests with the builder's library.
-fn build_bundle(dir: &Path) -> Value {
-    let files = read_all(&[dir.to_path_buf()]).expect("read manifests/demo");
-    let mut diagnostics = Diagnostics::default();
-    let resources = load(&files, &mut diagnostics);
-    let bundle = build(&resources, &BuildOptions::default(), &mut diagnostics)
-        .unwrap_or_else(|| panic!("manifests/demo do not build: {diagnostics:?}"));
-    serde_json::from_str(&bundle.to_json_pretty().unwrap()).unwrap()
-}
-
-fn mesh_tls(dir: &Path, ca: &Path, leaf: &Leaf, name: &str) -> MeshTls {
-    let (certificate, private_key) = leaf.write(dir, name);
-    MeshTls {
-        certificate,
-        private_key,
-        ca: ca.to_path_buf(),
-    }
-}
-
 fn print_counters(title: &str, envoy: &Envoy) {
     println!("\n{title} (/stats/prometheus):");
     let (_, stats) = envoy.admin_get("/stats/prometheus").expect("admin stats");
@@ -129,7 +106,7 @@ fn main() {
         .join("manifests/demo")
         .canonicalize()
         .expect("manifests/demo");
-    let bundle = build_bundle(&manifests);
+    let bundle = warden_e2e::build_bundle(&manifests);
     let digest = bundle["metadata"]["digest"]
         .as_str()
         .unwrap_or("-")
@@ -156,10 +133,9 @@ fn main() {
 
     let mut gateway = Sidecar::new(bundle.clone());
     gateway.role = Role::Gateway;
-    gateway.mesh_tls = Some(mesh_tls(
+    gateway.mesh_tls = Some(mesh_ca.issue(&[], Some(GATEWAY)).mesh_tls(
         pki,
         &mesh_ca_file,
-        &mesh_ca.issue(&[], Some(GATEWAY)),
         "gateway",
     ));
     let gateway = gateway.start();
@@ -173,12 +149,11 @@ fn main() {
         let mut s = Sidecar::new(bundle.clone());
         s.identity = Some(identity.into());
         s.locality = Some("us-east/us-east-1a".into());
-        s.mesh_tls = Some(mesh_tls(
-            pki,
-            &mesh_ca_file,
-            &mesh_ca.issue(&[], Some(identity)),
-            name,
-        ));
+        s.mesh_tls = Some(
+            mesh_ca
+                .issue(&[], Some(identity))
+                .mesh_tls(pki, &mesh_ca_file, name),
+        );
         s.gateway = Some(hop.clone());
         s
     };
