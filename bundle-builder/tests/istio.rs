@@ -70,29 +70,90 @@ fn tighten(schema: &mut Value) {
     }
 }
 
-/// `(apiVersion, kind)` -> the schema of that version.
-fn crd_schemas() -> HashMap<(String, String), jsonschema::Validator> {
-    let path = root().join("../shared/reference/istio-egress-wasm-crds.yaml");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut out = HashMap::new();
-    for crd in yaml_documents(&text) {
+/// The schemas the rendered kinds must satisfy, extracted from Istio's CRDs (istio/api,
+/// Apache-2.0; `shared/reference/istio-egress-wasm-crds.yaml`) for the API versions we render,
+/// and kept in the repository so that a clean clone tests them.
+const SCHEMAS: &str = "bundle-builder/tests/reference/istio-crd-schemas.json";
+const RENDERED_KINDS: [(&str, &str); 3] = [
+    ("extensions.istio.io/v1alpha1", "WasmPlugin"),
+    ("networking.istio.io/v1", "ServiceEntry"),
+    ("networking.istio.io/v1", "DestinationRule"),
+];
+
+/// `"apiVersion kind"` -> `openAPIV3Schema`, from the CRD documents in `text`.
+fn extract_schemas(text: &str) -> serde_json::Map<String, Value> {
+    let mut out = serde_json::Map::new();
+    for crd in yaml_documents(text) {
         if crd["kind"] != "CustomResourceDefinition" {
             continue;
         }
         let group = crd["spec"]["group"].as_str().unwrap();
         let kind = crd["spec"]["names"]["kind"].as_str().unwrap();
         for version in crd["spec"]["versions"].as_array().unwrap() {
-            let mut schema = version["schema"]["openAPIV3Schema"].clone();
+            let api = format!("{group}/{}", version["name"].as_str().unwrap());
+            if RENDERED_KINDS.contains(&(api.as_str(), kind)) {
+                out.insert(
+                    format!("{api} {kind}"),
+                    version["schema"]["openAPIV3Schema"].clone(),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// The vendored extract equals what the shared reference holds, where that is present (it is
+/// beside the project checkout, not in it). `WARDEN_BLESS=1` rewrites the extract.
+#[test]
+fn vendored_schemas_match_the_reference() {
+    let reference = root().join("../shared/reference/istio-egress-wasm-crds.yaml");
+    let Ok(text) = std::fs::read_to_string(&reference) else {
+        eprintln!(
+            "{} not present: the vendored extract is used as it is",
+            reference.display()
+        );
+        return;
+    };
+    let extracted = Value::Object(extract_schemas(&text));
+    let path = root().join(SCHEMAS);
+    if std::env::var_os("WARDEN_BLESS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(
+            &path,
+            serde_json::to_string_pretty(&extracted).unwrap() + "\n",
+        )
+        .unwrap();
+    }
+    let vendored: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(
+        vendored.as_object().map(|o| o.len()),
+        Some(RENDERED_KINDS.len())
+    );
+    assert!(
+        vendored == extracted,
+        "{} differs from {}; regenerate with WARDEN_BLESS=1",
+        path.display(),
+        reference.display()
+    );
+}
+
+/// `(apiVersion, kind)` -> a validator for that version's schema.
+fn crd_schemas() -> HashMap<(String, String), jsonschema::Validator> {
+    let path = root().join(SCHEMAS);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let schemas: serde_json::Map<String, Value> = serde_json::from_str(&text).unwrap();
+    schemas
+        .into_iter()
+        .map(|(key, mut schema)| {
             // The top level lists only `spec` and `status` (Kubernetes adds the rest).
             if let Some(spec) = schema.pointer_mut("/properties/spec") {
                 tighten(spec);
             }
-            let api = format!("{group}/{}", version["name"].as_str().unwrap());
+            let (api, kind) = key.split_once(' ').unwrap();
             let validator = jsonschema::validator_for(&schema).unwrap();
-            out.insert((api, kind.to_owned()), validator);
-        }
-    }
-    out
+            ((api.to_owned(), kind.to_owned()), validator)
+        })
+        .collect()
 }
 
 fn options() -> IstioOptions {

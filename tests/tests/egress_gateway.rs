@@ -42,6 +42,8 @@ struct World {
     /// Where a sidecar's TLS listener for `passthrough.external.test` listens (the service's
     /// port is this port).
     passthrough_listen: SocketAddr,
+    /// Behind a host-name endpoint (`localhost`), with a certificate for that name.
+    by_name: HttpsUpstream,
     gateway: Envoy,
     /// The gateway's TLS passthrough listener.
     gateway_tcp: SocketAddr,
@@ -50,6 +52,11 @@ struct World {
 /// An ExternalService routed through the gateway on port 443 with TLS originated there, and
 /// its one endpoint (`ip:port`).
 fn gateway_service(name: &str, upstream: SocketAddr, tls: &str) -> String {
+    gateway_service_at(name, &upstream.ip().to_string(), upstream.port(), tls, "")
+}
+
+/// The same, with the endpoint at `address` (an IP or a host name) and more `spec` lines.
+fn gateway_service_at(name: &str, address: &str, port: u16, tls: &str, spec: &str) -> String {
     format!(
         r#"
 apiVersion: networking.gloo.solo.io/v2
@@ -57,7 +64,7 @@ kind: ExternalService
 metadata: {{ name: {name}, namespace: pay, labels: {{ app: {name} }} }}
 spec:
   hosts: [{name}.external.test]
-  selector: {{ app: {name} }}
+  selector: {{ app: {name} }}{spec}
   ports:
   - name: https
     number: 443
@@ -71,11 +78,9 @@ apiVersion: networking.gloo.solo.io/v2
 kind: ExternalEndpoint
 metadata: {{ name: {name}-1, namespace: pay, labels: {{ app: {name} }} }}
 spec:
-  address: "{ip}"
+  address: "{address}"
   ports: [{{ name: https, number: {port} }}]
 "#,
-        ip = upstream.ip(),
-        port = upstream.port(),
     )
 }
 
@@ -121,6 +126,11 @@ impl World {
             &external_ca.issue(&["passthrough.external.test"], None),
         );
         let passthrough_listen = free_addr("127.0.0.71");
+        let by_name = start(
+            "by-name",
+            "127.0.0.1",
+            &external_ca.issue(&["localhost"], None),
+        );
         let ca = external_ca_file.display();
         let simple = format!("mode: SIMPLE, caCertificates: {ca}");
         let mutual = format!(
@@ -133,6 +143,29 @@ impl World {
             gateway_service("mtls", mtls.addr, &mutual),
             gateway_service("wrong-name", wrong_name.addr, &simple),
             gateway_service("untrusted", untrusted.addr, &simple),
+            // The same two upstreams, reached with the options that make them acceptable.
+            gateway_service_at(
+                "lenient",
+                "127.0.0.64",
+                untrusted.addr.port(),
+                "mode: SIMPLE, insecureSkipVerify: true",
+                "",
+            ),
+            gateway_service_at(
+                "aliased",
+                "127.0.0.63",
+                wrong_name.addr.port(),
+                &simple,
+                "\n  subjectAltNames: [other.example]",
+            ),
+            gateway_service_at(
+                "named-sni",
+                "127.0.0.63",
+                wrong_name.addr.port(),
+                &format!("{simple}, sni: other.example"),
+                "",
+            ),
+            gateway_service_at("by-name", "localhost", by_name.addr.port(), &simple, ""),
             // The client speaks TLS itself: no clientsideTls, passed through by server name.
             format!(
                 r#"
@@ -214,6 +247,7 @@ spec:
             untrusted,
             passthrough,
             passthrough_listen,
+            by_name,
             gateway,
             gateway_tcp,
         }
@@ -512,5 +546,43 @@ fn client_tls_passes_through_the_gateway_by_server_name() {
         world.passthrough.seen().len(),
         1,
         "only the allowed connection arrived"
+    );
+}
+
+/// The origination options, each against a real server: `insecureSkipVerify` accepts a
+/// certificate from an unknown CA; `subjectAltNames` accepts a certificate for another name
+/// (SNI is still the host); `sni` sends that name and checks it; a host-name endpoint becomes
+/// the authority, so SNI, the certificate check and `Host` follow it.
+#[test]
+fn origination_options_sni_subject_alt_names_skip_verify_and_host_names() {
+    let world = World::new();
+    let billing = world.sidecar(BILLING, &world.issue(BILLING), true);
+    let ok = |host: &str| {
+        let r = get(
+            billing.listen,
+            &format!("{host}.external.test:443"),
+            "/",
+            &[],
+        );
+        assert_eq!(
+            r.status,
+            200,
+            "{host}: {r:?}\ngateway:\n{}",
+            world.gateway.log()
+        );
+        r.body
+    };
+    assert_eq!(ok("lenient"), "upstream untrusted");
+    assert_eq!(ok("aliased"), "upstream wrong-name");
+    assert_eq!(ok("named-sni"), "upstream wrong-name");
+    let seen = world.wrong_name.seen();
+    let snis: Vec<_> = seen.iter().map(|s| s.sni.as_deref()).collect();
+    assert_eq!(snis, [Some("aliased.external.test"), Some("other.example")]);
+    assert_eq!(ok("by-name"), "upstream by-name");
+    let seen = world.by_name.seen();
+    assert_eq!(seen[0].sni.as_deref(), Some("localhost"));
+    assert_eq!(
+        seen[0].host, "localhost",
+        "the authority is the endpoint's name"
     );
 }
