@@ -82,16 +82,15 @@ impl HttpsUpstream {
                     .peer_certificates()
                     .and_then(|c| c.first())
                     .cloned();
-                let answered = answer(&mut tls, &body);
-                tls.conn.send_close_notify();
-                let _ = tls.flush();
-                if let Some(request) = answered {
+                answer(&mut tls, &body, |request| {
                     log.lock().unwrap().push(TlsSeen {
                         sni,
                         client_cert,
                         host: request.host,
                     });
-                }
+                });
+                tls.conn.send_close_notify();
+                let _ = tls.flush();
             });
         });
         Self {

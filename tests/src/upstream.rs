@@ -30,11 +30,7 @@ impl HttpUpstream {
             TcpListener::bind(addr).unwrap_or_else(|e| panic!("upstream {name} on {addr}: {e}"));
         let seen = Arc::new(Mutex::new(Vec::new()));
         let (log, body) = (seen.clone(), format!("upstream {name}"));
-        let accepting = Accepting::spawn(listener, move |stream| {
-            if let Some(request) = serve(stream, &body) {
-                log.lock().unwrap().push(request);
-            }
-        });
+        let accepting = Accepting::spawn(listener, move |stream| serve(stream, &body, &log));
         Self {
             addr,
             seen,
@@ -47,22 +43,27 @@ impl HttpUpstream {
     }
 }
 
-/// Reads one request head, answers it, closes the connection.
-fn serve(stream: TcpStream, body: &str) -> Option<Seen> {
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    answer(stream, body)
+/// Reads one request head, records it with `log`, answers it, closes the connection. The
+/// request is recorded before the answer leaves, so a client that has its response can count
+/// on it being seen.
+fn serve(stream: TcpStream, body: &str, log: &Mutex<Vec<Seen>>) {
+    if stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .is_ok()
+    {
+        answer(stream, body, |seen| log.lock().unwrap().push(seen));
+    }
 }
 
-/// Reads one request head from `stream` and answers `200 body`.
-pub(crate) fn answer(mut stream: impl Read + Write, body: &str) -> Option<Seen> {
+/// Reads one request head from `stream`, hands it to `record`, and answers `200 body`.
+pub(crate) fn answer(mut stream: impl Read + Write, body: &str, record: impl FnOnce(Seen)) {
     let mut head = Vec::new();
     let mut buf = [0u8; 4096];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = stream.read(&mut buf).ok()?;
-        if n == 0 {
-            return None;
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
         }
-        head.extend_from_slice(&buf[..n]);
     }
     let text = String::from_utf8_lossy(&head).into_owned();
     let headers: Vec<(String, String)> = text
@@ -76,12 +77,12 @@ pub(crate) fn answer(mut stream: impl Read + Write, body: &str) -> Option<Seen> 
         .find(|(n, _)| n == "host")
         .map(|(_, v)| v.clone())
         .unwrap_or_default();
+    record(Seen { host, headers });
     let response = format!(
         "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
         body.len()
     );
-    stream.write_all(response.as_bytes()).ok()?;
-    Some(Seen { host, headers })
+    let _ = stream.write_all(response.as_bytes());
 }
 
 /// A TCP server that echoes what it reads, prefixed with `echo:`.
