@@ -34,6 +34,8 @@ pub struct TlsSeen {
     /// The client certificate, if the client presented one (verified against `client_ca`).
     pub client_cert: Option<CertificateDer<'static>>,
     pub host: String,
+    /// Request headers, names in lowercase.
+    pub headers: Vec<(String, String)>,
 }
 
 /// An HTTPS/1.1 server with `cert`, answering `200 upstream <name>`. Client certificates are
@@ -87,6 +89,7 @@ impl HttpsUpstream {
                         sni,
                         client_cert,
                         host: request.host,
+                        headers: request.headers,
                     });
                 });
                 tls.conn.send_close_notify();
@@ -118,6 +121,18 @@ pub fn https_get(
     client: Option<&Leaf>,
     server_ca: &Ca,
 ) -> Result<Response, Refused> {
+    https_get_with(addr, sni, host, &[], client, server_ca)
+}
+
+/// [`https_get`] with extra request headers.
+pub fn https_get_with(
+    addr: SocketAddr,
+    sni: &str,
+    host: &str,
+    headers: &[(&str, &str)],
+    client: Option<&Leaf>,
+    server_ca: &Ca,
+) -> Result<Response, Refused> {
     let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .unwrap()
@@ -138,7 +153,11 @@ pub fn https_get(
     let tcp = TcpStream::connect(addr).unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut tls = StreamOwned::new(conn, tcp);
-    let request = format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    let mut request = format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
     tls.write_all(request.as_bytes())
         .map_err(|e| Refused(e.to_string()))?;
     let mut raw = Vec::new();

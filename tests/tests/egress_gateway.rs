@@ -19,7 +19,7 @@ use warden_e2e::client::get;
 use warden_e2e::envoy::{Envoy, Sidecar};
 use warden_e2e::free_addr;
 use warden_e2e::pki::{Ca, Leaf};
-use warden_e2e::tls::{https_get, HttpsUpstream};
+use warden_e2e::tls::{https_get, https_get_with, HttpsUpstream};
 
 const BILLING: &str = "spiffe://cluster.local/ns/pay/sa/billing";
 const FRONTEND: &str = "spiffe://cluster.local/ns/web/sa/frontend";
@@ -341,6 +341,14 @@ fn billing_reaches_https_upstreams_through_the_gateway() {
         seen[0].client_cert.is_none(),
         "SIMPLE presents no client certificate"
     );
+    assert!(
+        !seen[0]
+            .headers
+            .iter()
+            .any(|(n, _)| n.starts_with("x-warden-")),
+        "the cluster header stays inside the proxies: {:?}",
+        seen[0].headers
+    );
 
     let r = get(billing.listen, "mtls.external.test:443", "/", &[]);
     assert_eq!(
@@ -584,5 +592,29 @@ fn origination_options_sni_subject_alt_names_skip_verify_and_host_names() {
     assert_eq!(
         seen[0].host, "localhost",
         "the authority is the endpoint's name"
+    );
+}
+
+/// A client cannot pick the gateway's upstream cluster: its own `x-warden-cluster` (naming the
+/// cluster of another service, whose SNI and name check would fail here) is removed before the
+/// decision, and the request goes where the decision says.
+#[test]
+fn a_client_cannot_choose_the_gateway_cluster() {
+    let world = World::new();
+    let spoof = [("x-warden-cluster", "warden_tls|pay|named-sni|443")];
+    let r = https_get_with(
+        world.gateway.listen,
+        "api.external.test",
+        "api.external.test:443",
+        &spoof,
+        Some(&world.issue(BILLING)),
+        &world.mesh_ca,
+    )
+    .unwrap();
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body, "upstream api");
+    assert_eq!(
+        world.api.seen()[0].sni.as_deref(),
+        Some("api.external.test")
     );
 }

@@ -189,7 +189,7 @@ impl HttpContext for WardenHttp {
                 if shared.role == Role::Sidecar {
                     // To the gateway, with the authority as the client sent it.
                     let cluster = shared.gateway_cluster.as_deref().unwrap_or_default();
-                    self.add_http_request_header(CLUSTER_HEADER, cluster);
+                    self.set_http_request_header(CLUSTER_HEADER, Some(cluster));
                     return Action::Continue;
                 }
                 log::debug!("{} arrived through the gateway", matched.service);
@@ -197,7 +197,7 @@ impl HttpContext for WardenHttp {
             if let Some(cluster) = decision.service().and_then(|s| s.tls_cluster) {
                 // TLS is originated by this cluster: its SNI and certificate check follow the
                 // authority, so a host-name endpoint becomes the authority.
-                self.add_http_request_header(CLUSTER_HEADER, cluster);
+                self.set_http_request_header(CLUSTER_HEADER, Some(cluster));
                 if let Some(EndpointAddress::Name(name)) = decision.endpoint().map(|e| e.address) {
                     self.set_http_request_header(":authority", Some(name));
                 }
