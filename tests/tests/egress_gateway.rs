@@ -20,6 +20,7 @@ use warden_e2e::envoy::{Envoy, Sidecar};
 use warden_e2e::free_addr;
 use warden_e2e::pki::{Ca, Leaf};
 use warden_e2e::tls::{https_get, https_get_with, HttpsUpstream};
+use warden_e2e::upstream::HttpUpstream;
 
 const BILLING: &str = "spiffe://cluster.local/ns/pay/sa/billing";
 const FRONTEND: &str = "spiffe://cluster.local/ns/web/sa/frontend";
@@ -44,6 +45,8 @@ struct World {
     passthrough_listen: SocketAddr,
     /// Behind a host-name endpoint (`localhost`), with a certificate for that name.
     by_name: HttpsUpstream,
+    /// Plain HTTP, for `clientsideTls.mode: DISABLE`.
+    plain: HttpUpstream,
     gateway: Envoy,
     /// The gateway's TLS passthrough listener.
     gateway_tcp: SocketAddr,
@@ -131,6 +134,7 @@ impl World {
             "127.0.0.1",
             &external_ca.issue(&["localhost"], None),
         );
+        let plain = HttpUpstream::start("plain", free_addr("127.0.0.66"));
         let ca = external_ca_file.display();
         let simple = format!("mode: SIMPLE, caCertificates: {ca}");
         let mutual = format!(
@@ -166,6 +170,7 @@ impl World {
                 "",
             ),
             gateway_service_at("by-name", "localhost", by_name.addr.port(), &simple, ""),
+            gateway_service("plain", plain.addr, "mode: DISABLE"),
             // The client speaks TLS itself: no clientsideTls, passed through by server name.
             format!(
                 r#"
@@ -248,6 +253,7 @@ spec:
             passthrough,
             passthrough_listen,
             by_name,
+            plain,
             gateway,
             gateway_tcp,
         }
@@ -557,7 +563,8 @@ fn client_tls_passes_through_the_gateway_by_server_name() {
     );
 }
 
-/// The origination options, each against a real server: `insecureSkipVerify` accepts a
+/// The origination options, each against a real server: `DISABLE` sends plain HTTP;
+/// `insecureSkipVerify` accepts a
 /// certificate from an unknown CA; `subjectAltNames` accepts a certificate for another name
 /// (SNI is still the host); `sni` sends that name and checks it; a host-name endpoint becomes
 /// the authority, so SNI, the certificate check and `Host` follow it.
@@ -586,6 +593,12 @@ fn origination_options_sni_subject_alt_names_skip_verify_and_host_names() {
     let seen = world.wrong_name.seen();
     let snis: Vec<_> = seen.iter().map(|s| s.sni.as_deref()).collect();
     assert_eq!(snis, [Some("aliased.external.test"), Some("other.example")]);
+    assert_eq!(
+        ok("plain"),
+        "upstream plain",
+        "DISABLE: plain HTTP to the endpoint"
+    );
+    assert_eq!(world.plain.seen()[0].host, "plain.external.test:443");
     assert_eq!(ok("by-name"), "upstream by-name");
     let seen = world.by_name.seen();
     assert_eq!(seen[0].sni.as_deref(), Some("localhost"));
