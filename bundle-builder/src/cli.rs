@@ -60,10 +60,10 @@ pub struct IstioArgs {
     /// digest becomes the plugin's sha256) or oci://REGISTRY/REPOSITORY:TAG.
     #[arg(long, value_name = "oci://IMAGE")]
     pub image: String,
-    /// The namespace of the sidecar plugins: Istio's root namespace applies them to every
-    /// sidecar; a workspace's namespace to that namespace's workloads.
-    #[arg(long, value_name = "NS", default_value = "istio-system")]
-    pub namespace: String,
+    /// Where the sidecar plugins go: Istio's root namespace applies them to every sidecar; the
+    /// namespaces of a workspace (repeat the flag) to that workspace's workloads.
+    #[arg(long = "namespace", value_name = "NS", default_value = "istio-system")]
+    pub namespaces: Vec<String>,
     /// The egress gateway's namespace: renders its plugin and the routes through it.
     #[arg(long, value_name = "NS")]
     pub gateway_namespace: Option<String>,

@@ -119,7 +119,7 @@ pub fn istio(args: &IstioArgs) -> anyhow::Result<ExitCode> {
     };
     let options = IstioOptions {
         image: args.image.clone(),
-        namespace: args.namespace.clone(),
+        namespaces: args.namespaces.clone(),
         gateway,
         network_policy_namespaces: args.network_policy.clone(),
     };

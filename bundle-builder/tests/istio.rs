@@ -162,7 +162,7 @@ fn options() -> IstioOptions {
             "oci://registry.example.com/warden/filter@sha256:{}",
             "ab".repeat(32)
         ),
-        namespace: "istio-system".into(),
+        namespaces: vec!["istio-system".into()],
         gateway: Some(IstioGateway {
             namespace: "istio-egress".into(),
             name: "egress-gateway".into(),
@@ -433,4 +433,38 @@ fn render_istio_writes_yaml_documents() {
         err.contains("pay/partner-api routes port 443 through the egress gateway"),
         "{err}"
     );
+}
+
+/// A workspace's bundle goes to each of its namespaces: the sidecar plugins once per
+/// namespace, the rest once.
+#[test]
+fn sidecar_plugins_per_workspace_namespace() {
+    let mut options = options();
+    options.namespaces = vec!["pay".into(), "billing".into()];
+    let rendered = resources(&examples_bundle(), &options).unwrap();
+    let plugins: Vec<(String, String)> = rendered
+        .iter()
+        .filter(|r| r["kind"] == "WasmPlugin" && r["spec"].get("selector").is_none())
+        .map(|r| {
+            (
+                r["metadata"]["namespace"].as_str().unwrap().to_owned(),
+                r["metadata"]["name"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String)> = [
+        ("pay", "warden-http"),
+        ("pay", "warden-tcp"),
+        ("billing", "warden-http"),
+        ("billing", "warden-tcp"),
+    ]
+    .iter()
+    .map(|(n, p)| (n.to_string(), p.to_string()))
+    .collect();
+    assert_eq!(plugins, expected);
+    let entries = rendered
+        .iter()
+        .filter(|r| r["kind"] == "ServiceEntry")
+        .count();
+    assert_eq!(entries, examples_bundle().spec.services.len());
 }

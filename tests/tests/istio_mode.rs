@@ -32,7 +32,7 @@ fn plugin(name: &str) -> Value {
             "oci://registry.example.com/warden@sha256:{}",
             "ab".repeat(32)
         ),
-        namespace: "istio-system".into(),
+        namespaces: vec!["istio-system".into()],
         gateway: Some(IstioGateway {
             namespace: "istio-egress".into(),
             name: "egress-gateway".into(),

@@ -37,8 +37,9 @@ pub struct IstioGateway {
 pub struct IstioOptions {
     /// The image: `oci://REGISTRY/REPOSITORY:TAG` or `...@sha256:HEX`.
     pub image: String,
-    /// Where the sidecar plugins go: Istio's root namespace (every sidecar), or one namespace.
-    pub namespace: String,
+    /// Where the sidecar plugins go: Istio's root namespace (every sidecar), or the
+    /// namespaces of one workspace (a bundle built with `--workspace`).
+    pub namespaces: Vec<String>,
     pub gateway: Option<IstioGateway>,
     /// Render `NetworkPolicy`s for these workload namespaces (and the gateway's).
     pub network_policy_namespaces: Vec<String>,
@@ -156,20 +157,10 @@ pub fn resources(bundle: &Bundle, options: &IstioOptions) -> Result<Vec<Value>, 
                 "spec": spec
             })
         };
-    out.push(plugin(
-        "warden-http",
-        &options.namespace,
-        "HTTP",
-        "sidecar",
-        None,
-    ));
-    out.push(plugin(
-        "warden-tcp",
-        &options.namespace,
-        "NETWORK",
-        "sidecar",
-        None,
-    ));
+    for namespace in &options.namespaces {
+        out.push(plugin("warden-http", namespace, "HTTP", "sidecar", None));
+        out.push(plugin("warden-tcp", namespace, "NETWORK", "sidecar", None));
+    }
     if let Some(gw) = &options.gateway {
         out.push(plugin(
             "warden-gateway-http",
