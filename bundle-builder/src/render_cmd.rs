@@ -124,6 +124,9 @@ pub fn istio(args: &IstioArgs) -> anyhow::Result<ExitCode> {
         network_policy_namespaces: args.network_policy.clone(),
     };
     let values = resources(&bundle, &options)?;
+    for warning in bundle_builder::render::istio::warnings(&bundle) {
+        eprintln!("warning: {warning}");
+    }
     let header = format!(
         "Rendered by bundle-builder {} from bundle {}: kubectl apply -f <this file>",
         env!("CARGO_PKG_VERSION"),

@@ -468,3 +468,26 @@ fn sidecar_plugins_per_workspace_namespace() {
         .count();
     assert_eq!(entries, examples_bundle().spec.services.len());
 }
+
+/// An internal hostname with a TCP port and no virtual IP cannot work under Istio's DNS proxy:
+/// the command says so, once, naming the service and the fix.
+#[test]
+fn internal_tcp_names_without_addresses_are_warned_about() {
+    let warnings = bundle_builder::render::istio::warnings(&examples_bundle());
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].starts_with("databases/orders-db: port 5432 is TCP-level"),
+        "{}",
+        warnings[0]
+    );
+    assert!(warnings[0].contains("spec.addresses [VIP]"));
+    // The same endpoints behind a virtual IP: nothing to warn about.
+    let mut with_vip = examples_bundle();
+    for service in &mut with_vip.spec.services {
+        if service.source.name == "orders-db" {
+            service.hosts.clear();
+            service.addresses = vec!["10.255.0.10".into()];
+        }
+    }
+    assert!(bundle_builder::render::istio::warnings(&with_vip).is_empty());
+}

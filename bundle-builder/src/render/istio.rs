@@ -102,6 +102,25 @@ fn k8s_name(parts: &[&str]) -> String {
     name.trim_matches('-').to_owned()
 }
 
+/// What the resources cannot do for this bundle, one line each: an internal hostname with a
+/// TCP-level port and no `addresses` is resolved by Istio's DNS proxy to a virtual IP the
+/// bundle does not know, so the sidecar's network filter would find no service for it.
+pub fn warnings(bundle: &Bundle) -> Vec<String> {
+    bundle
+        .spec
+        .services
+        .iter()
+        .filter(|s| !s.hosts.is_empty() && s.addresses.is_empty() && !s.endpoints.is_empty())
+        .filter_map(|s| {
+            let port = s.ports.iter().find(|p| !p.protocol.is_http() && p.tls.is_none())?;
+            Some(format!(
+                "{}/{}: port {} is TCP-level; under Istio a connection to {} reaches the sidecar at a virtual IP Istio allocates and the bundle does not know, so the network filter cannot find the service (REGISTRY_ONLY denies it). For TCP clients, put the endpoints behind a virtual IP of your own: an ExternalService with spec.addresses [VIP] and the same selector",
+                s.source.namespace, s.source.name, port.number, s.hosts.first().map_or("it", String::as_str)
+            ))
+        })
+        .collect()
+}
+
 /// The resources, in a stable order.
 pub fn resources(bundle: &Bundle, options: &IstioOptions) -> Result<Vec<Value>, IstioError> {
     let sha256 = image_sha256(&options.image)?;
