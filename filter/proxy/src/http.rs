@@ -187,8 +187,11 @@ impl HttpContext for WardenHttp {
             }
             if let Some(matched) = decision.service().filter(|s| s.via_gateway) {
                 if shared.role == Role::Sidecar {
-                    // To the gateway, with the authority as the client sent it.
-                    let cluster = shared.gateway_cluster.as_deref().unwrap_or_default();
+                    // To the gateway, with the authority as the client sent it (the engine
+                    // allows this only when the sidecar has the route).
+                    let Some(cluster) = shared.gateway_cluster.as_deref() else {
+                        return self.deny(DenyReason::RouteFailed, Some(&decision));
+                    };
                     self.set_http_request_header(CLUSTER_HEADER, Some(cluster));
                     return Action::Continue;
                 }
