@@ -15,9 +15,7 @@ use crate::host_table::HostTable;
 use crate::name::ResourceName;
 use crate::outlier::OutlierSettings;
 use crate::request::{Request, RequestProtocol};
-use crate::selection::{
-    choose, target_port, AllHealthy, EndpointChoice, Health, Proximity, Ranked,
-};
+use crate::selection::{choose, AllHealthy, EndpointChoice, Health, Ranked, Vantage};
 use crate::service_set::{ServiceSet, SetArena};
 
 /// A bundle compiled into lookup structures. Built once per configuration; `decide` only reads.
@@ -287,21 +285,15 @@ impl Policy {
             return Decision::Allow(permit);
         }
         let locality = request.locality.or(self.settings.locality.as_ref());
-        match choose(
-            &service.name,
-            &service.outlier,
-            &service.endpoints,
-            service
-                .ranked
-                .as_ref()
-                .filter(|_| self.prepared_for.as_ref() == locality),
-            port.number,
-            port.target.as_ref(),
-            locality,
-            failover_for(&service.failover, locality),
-            health,
-            pick,
-        ) {
+        let vantage = Vantage {
+            proxy: locality,
+            mapping: failover_for(&service.failover, locality),
+        };
+        let ranked = service
+            .ranked
+            .as_ref()
+            .filter(|_| self.prepared_for.as_ref() == locality);
+        match choose(service, port, ranked, vantage, health, pick) {
             Some(choice) => {
                 permit.endpoint = Some(choice);
                 Decision::Allow(permit)
@@ -331,32 +323,15 @@ impl Policy {
         else {
             return Vec::new();
         };
-        let target = service
-            .ports
-            .iter()
-            .find(|p| p.number == matched.port)
-            .and_then(|p| p.target.as_ref());
-        let mut out: Vec<EndpointChoice<'p>> = service
-            .endpoints
-            .iter()
-            .enumerate()
-            .filter_map(|(index, e)| {
-                let port = target_port(e, matched.port, target)?;
-                let mapping = failover_for(&service.failover, locality);
-                let proximity = Proximity::ranked(locality, mapping, &e.locality);
-                let choice = EndpointChoice {
-                    endpoint: &e.name,
-                    index,
-                    address: &e.address,
-                    port,
-                    locality: &e.locality,
-                    proximity,
-                    service: &service.name,
-                    endpoints: service.endpoints.len(),
-                    outlier: &service.outlier,
-                };
-                Some(choice)
-            })
+        let Some(port) = service.ports.iter().find(|p| p.number == matched.port) else {
+            return Vec::new();
+        };
+        let vantage = Vantage {
+            proxy: locality,
+            mapping: failover_for(&service.failover, locality),
+        };
+        let mut out: Vec<EndpointChoice<'p>> = (0..service.endpoints.len())
+            .filter_map(|index| EndpointChoice::of(service, port, index, vantage))
             .collect();
         out.sort_by_key(|c| (c.proximity, c.index));
         out

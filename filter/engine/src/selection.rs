@@ -12,6 +12,7 @@ use warden_bundle::{Locality, TargetPort};
 use crate::endpoint::{CompiledEndpoint, EndpointAddress};
 use crate::name::ResourceName;
 use crate::outlier::OutlierSettings;
+use crate::policy::{CompiledPort, CompiledService};
 
 /// How close an endpoint is to the proxy. Lower is closer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -202,73 +203,82 @@ pub(crate) fn target_port(
     }
 }
 
+/// Where a choice is made from: the proxy's locality and its failover targets.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Vantage<'a> {
+    pub(crate) proxy: Option<&'a Locality>,
+    pub(crate) mapping: Option<&'a [Locality]>,
+}
+
+impl Vantage<'_> {
+    fn proximity(&self, endpoint: &Locality) -> Proximity {
+        Proximity::ranked(self.proxy, self.mapping, endpoint)
+    }
+}
+
+impl<'p> EndpointChoice<'p> {
+    /// Endpoint `index` of `service` for traffic to `port`; `None` when the endpoint does not
+    /// have the port's target.
+    pub(crate) fn of(
+        service: &'p CompiledService,
+        port: &CompiledPort,
+        index: usize,
+        vantage: Vantage<'_>,
+    ) -> Option<Self> {
+        let endpoint = service.endpoints.get(index)?;
+        Some(Self {
+            endpoint: &endpoint.name,
+            index,
+            address: &endpoint.address,
+            port: target_port(endpoint, port.number, port.target.as_ref())?,
+            locality: &endpoint.locality,
+            proximity: vantage.proximity(&endpoint.locality),
+            service: &service.name,
+            endpoints: service.endpoints.len(),
+            outlier: &service.outlier,
+        })
+    }
+}
+
 /// Picks an endpoint: the closest proximity with a healthy endpoint, then the endpoint whose
 /// cumulative weight covers `pick` modulo the total weight of that proximity. `None` when no
 /// endpoint is healthy.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn choose<'p>(
-    service: &'p ResourceName,
-    outlier: &'p OutlierSettings,
-    endpoints: &'p [CompiledEndpoint],
+    service: &'p CompiledService,
+    port: &CompiledPort,
     ranked: Option<&Ranked>,
-    service_port: u16,
-    target: Option<&TargetPort>,
-    proxy: Option<&Locality>,
-    mapping: Option<&[Locality]>,
+    vantage: Vantage<'_>,
     health: &dyn Health,
     pick: u64,
 ) -> Option<EndpointChoice<'p>> {
     // The fast path: ranked for this proxy, nothing ejected. Every endpoint has the target
     // port (compile checks named target ports on every endpoint).
-    let index = match (ranked, health.any_ejected(service)) {
+    let index = match (ranked, health.any_ejected(&service.name)) {
         (Some(ranked), false) => ranked.pick(pick)?,
-        _ => linear_pick(
-            service,
-            endpoints,
-            service_port,
-            target,
-            proxy,
-            mapping,
-            health,
-            pick,
-        )?,
+        _ => linear_pick(service, port, vantage, health, pick)?,
     };
-    let endpoint = endpoints.get(index)?;
-    Some(EndpointChoice {
-        endpoint: &endpoint.name,
-        index,
-        address: &endpoint.address,
-        port: target_port(endpoint, service_port, target)?,
-        locality: &endpoint.locality,
-        proximity: Proximity::ranked(proxy, mapping, &endpoint.locality),
-        service,
-        endpoints: endpoints.len(),
-        outlier,
-    })
+    EndpointChoice::of(service, port, index, vantage)
 }
 
 /// The linear path, for a proxy locality nothing was ranked for, or while some endpoint is
 /// ejected: two passes, checking each endpoint's health.
-#[allow(clippy::too_many_arguments)]
 fn linear_pick(
-    service: &ResourceName,
-    endpoints: &[CompiledEndpoint],
-    service_port: u16,
-    target: Option<&TargetPort>,
-    proxy: Option<&Locality>,
-    mapping: Option<&[Locality]>,
+    service: &CompiledService,
+    port: &CompiledPort,
+    vantage: Vantage<'_>,
     health: &dyn Health,
     pick: u64,
 ) -> Option<usize> {
+    let endpoints = &service.endpoints;
     let usable = |(index, endpoint): &(usize, &CompiledEndpoint)| {
         endpoint.weight > 0
-            && !health.is_ejected(service, *index)
-            && target_port(endpoint, service_port, target).is_some()
+            && !health.is_ejected(&service.name, *index)
+            && target_port(endpoint, port.number, port.target.as_ref()).is_some()
     };
     let mut best: Option<Proximity> = None;
     let mut total: u64 = 0;
     for (_, endpoint) in endpoints.iter().enumerate().filter(usable) {
-        let proximity = Proximity::ranked(proxy, mapping, &endpoint.locality);
+        let proximity = vantage.proximity(&endpoint.locality);
         match best {
             Some(b) if proximity > b => {}
             Some(b) if proximity == b => total += u64::from(endpoint.weight),
@@ -281,7 +291,7 @@ fn linear_pick(
     let best = best?;
     let mut remaining = pick % total.max(1);
     for (index, endpoint) in endpoints.iter().enumerate().filter(usable) {
-        if Proximity::ranked(proxy, mapping, &endpoint.locality) != best {
+        if vantage.proximity(&endpoint.locality) != best {
             continue;
         }
         let weight = u64::from(endpoint.weight);
