@@ -67,11 +67,8 @@ pub struct IstioArgs {
     /// The egress gateway's namespace: renders its plugin and the routes through it.
     #[arg(long, value_name = "NS")]
     pub gateway_namespace: Option<String>,
-    /// The name of the Gateway resources' prefix and of the gateway.
-    #[arg(long, value_name = "NAME", default_value = "egress-gateway")]
-    pub gateway_name: String,
-    /// Labels of the egress gateway's pods (repeatable).
-    #[arg(long, value_name = "KEY=VALUE", default_value = "istio=egressgateway")]
+    /// Labels of the egress gateway's pods (repeatable; default istio=egressgateway).
+    #[arg(long, value_name = "KEY=VALUE")]
     pub gateway_selector: Vec<String>,
     /// The egress gateway's service host (default istio-egressgateway.<gateway namespace>.svc.cluster.local).
     #[arg(long, value_name = "HOST")]

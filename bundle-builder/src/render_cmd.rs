@@ -98,23 +98,24 @@ pub fn istio(args: &IstioArgs) -> anyhow::Result<ExitCode> {
     let gateway = match &args.gateway_namespace {
         None => None,
         Some(namespace) => {
-            let selector = args
-                .gateway_selector
-                .iter()
-                .map(|pair| {
-                    pair.split_once('=')
-                        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                        .with_context(|| format!("--gateway-selector {pair:?}: expected KEY=VALUE"))
-                })
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            Some(IstioGateway {
-                namespace: namespace.clone(),
-                name: args.gateway_name.clone(),
-                selector,
-                service_host: args.gateway_service.clone().unwrap_or_else(|| {
-                    format!("istio-egressgateway.{namespace}.svc.cluster.local")
-                }),
-            })
+            let mut gateway = IstioGateway::new(namespace);
+            if !args.gateway_selector.is_empty() {
+                gateway.selector = args
+                    .gateway_selector
+                    .iter()
+                    .map(|pair| {
+                        pair.split_once('=')
+                            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                            .with_context(|| {
+                                format!("--gateway-selector {pair:?}: expected KEY=VALUE")
+                            })
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+            }
+            if let Some(host) = &args.gateway_service {
+                gateway.service_host = host.clone();
+            }
+            Some(gateway)
         }
     };
     let options = IstioOptions {

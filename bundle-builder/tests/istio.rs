@@ -163,12 +163,7 @@ fn options() -> IstioOptions {
             "ab".repeat(32)
         ),
         namespaces: vec!["istio-system".into()],
-        gateway: Some(IstioGateway {
-            namespace: "istio-egress".into(),
-            name: "egress-gateway".into(),
-            selector: vec![("istio".into(), "egressgateway".into())],
-            service_host: "istio-egressgateway.istio-egress.svc.cluster.local".into(),
-        }),
+        gateway: Some(IstioGateway::new("istio-egress")),
         network_policy_namespaces: vec!["pay".into(), "web".into()],
     }
 }

@@ -24,12 +24,30 @@ pub struct IstioGateway {
     /// The gateway deployment's namespace (not Istio's root namespace: a mesh-wide plugin
     /// would run there as a sidecar plugin too).
     pub namespace: String,
-    /// The `Gateway` resource's name.
-    pub name: String,
     /// Labels of the gateway's pods (`istio=egressgateway`).
     pub selector: Vec<(String, String)>,
     /// The gateway's Kubernetes service, as a host name.
     pub service_host: String,
+}
+
+impl IstioGateway {
+    /// Istio's egress gateway as its Helm chart installs it into `namespace`: pods labelled
+    /// `istio=egressgateway` behind the service `istio-egressgateway`.
+    pub fn new(namespace: &str) -> Self {
+        Self {
+            namespace: namespace.to_owned(),
+            selector: vec![("istio".into(), "egressgateway".into())],
+            service_host: format!("istio-egressgateway.{namespace}.svc.cluster.local"),
+        }
+    }
+
+    /// `{key: value}` of the gateway pods' labels.
+    fn labels(&self) -> Map<String, Value> {
+        self.selector
+            .iter()
+            .map(|(k, v)| (k.clone(), json!(v)))
+            .collect()
+    }
 }
 
 /// Everything `render istio` needs.
@@ -54,6 +72,8 @@ pub enum IstioError {
         "{0} routes port {1} through the egress gateway; give the gateway (--gateway-namespace)"
     )]
     NoGateway(String, u16),
+    #[error("cannot write the bundle as the plugin configuration: {0}")]
+    Bundle(String),
 }
 
 /// The image's digest, when it is pinned by one.
@@ -125,7 +145,7 @@ pub fn warnings(bundle: &Bundle) -> Vec<String> {
 pub fn resources(bundle: &Bundle, options: &IstioOptions) -> Result<Vec<Value>, IstioError> {
     let sha256 = image_sha256(&options.image)?;
     let plugin_config =
-        serde_json::to_value(bundle).map_err(|e| IstioError::Image(e.to_string()))?;
+        serde_json::to_value(bundle).map_err(|e| IstioError::Bundle(e.to_string()))?;
     let mut out = Vec::new();
     let fail = match bundle.spec.failure_mode {
         FailureMode::FailClose => "FAIL_CLOSE",
@@ -135,12 +155,7 @@ pub fn resources(bundle: &Bundle, options: &IstioOptions) -> Result<Vec<Value>, 
         |name: &str, namespace: &str, kind: &str, role: &str, selector: Option<&IstioGateway>| {
             let mut spec = Map::new();
             if let Some(gw) = selector {
-                let labels: Map<String, Value> = gw
-                    .selector
-                    .iter()
-                    .map(|(k, v)| (k.clone(), json!(v)))
-                    .collect();
-                spec.insert("selector".into(), json!({ "matchLabels": labels }));
+                spec.insert("selector".into(), json!({ "matchLabels": gw.labels() }));
             } else {
                 // Sidecars: outbound traffic only.
                 spec.insert("match".into(), json!([{ "mode": "CLIENT" }]));
@@ -411,11 +426,6 @@ fn gateway_route(service: &ExternalService, port: &ServicePort, gw: &IstioGatewa
     let (ns, name) = (&service.source.namespace, &service.source.name);
     let number = port.number.to_string();
     let hosts = hosts(service);
-    let selector: Map<String, Value> = gw
-        .selector
-        .iter()
-        .map(|(k, v)| (k.clone(), json!(v)))
-        .collect();
     let passthrough = istio_protocol(port) != "HTTP" && istio_protocol(port) != "HTTP2";
     let gateway_name = k8s_name(&["warden", name, &number]);
     let subset = k8s_name(&[name, &number]);
@@ -429,7 +439,7 @@ fn gateway_route(service: &ExternalService, port: &ServicePort, gw: &IstioGatewa
         "kind": "Gateway",
         "metadata": metadata(&gateway_name, &gw.namespace),
         "spec": {
-            "selector": selector,
+            "selector": gw.labels(),
             "servers": [{
                 "port": { "number": GATEWAY_PORT, "name": server_port_name, "protocol": server_protocol },
                 "hosts": hosts,
@@ -571,17 +581,12 @@ fn network_policies(bundle: &Bundle, options: &IstioOptions) -> Vec<Value> {
                 .collect();
             egress.push(json!({ "to": to, "ports": all_ports }));
         }
-        let labels: Map<String, Value> = gw
-            .selector
-            .iter()
-            .map(|(k, v)| (k.clone(), json!(v)))
-            .collect();
         out.push(json!({
             "apiVersion": "networking.k8s.io/v1",
             "kind": "NetworkPolicy",
             "metadata": metadata("warden-egress-gateway", &gw.namespace),
             "spec": {
-                "podSelector": { "matchLabels": labels },
+                "podSelector": { "matchLabels": gw.labels() },
                 "policyTypes": ["Egress"],
                 "egress": egress
             }
