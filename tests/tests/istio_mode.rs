@@ -192,7 +192,7 @@ fn on_the_gateway_identity_comes_from_the_certificate_only() {
     assert_eq!(r.status, 403, "{r:?}");
     assert_eq!(r.header("x-warden-reason"), Some("client_not_allowed"));
     assert!(
-        by_node.log().contains("Gateway"),
+        by_node.log().contains(", Gateway, root_id"),
         "the filter says which role it took"
     );
     assert!(upstream.seen().is_empty());

@@ -185,17 +185,15 @@ impl HttpContext for WardenHttp {
                 self.chosen = None;
                 return Action::Continue;
             }
-            if let Some(matched) = decision.service().filter(|s| s.via_gateway) {
-                if shared.role == Role::Sidecar {
-                    // To the gateway, with the authority as the client sent it (the engine
-                    // allows this only when the sidecar has the route).
-                    let Some(cluster) = shared.gateway_cluster.as_deref() else {
-                        return self.deny(DenyReason::RouteFailed, Some(&decision));
-                    };
-                    self.set_http_request_header(CLUSTER_HEADER, Some(cluster));
-                    return Action::Continue;
-                }
-                log::debug!("{} arrived through the gateway", matched.service);
+            let via_gateway = decision.service().is_some_and(|s| s.via_gateway);
+            if via_gateway && shared.role == Role::Sidecar {
+                // To the gateway, with the authority as the client sent it (the engine allows
+                // this only when the sidecar has the route).
+                let Some(cluster) = shared.gateway_cluster.as_deref() else {
+                    return self.deny(DenyReason::RouteFailed, Some(&decision));
+                };
+                self.set_http_request_header(CLUSTER_HEADER, Some(cluster));
+                return Action::Continue;
             }
             if let Some(cluster) = decision.service().and_then(|s| s.tls_cluster) {
                 // TLS is originated by this cluster: its SNI and certificate check follow the

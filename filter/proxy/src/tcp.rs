@@ -15,6 +15,19 @@ use crate::root::Shared;
 /// Envoy's "upstream connection failure" response flag (`UF`).
 const UPSTREAM_CONNECTION_FAILURE: u64 = 1 << 5;
 
+/// `IP:port`, `IP` or `-` in log lines.
+struct Destination(Option<(std::net::IpAddr, Option<u16>)>);
+
+impl std::fmt::Display for Destination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some((ip, Some(port))) => std::net::SocketAddr::new(ip, port).fmt(f),
+            Some((ip, None)) => ip.fmt(f),
+            None => f.write_str("-"),
+        }
+    }
+}
+
 /// What the listener's `tcp_proxy` does with an allowed connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -133,11 +146,8 @@ impl WardenTcp {
         let health = SharedHealth::default();
         let decision = policy.decide_with(&request, &health, shared.next_pick());
         shared.metrics.tcp(&decision);
-        let target = match destination {
-            Some((ip, Some(port))) => std::net::SocketAddr::new(ip, port).to_string(),
-            Some((ip, None)) => ip.to_string(),
-            None => "-".to_owned(),
-        };
+        // Formatted only when a line is logged: an allowed connection logs at debug level.
+        let target = Destination(destination);
         let sni_text = sni.as_deref().unwrap_or("-");
         let client = request.client.unwrap_or("-");
         if !decision.is_allowed() {
