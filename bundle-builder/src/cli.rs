@@ -118,6 +118,12 @@ pub struct EnvoyArgs {
     /// chooses for an internal hostname. Repeatable.
     #[arg(long = "tcp", value_name = "LISTEN[=UPSTREAM]")]
     pub tcp: Vec<bundle_builder::render::envoy::TcpForward>,
+    /// Sidecar under traffic capture: the listeners learn each connection's original
+    /// destination (`original-dst`: iptables, as Istio; `proxy-protocol`: a PROXY header,
+    /// capture simulated on loopback), the filter decides on it, and a TCP listener without
+    /// an upstream forwards to it.
+    #[arg(long, value_name = "MODE")]
+    pub capture: Option<bundle_builder::render::envoy::Capture>,
     /// The workload's SPIFFE ID (node metadata), when the bundle does not name it.
     #[arg(long, value_name = "SPIFFE_ID")]
     pub identity: Option<String>,

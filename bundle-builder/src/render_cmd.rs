@@ -42,6 +42,7 @@ pub fn envoy(args: &EnvoyArgs) -> anyhow::Result<ExitCode> {
             }
             _ => None,
         },
+        capture: args.capture,
     };
     if let Some(key) = &options.public_key {
         warden_bundle::public_key(key).with_context(|| "--public-key")?;

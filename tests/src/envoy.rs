@@ -57,6 +57,8 @@ pub struct Sidecar {
     pub gateway: Option<GatewayHop>,
     /// `Gateway` renders the egress gateway (`render envoy --role gateway`) instead.
     pub role: warden_bundle::Role,
+    /// Traffic capture (`render envoy --capture`); `None`: an explicit local proxy.
+    pub capture: Option<bundle_builder::render::envoy::Capture>,
 }
 
 impl Sidecar {
@@ -91,6 +93,7 @@ impl Sidecar {
                 trust_domain: spec.trust_domain.clone(),
                 mesh_tls: self.mesh_tls.clone(),
                 gateway: self.gateway.clone(),
+                capture: self.capture,
             },
             &spec,
         )

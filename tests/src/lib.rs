@@ -15,6 +15,7 @@ pub mod client;
 pub mod envoy;
 pub mod pki;
 pub mod postgres;
+pub mod recorder;
 pub mod tls;
 pub mod upstream;
 

@@ -20,7 +20,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
-use warden_bundle::{BundleSpec, Locality, Role};
+use warden_bundle::wire::{
+    root_id, CLUSTER_HEADER, DFP_CLUSTER, GATEWAY_CLUSTER, GATEWAY_TCP_CLUSTER,
+    ORIGINAL_DST_CLUSTER, TCP_BY_NAME_CLUSTER,
+};
+use warden_bundle::{Bundle, BundleSpec, Locality, Role};
 
 use super::tls::{self, MeshTls, OriginationError};
 
@@ -53,6 +57,72 @@ pub struct EnvoyOptions {
     pub mesh_tls: Option<MeshTls>,
     /// For a sidecar: the egress gateway gateway-routed ports go to.
     pub gateway: Option<GatewayHop>,
+    /// How traffic reaches the sidecar: `None` as an explicit local proxy; with capture, the
+    /// listeners learn each connection's original destination.
+    pub capture: Option<Capture>,
+}
+
+/// How a sidecar learns where captured traffic was going.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Capture {
+    /// iptables `REDIRECT` / `TPROXY`: the `original_dst` listener filter reads it from the
+    /// socket, as Istio's sidecars do.
+    OriginalDst,
+    /// A PROXY protocol header before the client's bytes carries it: capture simulated on
+    /// loopback, for tests and demos without iptables.
+    ProxyProtocol,
+}
+
+impl std::str::FromStr for Capture {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "original-dst" => Ok(Self::OriginalDst),
+            "proxy-protocol" => Ok(Self::ProxyProtocol),
+            other => Err(format!(
+                "{other:?} is not a capture mode: write original-dst (iptables, as Istio) or \
+                 proxy-protocol (capture simulated with a PROXY header)"
+            )),
+        }
+    }
+}
+
+/// The listener filter that restores a captured connection's original destination.
+fn capture_filter(capture: Capture) -> Value {
+    match capture {
+        Capture::OriginalDst => json!({
+            "name": "envoy.filters.listener.original_dst",
+            "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.listener.original_dst.v3.OriginalDst" }
+        }),
+        Capture::ProxyProtocol => json!({
+            "name": "envoy.filters.listener.proxy_protocol",
+            "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.listener.proxy_protocol.v3.ProxyProtocol" }
+        }),
+    }
+}
+
+fn tls_inspector() -> Value {
+    json!({
+        "name": "envoy.filters.listener.tls_inspector",
+        "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector" }
+    })
+}
+
+/// Request headers Envoy removes before any filter or route sees them: the cluster header
+/// (only the filter may pick a cluster, even when the filter fails or is bypassed) and the
+/// header an `ORIGINAL_DST` cluster could be steered by.
+fn early_header_mutation() -> Value {
+    json!([{
+        "name": "envoy.http.early_header_mutation.header_mutation",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.http.early_header_mutation.header_mutation.v3.HeaderMutation",
+            "mutations": [
+                { "remove": CLUSTER_HEADER },
+                { "remove": "x-envoy-original-dst-host" }
+            ]
+        }
+    }])
 }
 
 /// Where a sidecar's egress gateway listens, and the SPIFFE ID its certificate must carry.
@@ -71,6 +141,8 @@ pub enum RenderError {
     Origination(#[from] OriginationError),
     #[error("{0}")]
     Options(&'static str),
+    #[error("the bundle: {0}")]
+    Bundle(String),
 }
 
 /// One TCP listener of a local sidecar: clients connect to `listen` (the address they mean
@@ -171,7 +243,7 @@ fn ecds_response(bundle_json: &str, wasm: &Path, version: &str, public_key: Opti
             "name": ECDS_RESOURCE,
             "typed_config": {
                 "@type": HTTP_WASM_TYPE,
-                "config": plugin_config(bundle_json, wasm, "warden.http", public_key)
+                "config": plugin_config(bundle_json, wasm, root_id::HTTP, public_key)
             }
         }]
     })
@@ -205,7 +277,7 @@ fn http_filter(options: &EnvoyOptions) -> Value {
         }),
         None => json!({
             "name": "warden",
-            "typed_config": { "@type": HTTP_WASM_TYPE, "config": plugin(options, "warden.http") }
+            "typed_config": { "@type": HTTP_WASM_TYPE, "config": plugin(options, root_id::HTTP) }
         }),
     }
 }
@@ -213,8 +285,6 @@ fn http_filter(options: &EnvoyOptions) -> Value {
 fn dns_cache() -> Value {
     json!({ "name": "warden_dns", "dns_lookup_family": "V4_PREFERRED" })
 }
-
-const DFP_CLUSTER: &str = "warden_dynamic_forward_proxy";
 
 /// A `dynamic_forward_proxy` cluster type on `dns_cache`. `insecure_options` lets the cluster
 /// turn off automatic SNI and certificate-name checks (it sets its own).
@@ -228,12 +298,6 @@ pub(crate) fn dfp_cluster_type(dns_cache: &Value, insecure_options: bool) -> Val
         }
     })
 }
-/// A sidecar's cluster to the egress gateway (node metadata `WARDEN_GATEWAY_CLUSTER`).
-pub const GATEWAY_CLUSTER: &str = "warden_egress_gateway";
-/// A sidecar's cluster to the egress gateway's TLS passthrough listener.
-pub const GATEWAY_TCP_CLUSTER: &str = "warden_egress_gateway_tcp";
-/// The header the filter sets to pick a cluster (the gateway, or a TLS-originating one).
-const CLUSTER_HEADER: &str = "x-warden-cluster";
 
 /// One line per request on Envoy's standard error: what was asked, by whom, what answered,
 /// and for a failed upstream TLS handshake, why (`CERTIFICATE_VERIFY_FAILED`, ...).
@@ -250,6 +314,21 @@ fn access_log() -> Value {
 }
 
 fn http_listener(options: &EnvoyOptions) -> Value {
+    let http_filters = json!([
+        http_filter(options),
+        {
+            "name": "envoy.filters.http.dynamic_forward_proxy",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.dynamic_forward_proxy.v3.FilterConfig",
+                "dns_cache_config": dns_cache(),
+                "allow_dynamic_host_from_filter_state": true
+            }
+        },
+        {
+            "name": "envoy.filters.http.router",
+            "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" }
+        }
+    ]);
     let mut listener = json!({
         "name": "warden_http",
         "address": socket_address(options.listen),
@@ -258,6 +337,7 @@ fn http_listener(options: &EnvoyOptions) -> Value {
             "typed_config": {
                 "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
                 "stat_prefix": "warden_http",
+                "early_header_mutation_extensions": early_header_mutation(),
                 "access_log": access_log(),
                 "route_config": {
                     "name": "warden_egress",
@@ -276,24 +356,13 @@ fn http_listener(options: &EnvoyOptions) -> Value {
                         ]
                     }]
                 },
-                "http_filters": [
-                    http_filter(options),
-                    {
-                        "name": "envoy.filters.http.dynamic_forward_proxy",
-                        "typed_config": {
-                            "@type": "type.googleapis.com/envoy.extensions.filters.http.dynamic_forward_proxy.v3.FilterConfig",
-                            "dns_cache_config": dns_cache(),
-                            "allow_dynamic_host_from_filter_state": true
-                        }
-                    },
-                    {
-                        "name": "envoy.filters.http.router",
-                        "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" }
-                    }
-                ]
+                "http_filters": http_filters
             }
         }]}]
     });
+    if let (Some(capture), Some(fields)) = (options.capture, listener.as_object_mut()) {
+        fields.insert("listener_filters".into(), json!([capture_filter(capture)]));
+    }
     if let (Role::Gateway, Some(mesh)) = (options.role, &options.mesh_tls) {
         let socket = tls::gateway_listener(mesh, &options.trust_domain);
         if let Some(chain) = listener
@@ -306,17 +375,11 @@ fn http_listener(options: &EnvoyOptions) -> Value {
             fields.insert("name".into(), json!("warden_gateway"));
             // The TLS inspector records the client's server name, which the filter compares
             // with the request's authority.
-            fields.insert("listener_filters".into(), json!([{
-                "name": "envoy.filters.listener.tls_inspector",
-                "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector" }
-            }]));
+            fields.insert("listener_filters".into(), json!([tls_inspector()]));
         }
     }
     listener
 }
-
-/// The cluster that connects where the filter's filter state says (internal hostnames).
-const ORIGINAL_DST_CLUSTER: &str = "warden_original_dst";
 
 /// The egress gateway's TLS passthrough listener: mutual TLS with sidecars (their certificate
 /// is the caller's identity), the server name saying where the connection goes; `tcp_proxy`
@@ -331,10 +394,7 @@ fn gateway_tcp_listener(
     json!({
         "name": name,
         "address": socket_address(listen),
-        "listener_filters": [{
-            "name": "envoy.filters.listener.tls_inspector",
-            "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector" }
-        }],
+        "listener_filters": [tls_inspector()],
         "filter_chains": [{
             "transport_socket": tls::gateway_listener(mesh, &options.trust_domain),
             "filters": [
@@ -342,7 +402,7 @@ fn gateway_tcp_listener(
                     "name": "warden",
                     "typed_config": {
                         "@type": "type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm",
-                        "config": plugin(options, "warden.network.gateway")
+                        "config": plugin(options, root_id::NETWORK_GATEWAY)
                     }
                 },
                 {
@@ -366,10 +426,16 @@ fn tcp_listener(options: &EnvoyOptions, index: usize, forward: &TcpForward) -> V
         return gateway_tcp_listener(options, mesh, index, forward.listen);
     }
     let name = format!("warden_tcp_{index}");
-    let (root_id, cluster) = match forward.upstream {
-        Some(_) => ("warden.network", name.clone()),
-        None => ("warden.network.endpoints", ORIGINAL_DST_CLUSTER.to_owned()),
+    // A listener with an upstream stands for it; under capture, a listener alone forwards to
+    // each connection's original destination; locally, it stands for an internal hostname.
+    let (root, cluster) = match (forward.upstream, options.capture) {
+        (Some(_), _) => (root_id::NETWORK, name.clone()),
+        (None, Some(_)) => (root_id::NETWORK, ORIGINAL_DST_CLUSTER.to_owned()),
+        (None, None) => (root_id::NETWORK_ENDPOINTS, ORIGINAL_DST_CLUSTER.to_owned()),
     };
+    let mut listener_filters: Vec<Value> =
+        options.capture.map(capture_filter).into_iter().collect();
+    listener_filters.push(tls_inspector());
     json!({
         "name": name,
         "address": socket_address(forward.listen),
@@ -378,16 +444,23 @@ fn tcp_listener(options: &EnvoyOptions, index: usize, forward: &TcpForward) -> V
         // without an SNI after a second instead.
         "listener_filters_timeout": "1s",
         "continue_on_listener_filters_timeout": true,
-        "listener_filters": [{
-            "name": "envoy.filters.listener.tls_inspector",
-            "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector" }
-        }],
+        "listener_filters": listener_filters,
         "filter_chains": [{ "filters": [
             {
                 "name": "warden",
                 "typed_config": {
                     "@type": "type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm",
-                    "config": plugin(options, root_id)
+                    "config": plugin(options, root)
+                }
+            },
+            {
+                // Holds a connection the filter sends to a name (filter state) until the
+                // name is resolved: without it, tcp_proxy fails on a cold DNS cache.
+                "name": "envoy.filters.network.sni_dynamic_forward_proxy",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.network.sni_dynamic_forward_proxy.v3.FilterConfig",
+                    "dns_cache_config": dns_cache(),
+                    "port_value": 443
                 }
             },
             {
@@ -430,7 +503,9 @@ pub fn bootstrap(options: &EnvoyOptions, spec: &BundleSpec) -> Result<Value, Ren
         ));
     }
     let mut metadata = serde_json::Map::new();
-    metadata.insert("WARDEN_LOCAL_PROXY".into(), json!("true"));
+    if options.capture.is_none() {
+        metadata.insert("WARDEN_LOCAL_PROXY".into(), json!("true"));
+    }
     metadata.insert(
         "WARDEN_ROLE".into(),
         json!(if gateway { "gateway" } else { "sidecar" }),
@@ -461,12 +536,31 @@ pub fn bootstrap(options: &EnvoyOptions, spec: &BundleSpec) -> Result<Value, Ren
         node.insert("locality".into(), locality);
     }
     let mut listeners = vec![http_listener(options)];
-    let mut clusters = vec![json!({
+    let mut dfp = json!({
         "name": DFP_CLUSTER,
         "connect_timeout": "5s",
         "lb_policy": "CLUSTER_PROVIDED",
         "cluster_type": dfp_cluster_type(&dns_cache(), false)
-    })];
+    });
+    // A local sidecar resolves names itself: the guard checks what they resolved to.
+    if !gateway && options.capture.is_none() {
+        let bundle = Bundle::from_json(options.bundle_json.as_bytes())
+            .map_err(|e| RenderError::Bundle(e.to_string()))?;
+        let policy =
+            warden_engine::compile(&bundle).map_err(|e| RenderError::Bundle(e.to_string()))?;
+        let identity = options
+            .identity
+            .as_deref()
+            .or(spec.proxy.workload_identity.as_deref());
+        let rules = super::guard::protected(spec, &policy, identity);
+        if let Some(fields) = dfp.as_object_mut() {
+            fields.insert(
+                "typed_extension_protocol_options".into(),
+                super::guard::protocol_options(&rules),
+            );
+        }
+    }
+    let mut clusters = vec![dfp];
     if let (Some(hop), Some(mesh)) = (&options.gateway, &options.mesh_tls) {
         clusters.push(tls::gateway_cluster(
             GATEWAY_CLUSTER,
@@ -500,12 +594,20 @@ pub fn bootstrap(options: &EnvoyOptions, spec: &BundleSpec) -> Result<Value, Ren
             clusters.push(tcp_cluster(i, upstream));
         }
     }
-    if options.tcp.iter().any(|f| f.upstream.is_none()) {
+    if !options.tcp.is_empty() {
+        // Where the filter sends connections: to an address it sets (else the original
+        // destination), or to a name it sets (a connection allowed on its server name).
         clusters.push(json!({
             "name": ORIGINAL_DST_CLUSTER,
             "connect_timeout": "2s",
             "type": "ORIGINAL_DST",
             "lb_policy": "CLUSTER_PROVIDED"
+        }));
+        clusters.push(json!({
+            "name": TCP_BY_NAME_CLUSTER,
+            "connect_timeout": "5s",
+            "lb_policy": "CLUSTER_PROVIDED",
+            "cluster_type": dfp_cluster_type(&dns_cache(), false)
         }));
     }
     Ok(json!({

@@ -14,6 +14,7 @@
 //!   their sidecar and the gateway.
 
 use serde_json::{json, Map, Value};
+use warden_bundle::wire::root_id;
 use warden_bundle::{
     Bundle, Endpoint, ExternalService, FailureMode, Protocol, ServicePort, TargetPort, TlsMode,
 };
@@ -168,9 +169,9 @@ pub fn resources(bundle: &Bundle, options: &IstioOptions) -> Result<Vec<Value>, 
             // The plugin name is the filter's root ID: at the gateway the network filter
             // decides on the first data, when the caller's certificate is known.
             let plugin_name = match (kind, selector.is_some()) {
-                ("HTTP", _) => "warden.http",
-                (_, true) => "warden.network.gateway",
-                (_, false) => "warden.network",
+                ("HTTP", _) => root_id::HTTP,
+                (_, true) => root_id::NETWORK_GATEWAY,
+                (_, false) => root_id::NETWORK,
             };
             spec.insert("pluginName".into(), json!(plugin_name));
             spec.insert("phase".into(), json!("AUTHZ"));

@@ -1,6 +1,7 @@
 //! Rendering configuration for proxies from a bundle.
 
 pub mod envoy;
+pub mod guard;
 pub mod istio;
 pub mod rbac;
 pub mod tls;

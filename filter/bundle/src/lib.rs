@@ -12,6 +12,7 @@ mod error;
 mod provenance;
 mod service;
 mod signature;
+pub mod wire;
 
 pub use access::{AccessPolicy, AccessRule, PolicyTarget, ServiceRef};
 pub use bundle::{

@@ -54,10 +54,17 @@ pub enum DenyReason {
     NoHealthyEndpoint,
     /// The port is routed through the egress gateway and this traffic would bypass it.
     MustUseGateway,
+    /// The destination is an unspecified address (`0.0.0.0/8`, `::`): never a legitimate
+    /// destination, and one that operating systems connect to the local host.
+    UnspecifiedAddress,
+    /// At the egress gateway: the registry does not route this destination, port and
+    /// protocol through the gateway (unregistered, no `egressGatewayRoutes`, or TLS
+    /// passthrough to a port whose TLS the gateway originates).
+    NotGatewayRouted,
 }
 
 impl DenyReason {
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 11] = [
         Self::NotInRegistry,
         Self::PortNotDeclared,
         Self::ClientNotAllowed,
@@ -67,6 +74,8 @@ impl DenyReason {
         Self::RouteFailed,
         Self::NoHealthyEndpoint,
         Self::MustUseGateway,
+        Self::UnspecifiedAddress,
+        Self::NotGatewayRouted,
     ];
 
     pub fn code(self) -> &'static str {
@@ -80,6 +89,8 @@ impl DenyReason {
             Self::RouteFailed => "route_failed",
             Self::NoHealthyEndpoint => "no_healthy_endpoint",
             Self::MustUseGateway => "must_use_gateway",
+            Self::UnspecifiedAddress => "unspecified_address",
+            Self::NotGatewayRouted => "not_gateway_routed",
         }
     }
 
@@ -119,6 +130,15 @@ impl DenyReason {
             }
             Self::NoHealthyEndpoint => {
                 "every endpoint behind this internal hostname is ejected as unhealthy; none is tried blindly"
+            }
+            Self::UnspecifiedAddress => {
+                "the destination is an unspecified address (0.0.0.0/8 or ::), which reaches the \
+                 local host; it is never a legitimate destination"
+            }
+            Self::NotGatewayRouted => {
+                "the egress gateway forwards only what the registry routes through it: a \
+                 registered service, on a port with egressGatewayRoutes, in the form it \
+                 declares (TLS the gateway originates cannot pass through)"
             }
         }
     }
@@ -182,6 +202,16 @@ impl<'p> Decision<'p> {
             reason,
             service: None,
             policy: None,
+        })
+    }
+
+    /// This request denied after all, for `reason` (routing found nowhere to send it as
+    /// decided), keeping the service and policy that allowed it for provenance.
+    pub fn denied_by(self, reason: DenyReason) -> Self {
+        Self::Deny(Denial {
+            reason,
+            service: self.service(),
+            policy: self.policy(),
         })
     }
 

@@ -175,6 +175,15 @@ pub fn parse_host<'a>(raw: &'a str, buf: &'a mut HostBuf) -> Result<Host<'a>, In
     Ok(Host::Name(text))
 }
 
+/// `0.0.0.0/8` and `::` (in any spelling, IPv4-mapped included): addresses that name no
+/// destination, and that a connect(2) sends to the local host.
+pub fn is_unspecified(ip: IpAddr) -> bool {
+    match canonical_ip(ip) {
+        IpAddr::V4(v4) => v4.octets()[0] == 0,
+        IpAddr::V6(v6) => v6.is_unspecified(),
+    }
+}
+
 /// Maps IPv4-mapped IPv6 addresses (`::ffff:10.0.0.1`) to the IPv4 address they carry.
 pub fn canonical_ip(ip: IpAddr) -> IpAddr {
     match ip {

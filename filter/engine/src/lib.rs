@@ -18,6 +18,7 @@ mod name;
 mod outlier;
 mod policy;
 mod request;
+mod route;
 mod selection;
 mod service_set;
 
@@ -33,12 +34,15 @@ pub use decision::{AllowReason, Decision, Denial, DenyReason, MatchedOn, Permit,
 pub use endpoint::EndpointAddress;
 pub use error::CompileError;
 pub use host::{
-    canonical_ip, parse_authority, parse_host, parse_ipv4_spelling, Authority, Host, HostBuf,
-    InvalidHost,
+    canonical_ip, is_unspecified, parse_authority, parse_host, parse_ipv4_spelling, Authority,
+    Host, HostBuf, InvalidHost,
 };
 pub use identity::InvalidIdentity;
 pub use name::ResourceName;
 pub use outlier::{EndpointHealth, HealthAt, Outcome, OutlierSettings, Recorded, ServiceHealth};
 pub use policy::{GatewayRoutes, Policy, Settings};
 pub use request::{Request, RequestProtocol};
+pub use route::{
+    gateway_server_name, parse_gateway_server_name, plan, Cluster, Listener, Route, Target,
+};
 pub use selection::{AllHealthy, EndpointChoice, Health, Proximity};

@@ -10,7 +10,7 @@ use crate::access::{evaluate, AccessOutcome, CompiledPolicy};
 use crate::cidr::CidrTable;
 use crate::decision::{AllowReason, Decision, Denial, DenyReason, MatchedOn, Permit, ServiceMatch};
 use crate::endpoint::CompiledEndpoint;
-use crate::host::{parse_authority, Authority, Host, HostBuf};
+use crate::host::{is_unspecified, parse_authority, parse_host, Authority, Host, HostBuf};
 use crate::host_table::HostTable;
 use crate::name::ResourceName;
 use crate::outlier::OutlierSettings;
@@ -96,6 +96,26 @@ pub(crate) struct CompiledPort {
     pub(crate) policies: Box<[u32]>,
 }
 
+/// Whether the egress gateway forwards `protocol` on this port: only ports with a gateway
+/// route, and TLS passed through only where the gateway does not originate TLS itself (its
+/// CA, server name and client certificate would be skipped).
+fn gateway_forwards(port: &CompiledPort, protocol: RequestProtocol) -> bool {
+    port.via_gateway && !(protocol == RequestProtocol::Tls && port.tls_cluster.is_some())
+}
+
+impl<'p> ServiceMatch<'p> {
+    fn of(service: &'p CompiledService, port: &'p CompiledPort, matched_on: MatchedOn) -> Self {
+        Self {
+            service: &service.name,
+            matched_on,
+            port: port.number,
+            protocol: Some(port.protocol),
+            via_gateway: port.via_gateway,
+            tls_cluster: port.tls_cluster.as_deref(),
+        }
+    }
+}
+
 /// The failover targets for a proxy in `locality`: the first mapping whose `from` holds it.
 fn failover_for<'a>(
     mappings: &'a [LocalityMapping],
@@ -110,6 +130,10 @@ fn failover_for<'a>(
 
 /// The normalised host the request names: the authority, else the SNI. Both present and
 /// naming different hosts is a mismatch.
+///
+/// A TLS server name is a host name without a port (RFC 6066): one with a port is invalid, and
+/// an IP literal names nothing, so a TLS connection carrying one is decided on the address it
+/// was dialled to, like any connection without a name.
 fn authority<'a>(
     request: &Request<'a>,
     host_buf: &'a mut HostBuf,
@@ -120,7 +144,10 @@ fn authority<'a>(
         None => None,
     };
     let sni = match request.sni {
-        Some(raw) => Some(parse_authority(raw, sni_buf).map_err(|_| DenyReason::InvalidHost)?),
+        Some(raw) => match parse_host(raw, sni_buf).map_err(|_| DenyReason::InvalidHost)? {
+            Host::Ip(_) if request.protocol == RequestProtocol::Tls => None,
+            host => Some(Authority { host, port: None }),
+        },
         None => None,
     };
     match (host, sni) {
@@ -184,9 +211,19 @@ impl Policy {
             .or(request.protocol.default_port())
             .unwrap_or(0);
 
+        let gateway = self.settings.role == Role::Gateway;
+        let target_ip = match authority.map(|a| a.host) {
+            Some(Host::Ip(ip)) => Some(ip),
+            Some(Host::Name(_)) => None,
+            None => request.destination,
+        };
+        if target_ip.is_some_and(is_unspecified) {
+            return Decision::deny(DenyReason::UnspecifiedAddress);
+        }
         let by_destination = || {
             request
                 .destination
+                .filter(|ip| !is_unspecified(*ip))
                 .and_then(|ip| self.lookup_ip(ip))
                 .map(|set| (set, MatchedOn::Address))
         };
@@ -200,6 +237,10 @@ impl Policy {
             None => by_destination(),
         };
         let Some((set, matched_on)) = found else {
+            // The gateway is no general proxy, whatever the outbound mode.
+            if gateway {
+                return Decision::deny(DenyReason::NotGatewayRouted);
+            }
             return self.unregistered();
         };
         let candidates = self.sets.get(set);
@@ -210,6 +251,13 @@ impl Policy {
         {
             first.get_or_insert(service);
             if let Some(p) = service.ports.iter().find(|p| p.number == port) {
+                if gateway && !gateway_forwards(p, request.protocol) {
+                    return Decision::Deny(Denial {
+                        reason: DenyReason::NotGatewayRouted,
+                        service: Some(ServiceMatch::of(service, p, matched_on)),
+                        policy: None,
+                    });
+                }
                 let decision = self.check_access(service, p, matched_on, request);
                 return self.route(decision, service, p, request, health, pick);
             }
@@ -344,14 +392,7 @@ impl Policy {
         matched_on: MatchedOn,
         request: &Request<'_>,
     ) -> Decision<'p> {
-        let matched = Some(ServiceMatch {
-            service: &service.name,
-            matched_on,
-            port: port.number,
-            protocol: Some(port.protocol),
-            via_gateway: port.via_gateway,
-            tls_cluster: port.tls_cluster.as_deref(),
-        });
+        let matched = Some(ServiceMatch::of(service, port, matched_on));
         let permit = |reason, policy, dry_run_denial| {
             Decision::Allow(Permit {
                 reason,

@@ -15,3 +15,19 @@ pub fn response(reason: DenyReason, decision: Option<&Decision<'_>>) -> (u32, St
     });
     (u32::from(reason.http_status()), format!("{body}\n"))
 }
+
+/// Answers a denied request locally, and pauses it.
+pub fn send(reason: DenyReason, decision: Option<&Decision<'_>>) -> proxy_wasm::types::Action {
+    let (status, body) = response(reason, decision);
+    let headers = [
+        (REASON_HEADER, reason.code()),
+        ("content-type", "application/json"),
+    ];
+    if !crate::host::send_response(status, &headers, body.as_bytes()) {
+        log::error!(
+            "cannot answer a denied request ({}); it stays paused",
+            reason.code()
+        );
+    }
+    proxy_wasm::types::Action::Pause
+}

@@ -1,33 +1,42 @@
-//! The HTTP filter: one decision per request, from the request headers.
+//! The HTTP filter: one decision per request, from the request headers, and the route the
+//! engine plans for it applied.
+//!
+//! Headers are read as bytes: a value that is not UTF-8 is never turned into a `String` (the
+//! SDK's `get_http_request_headers` panics on one, which would crash the VM for every
+//! workload on the proxy). An authority that is not UTF-8 is an invalid host; any other such
+//! header is absent as far as the decision is concerned.
 
-use std::net::IpAddr;
 use std::rc::Rc;
 
 use proxy_wasm::traits::{Context, HttpContext};
-use proxy_wasm::types::Action;
+use proxy_wasm::types::{Action, Bytes};
+use warden_bundle::{wire, Role};
 use warden_engine::{
-    parse_authority, Decision, DenyReason, EndpointAddress, Host, HostBuf, MatchedOn, Outcome,
-    Request, RequestProtocol,
+    plan, Cluster, Decision, DenyReason, Listener, Outcome, Request, RequestProtocol, Route, Target,
 };
 
-use crate::denial::{self, REASON_HEADER};
+use crate::denial;
 use crate::filter_state::{self, Span, DYNAMIC_HOST, DYNAMIC_PORT};
 use crate::health::{self, Chosen, SharedHealth};
+use crate::host;
 use crate::properties;
 use crate::root::Shared;
-use warden_bundle::Role;
 
-/// The request header that picks the upstream cluster (the route's `cluster_header`): the
-/// egress gateway for a sidecar, a TLS-originating cluster at the gateway. Clients cannot set
-/// it: every `x-warden-` header is removed before the decision.
-const CLUSTER_HEADER: &str = "x-warden-cluster";
-
-/// Request headers a client could send to steer Envoy or forge our own signals.
+/// Request headers a client could send to steer Envoy or forge our own signals. Envoy
+/// removes the cluster header before any filter; the filter removes the rest.
 fn is_spoofable(name: &str) -> bool {
     name.eq_ignore_ascii_case("x-envoy-original-dst-host")
         || name
             .get(..9)
             .is_some_and(|prefix| prefix.eq_ignore_ascii_case("x-warden-"))
+}
+
+/// A header's value as text; `Err` when it is present but not UTF-8.
+fn header<'h>(headers: &'h [(String, Bytes)], name: &str) -> Result<Option<&'h str>, ()> {
+    match headers.iter().find(|(n, _)| n == name) {
+        Some((_, value)) => std::str::from_utf8(value).map(Some).map_err(|_| ()),
+        None => Ok(None),
+    }
 }
 
 pub struct WardenHttp {
@@ -45,98 +54,62 @@ impl WardenHttp {
     }
 
     fn deny(&self, reason: DenyReason, decision: Option<&Decision<'_>>) -> Action {
-        let (status, body) = denial::response(reason, decision);
-        self.send_http_response(
-            status,
-            vec![
-                (REASON_HEADER, reason.code()),
-                ("content-type", "application/json"),
-            ],
-            Some(body.as_bytes()),
-        );
-        Action::Pause
+        denial::send(reason, decision)
     }
-}
 
-/// Where an allowed request must go when `:authority` alone would not take it there: the
-/// endpoint chosen for an internal hostname, the canonical form of a non-canonical spelling
-/// (`0x7f.0.0.21`, `API.Example.COM.`), or the address the decision was made on. `None` when
-/// the authority is already exact.
-fn steer_to(
-    raw_authority: &str,
-    decision: &Decision<'_>,
-    destination: Option<(IpAddr, Option<u16>)>,
-) -> Option<(String, u16)> {
-    if let Some(endpoint) = decision.endpoint() {
-        let host = match endpoint.address {
-            EndpointAddress::Ip(ip) => ip.to_string(),
-            EndpointAddress::Name(name) => name.to_string(),
-        };
-        return Some((host, endpoint.port));
-    }
-    let mut buf = HostBuf::new();
-    let authority = parse_authority(raw_authority, &mut buf).ok()?;
-    let port = authority.port.unwrap_or(80);
-    let by_address = decision
-        .service()
-        .is_some_and(|s| s.matched_on == MatchedOn::Address);
-    match authority.host {
-        Host::Name(_) if by_address => {
-            let (ip, dest_port) = destination?;
-            Some((ip.to_string(), dest_port.unwrap_or(port)))
+    /// Applies a route; `false` when the proxy could not be told (a host call failed).
+    fn apply(shared: &Shared, route: &Route<'_>) -> bool {
+        if let Some(cluster) = route.cluster {
+            let name = match cluster {
+                Cluster::EgressGateway => shared.gateway_cluster.as_deref(),
+                Cluster::TlsOrigination(name) => Some(name),
+                // TCP clusters: never planned for HTTP.
+                Cluster::EgressGatewayPassthrough | Cluster::ByName | Cluster::ByAddress => None,
+            };
+            let Some(name) = name else {
+                return false;
+            };
+            if !host::set_request_header(wire::CLUSTER_HEADER, name) {
+                return false;
+            }
         }
-        Host::Name(name) if host_part(raw_authority) == name => None,
-        Host::Name(name) => Some((name.to_owned(), port)),
-        Host::Ip(ip) => Some((ip.to_string(), port)),
-    }
-}
-
-/// The host part of an authority (before `:port`; IPv6 literals keep their brackets).
-fn host_part(authority: &str) -> &str {
-    if authority.starts_with('[') {
-        return authority.split_once(']').map_or(authority, |(h, _)| h);
-    }
-    authority.split_once(':').map_or(authority, |(h, _)| h)
-}
-
-impl Context for WardenHttp {}
-
-impl HttpContext for WardenHttp {
-    fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        if let Some(chosen) = self.chosen.take() {
-            let status = self
-                .get_http_response_header(":status")
-                .and_then(|s| s.parse::<u32>().ok())
-                .unwrap_or(0);
-            health::record(&chosen, Outcome::of_status(status));
+        if let Some(authority) = route.authority {
+            if !host::set_request_header(":authority", authority) {
+                return false;
+            }
         }
-        Action::Continue
+        match &route.target {
+            Some(Target::Name { host, port }) => {
+                filter_state::set(DYNAMIC_HOST, host, Span::Request)
+                    && filter_state::set(DYNAMIC_PORT, &port.to_string(), Span::Request)
+            }
+            Some(Target::Address(_)) => false,
+            None => true,
+        }
     }
 
-    fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        let headers = self.get_http_request_headers();
-        for (name, _) in headers.iter().filter(|(n, _)| is_spoofable(n)) {
-            self.remove_http_request_header(name);
-        }
-        let Some(shared) = self.shared.clone() else {
-            log::warn!("no policy loaded; denying (fail closed)");
-            return self.deny(DenyReason::NoPolicy, None);
-        };
+    /// The decision and the route for this request, as one final verdict.
+    fn decide(&mut self, shared: &Shared, headers: &[(String, Bytes)]) -> Action {
         let Some(policy) = shared.policy.as_ref() else {
+            shared.metrics.http_denied(DenyReason::NoPolicy);
             return self.deny(DenyReason::NoPolicy, None);
         };
-        let header = |name: &str| {
-            headers
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| v.as_str())
+        let host = match header(headers, ":authority").and_then(|h| match h {
+            Some(h) => Ok(Some(h)),
+            None => header(headers, "host"),
+        }) {
+            Ok(host) => host,
+            Err(()) => {
+                log::info!("deny invalid_host: the authority is not UTF-8");
+                shared.metrics.http_denied(DenyReason::InvalidHost);
+                return self.deny(DenyReason::InvalidHost, None);
+            }
         };
         let destination = if shared.local_proxy {
             None
         } else {
             properties::socket_address(&["destination", "address"])
         };
-        let host = header(":authority").or_else(|| header("host"));
         // At the egress gateway the caller is who its certificate says (the listener only
         // accepts certificates from the mesh CA), and the TLS server name it sent must name
         // the host it asks for (domain fronting). Two host calls, only at the gateway.
@@ -161,60 +134,68 @@ impl HttpContext for WardenHttp {
             // With traffic capture, the port the client connected to is where it is going.
             port: destination.and_then(|(_, port)| port),
             client,
-            method: header(":method"),
-            path: header(":path"),
+            method: header(headers, ":method").ok().flatten(),
+            path: header(headers, ":path").ok().flatten(),
             locality: shared.locality.as_ref(),
             ..Request::default()
         };
         let health = SharedHealth::default();
-        let decision = policy.decide_with(&request, &health, shared.next_pick());
-        self.chosen = decision.endpoint().as_ref().map(Chosen::from);
+        let mut decision = policy.decide_with(&request, &health, shared.next_pick());
+        let route = plan(
+            &decision,
+            &request,
+            Listener::Http,
+            shared.role,
+            shared.mesh_routing,
+        );
+        match route {
+            Ok(route) if decision.is_allowed() && !Self::apply(shared, &route) => {
+                decision = decision.denied_by(DenyReason::RouteFailed);
+            }
+            Ok(_) => {}
+            Err(reason) => decision = decision.denied_by(reason),
+        }
         shared.metrics.http(&decision);
         let (host_text, client_text) = (host.unwrap_or("-"), request.client.unwrap_or("-"));
         let Decision::Deny(denial) = decision else {
             if decision.is_dry_run() {
-                log::info!(
-                    "{decision} host={host:?} client={:?} (dry-run: allowed)",
-                    request.client
-                );
+                log::info!("{decision} host={host_text} client={client_text} (dry-run: allowed)");
             } else {
                 log::debug!("{decision} host={host_text} client={client_text}");
             }
-            if shared.mesh_routing {
-                // The mesh's routes take it from here; nothing of ours to record.
-                self.chosen = None;
-                return Action::Continue;
-            }
-            let via_gateway = decision.service().is_some_and(|s| s.via_gateway);
-            if via_gateway && shared.role == Role::Sidecar {
-                // To the gateway, with the authority as the client sent it (the engine allows
-                // this only when the sidecar has the route).
-                let Some(cluster) = shared.gateway_cluster.as_deref() else {
-                    return self.deny(DenyReason::RouteFailed, Some(&decision));
-                };
-                self.set_http_request_header(CLUSTER_HEADER, Some(cluster));
-                return Action::Continue;
-            }
-            if let Some(cluster) = decision.service().and_then(|s| s.tls_cluster) {
-                // TLS is originated by this cluster: its SNI and certificate check follow the
-                // authority, so a host-name endpoint becomes the authority.
-                self.set_http_request_header(CLUSTER_HEADER, Some(cluster));
-                if let Some(EndpointAddress::Name(name)) = decision.endpoint().map(|e| e.address) {
-                    self.set_http_request_header(":authority", Some(name));
-                }
-            }
-            if let Some((target, port)) = host.and_then(|h| steer_to(h, &decision, destination)) {
-                let ok = filter_state::set(DYNAMIC_HOST, &target, Span::Request)
-                    && filter_state::set(DYNAMIC_PORT, &port.to_string(), Span::Request);
-                if !ok {
-                    // Our own 503 says nothing about the endpoint's health.
-                    self.chosen = None;
-                    return self.deny(DenyReason::RouteFailed, Some(&decision));
-                }
+            // Only an endpoint we chose, on a path we route, has an outcome to record.
+            if !shared.mesh_routing {
+                self.chosen = decision.endpoint().as_ref().map(Chosen::from);
             }
             return Action::Continue;
         };
         log::info!("{decision} host={host_text} client={client_text}");
         self.deny(denial.reason, Some(&decision))
+    }
+}
+
+impl Context for WardenHttp {}
+
+impl HttpContext for WardenHttp {
+    fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        if let Some(chosen) = self.chosen.take() {
+            let status = host::response_header(":status")
+                .and_then(|s| std::str::from_utf8(&s).ok()?.parse::<u32>().ok())
+                .unwrap_or(0);
+            health::record(&chosen, Outcome::of_status(status));
+        }
+        Action::Continue
+    }
+
+    fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        let headers = host::request_headers();
+        for (name, _) in headers.iter().filter(|(n, _)| is_spoofable(n)) {
+            host::remove_request_header(name);
+        }
+        let Some(shared) = self.shared.clone() else {
+            log::warn!("no policy loaded; denying (fail closed)");
+            return self.deny(DenyReason::NoPolicy, None);
+        };
+        self.decide(&shared, &headers)
     }
 }

@@ -8,6 +8,7 @@
 mod denial;
 mod filter_state;
 mod health;
+mod host;
 mod http;
 mod metrics;
 mod properties;

@@ -86,12 +86,14 @@ impl Counters {
                     self.dry_run.add();
                 }
             }
-            Decision::Deny(d) => {
-                let index = DenyReason::ALL.iter().position(|r| *r == d.reason);
-                if let Some(counter) = index.and_then(|i| self.denied.get(i)) {
-                    counter.add();
-                }
-            }
+            Decision::Deny(d) => self.denied(d.reason),
+        }
+    }
+
+    fn denied(&self, reason: DenyReason) {
+        let index = DenyReason::ALL.iter().position(|r| *r == reason);
+        if let Some(counter) = index.and_then(|i| self.denied.get(i)) {
+            counter.add();
         }
     }
 
@@ -131,6 +133,12 @@ impl Metrics {
 
     pub fn tcp(&self, decision: &Decision<'_>) {
         self.tcp.record(decision);
+    }
+
+    /// An HTTP request denied before the engine could decide it (no policy, an authority
+    /// that is not text).
+    pub fn http_denied(&self, reason: DenyReason) {
+        self.http.denied(reason);
     }
 
     /// Sends counted decisions to Envoy.

@@ -6,6 +6,7 @@ use std::rc::Rc;
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext, StreamContext};
 use proxy_wasm::types::ContextType;
+use warden_bundle::wire::root_id;
 use warden_bundle::{Bundle, Locality, Role};
 use warden_engine::{compile, GatewayRoutes, Policy};
 
@@ -138,14 +139,21 @@ impl RootContext for WardenRoot {
 
     fn on_configure(&mut self, _size: usize) -> bool {
         let root_id = properties::text(&["plugin_root_id"]).unwrap_or_default();
-        self.kind = if root_id.contains("network.gateway") {
-            FilterKind::NetworkGateway
-        } else if root_id.contains("endpoints") {
-            FilterKind::NetworkEndpoints
-        } else if root_id.contains("network") || root_id.contains("tcp") {
-            FilterKind::Network
-        } else {
-            FilterKind::Http
+        self.kind = match root_id.as_str() {
+            root_id::HTTP => FilterKind::Http,
+            root_id::NETWORK => FilterKind::Network,
+            root_id::NETWORK_ENDPOINTS => FilterKind::NetworkEndpoints,
+            root_id::NETWORK_GATEWAY => FilterKind::NetworkGateway,
+            other => {
+                log::error!(
+                    "refused configuration: root_id {other:?} is none of Warden's ({:?}, {:?}, {:?}, {:?})",
+                    root_id::HTTP,
+                    root_id::NETWORK,
+                    root_id::NETWORK_ENDPOINTS,
+                    root_id::NETWORK_GATEWAY
+                );
+                return false;
+            }
         };
         let metrics = Metrics::define();
         let Some(config) = self.get_plugin_configuration() else {

@@ -4,10 +4,15 @@ use std::rc::Rc;
 
 use proxy_wasm::traits::{Context, StreamContext};
 use proxy_wasm::types::Action;
-use warden_bundle::Role;
-use warden_engine::{Decision, EndpointAddress, Outcome, Request, RequestProtocol};
+use warden_bundle::wire;
+use warden_engine::{
+    parse_gateway_server_name, plan, Cluster, DenyReason, Listener, Outcome, Request,
+    RequestProtocol, Route, Target,
+};
 
-use crate::filter_state::{self, Span, ORIGINAL_DST, TCP_PROXY_CLUSTER, UPSTREAM_SERVER_NAME};
+use crate::filter_state::{
+    self, Span, DYNAMIC_HOST, DYNAMIC_PORT, ORIGINAL_DST, TCP_PROXY_CLUSTER, UPSTREAM_SERVER_NAME,
+};
 use crate::health::{self, Chosen, SharedHealth};
 use crate::properties;
 use crate::root::Shared;
@@ -51,26 +56,6 @@ pub struct WardenTcp {
     chosen: Option<Chosen>,
 }
 
-/// The server name a sidecar sends the gateway for a connection passed through: Istio's
-/// `outbound_.PORT_.SUBSET_.HOST`, so the gateway learns the port as well as the host.
-pub fn gateway_server_name(host: &str, port: u16) -> String {
-    format!("outbound_.{port}_._.{host}")
-}
-
-/// The host and port in a server name from [`gateway_server_name`]; a plain name is a host on
-/// the TLS port.
-pub fn parse_gateway_server_name(sni: &str) -> (&str, Option<u16>) {
-    let parsed = sni.strip_prefix("outbound_.").and_then(|rest| {
-        let (port, rest) = rest.split_once("_.")?;
-        let (_subset, host) = rest.split_once("_.")?;
-        Some((host, port.parse().ok()?))
-    });
-    match parsed {
-        Some((host, port)) => (host, Some(port)),
-        None => (sni, None),
-    }
-}
-
 impl WardenTcp {
     pub fn new(shared: Option<Rc<Shared>>, mode: Mode) -> Self {
         Self {
@@ -82,7 +67,9 @@ impl WardenTcp {
     }
 
     fn close(&self) -> Action {
-        self.close_downstream();
+        if !crate::host::close_downstream() {
+            log::error!("cannot close a denied connection");
+        }
         Action::Pause
     }
 
@@ -144,7 +131,25 @@ impl WardenTcp {
             ..Request::default()
         };
         let health = SharedHealth::default();
-        let decision = policy.decide_with(&request, &health, shared.next_pick());
+        let mut decision = policy.decide_with(&request, &health, shared.next_pick());
+        let listener = match self.mode {
+            Mode::Forward => Listener::Tcp,
+            Mode::Endpoints => Listener::TcpEndpoints,
+            Mode::Gateway => Listener::GatewayPassthrough,
+        };
+        match plan(
+            &decision,
+            &request,
+            listener,
+            shared.role,
+            shared.mesh_routing,
+        ) {
+            Ok(route) if decision.is_allowed() && !apply(&shared, &route) => {
+                decision = decision.denied_by(DenyReason::RouteFailed);
+            }
+            Ok(_) => {}
+            Err(reason) => decision = decision.denied_by(reason),
+        }
         shared.metrics.tcp(&decision);
         // Formatted only when a line is logged: an allowed connection logs at debug level.
         let target = Destination(destination);
@@ -155,49 +160,45 @@ impl WardenTcp {
             return false;
         }
         log::debug!("{decision} destination={target} sni={sni_text} client={client}");
-        self.route(&shared, &decision, host)
-    }
-
-    /// Sends an allowed connection where the decision says.
-    fn route(&mut self, shared: &Shared, decision: &Decision<'_>, host: Option<&str>) -> bool {
-        let via_gateway = decision.service().is_some_and(|s| s.via_gateway);
-        if via_gateway && shared.role == Role::Sidecar {
-            if shared.mesh_routing {
-                return true;
-            }
-            // To the gateway's passthrough listener, over mutual TLS whose server name says
-            // where the connection is going (the engine allowed it only with a server name).
-            let (Some(cluster), Some(host), Some(service)) = (
-                shared.gateway_tcp_cluster.as_deref(),
-                host,
-                decision.service(),
-            ) else {
-                return false;
-            };
-            let name = gateway_server_name(host, service.port);
-            return filter_state::set(TCP_PROXY_CLUSTER, cluster, Span::Connection)
-                && filter_state::set(UPSTREAM_SERVER_NAME, &name, Span::Connection);
+        if !shared.mesh_routing {
+            self.chosen = decision.endpoint().as_ref().map(Chosen::from);
         }
-        if self.mode == Mode::Forward || shared.mesh_routing {
-            return true;
-        }
-        // An internal hostname's listener, or the gateway: connect to the chosen endpoint, or
-        // to nothing (an ORIGINAL_DST cluster without filter state would dial the listener
-        // itself).
-        let Some(endpoint) = decision.endpoint() else {
-            log::warn!("{decision}: no endpoint to connect to; closing (connections here need an ExternalService with IP endpoints)");
-            return false;
-        };
-        let EndpointAddress::Ip(ip) = endpoint.address else {
-            log::warn!("{decision}: endpoint {} is a host name; TCP endpoints must be IP addresses; closing", endpoint.endpoint);
-            return false;
-        };
-        let upstream = std::net::SocketAddr::new(*ip, endpoint.port).to_string();
-        if !filter_state::set(ORIGINAL_DST, &upstream, Span::Connection) {
-            return false;
-        }
-        self.chosen = Some(Chosen::from(&endpoint));
         true
+    }
+}
+
+/// Applies a connection's route through filter state; `false` when the proxy could not be
+/// told, or has no cluster for it.
+fn apply(shared: &Shared, route: &Route<'_>) -> bool {
+    if let Some(cluster) = route.cluster {
+        let name = match cluster {
+            Cluster::EgressGatewayPassthrough => shared.gateway_tcp_cluster.as_deref(),
+            Cluster::ByName => Some(wire::TCP_BY_NAME_CLUSTER),
+            Cluster::ByAddress => Some(wire::ORIGINAL_DST_CLUSTER),
+            // HTTP clusters: never planned for a connection.
+            Cluster::EgressGateway | Cluster::TlsOrigination(_) => None,
+        };
+        let Some(name) = name else {
+            return false;
+        };
+        if !filter_state::set(TCP_PROXY_CLUSTER, name, Span::Connection) {
+            return false;
+        }
+    }
+    if let Some(name) = &route.server_name {
+        if !filter_state::set(UPSTREAM_SERVER_NAME, name, Span::Connection) {
+            return false;
+        }
+    }
+    match &route.target {
+        Some(Target::Name { host, port }) => {
+            filter_state::set(DYNAMIC_HOST, host, Span::Connection)
+                && filter_state::set(DYNAMIC_PORT, &port.to_string(), Span::Connection)
+        }
+        Some(Target::Address(address)) => {
+            filter_state::set(ORIGINAL_DST, &address.to_string(), Span::Connection)
+        }
+        None => true,
     }
 }
 
@@ -236,28 +237,5 @@ impl StreamContext for WardenTcp {
             Outcome::Success
         };
         health::record(&chosen, outcome);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn gateway_server_names_carry_host_and_port() {
-        let name = gateway_server_name("db.example.com", 5432);
-        assert_eq!(name, "outbound_.5432_._.db.example.com");
-        assert_eq!(
-            parse_gateway_server_name(&name),
-            ("db.example.com", Some(5432))
-        );
-        assert_eq!(
-            parse_gateway_server_name("api.example.com"),
-            ("api.example.com", None)
-        );
-        assert_eq!(
-            parse_gateway_server_name("outbound_.x_._.a.com"),
-            ("outbound_.x_._.a.com", None)
-        );
     }
 }

@@ -1,0 +1,38 @@
+//! The contract between the renderers (`render envoy`, `render istio`) and the filter: the
+//! names both sides must spell alike. One place, so they cannot drift apart.
+
+/// The request header that picks a cluster (a route's `cluster_header`): the egress gateway,
+/// or a TLS-originating cluster. Envoy removes it from every request before any filter runs
+/// (early header mutation), so only the filter can set it.
+pub const CLUSTER_HEADER: &str = "x-warden-cluster";
+
+/// The HTTP listener's cluster: a dynamic forward proxy connecting to the authority, or to
+/// the target the filter sets (`envoy.upstream.dynamic_host` / `dynamic_port`).
+pub const DFP_CLUSTER: &str = "warden_dynamic_forward_proxy";
+
+/// A TCP listener's cluster connecting to a host name the filter sets (a connection allowed
+/// on its server name goes to that name; a host-name endpoint).
+pub const TCP_BY_NAME_CLUSTER: &str = "warden_tcp_by_name";
+
+/// A TCP listener's cluster connecting to the address the filter sets
+/// (`envoy.network.transport_socket.original_dst_address`), else to the connection's
+/// original destination.
+pub const ORIGINAL_DST_CLUSTER: &str = "warden_original_dst";
+
+/// A sidecar's cluster to the egress gateway's HTTPS listener.
+pub const GATEWAY_CLUSTER: &str = "warden_egress_gateway";
+
+/// A sidecar's cluster to the egress gateway's TLS passthrough listener.
+pub const GATEWAY_TCP_CLUSTER: &str = "warden_egress_gateway_tcp";
+
+/// Root ids: which of its filters a plugin instance is.
+pub mod root_id {
+    /// The HTTP filter.
+    pub const HTTP: &str = "warden.http";
+    /// The network filter of a TCP listener that goes where the client dialled.
+    pub const NETWORK: &str = "warden.network";
+    /// The network filter of a TCP listener that stands for an internal hostname.
+    pub const NETWORK_ENDPOINTS: &str = "warden.network.endpoints";
+    /// The network filter of the egress gateway's TLS passthrough listener.
+    pub const NETWORK_GATEWAY: &str = "warden.network.gateway";
+}

@@ -1,0 +1,290 @@
+//! Where an allowed request or connection goes: the one step that turns a decision into what
+//! Envoy connects to.
+//!
+//! The rule (docs/decisions.md): **every allow holds for the endpoint Envoy actually connects
+//! to.** A request decided on a registered *name* goes to that name, on the port decided; one
+//! decided on an *address* (an IP literal, or the address the client dialled) goes to that
+//! address, on the port decided; an internal hostname goes to the endpoint chosen. Nothing is
+//! left to a later reading of the request by Envoy (the authority's own port, the dialled
+//! address of a connection allowed on its SNI). The glue applies a [`Route`] and decides
+//! nothing itself.
+
+use std::net::{IpAddr, SocketAddr};
+
+use warden_bundle::Role;
+
+use crate::decision::{Decision, DenyReason, MatchedOn};
+use crate::endpoint::EndpointAddress;
+use crate::host::{parse_authority, parse_host, Host, HostBuf};
+use crate::request::Request;
+
+/// The listener a request or connection arrived on, as far as routing is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    /// The HTTP listener: a `dynamic_forward_proxy` connects to the authority, or to the
+    /// target the filter sets.
+    Http,
+    /// A TCP listener whose `tcp_proxy` goes where the client dialled: the original
+    /// destination under traffic capture, or the fixed upstream a local listener stands for.
+    Tcp,
+    /// A TCP listener that stands for an internal hostname: it has no destination of its
+    /// own, so a connection without a chosen endpoint has nowhere to go.
+    TcpEndpoints,
+    /// The egress gateway's TLS passthrough listener: the destination is in the server name.
+    GatewayPassthrough,
+}
+
+/// A cluster the route picks instead of the listener's default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cluster<'p> {
+    /// The sidecar's cluster to the egress gateway's HTTPS listener.
+    EgressGateway,
+    /// The sidecar's cluster to the egress gateway's TLS passthrough listener.
+    EgressGatewayPassthrough,
+    /// A cluster that originates TLS for a service port (`warden_tls|...`).
+    TlsOrigination(&'p str),
+    /// The TCP cluster that connects to a host name ([`Target::Name`]).
+    ByName,
+    /// The TCP cluster that connects to an address ([`Target::Address`]).
+    ByAddress,
+}
+
+/// What the chosen cluster connects to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A host name or an IP literal and a port, resolved by Envoy (`dynamic_host`,
+    /// `dynamic_port` filter state).
+    Name { host: String, port: u16 },
+    /// An address (`original_dst_address` filter state).
+    Address(SocketAddr),
+}
+
+/// Where an allowed request or connection goes. `Route::default()` is "as it is": the
+/// listener's own route already connects to what was decided.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Route<'p> {
+    pub cluster: Option<Cluster<'p>>,
+    pub target: Option<Target>,
+    /// HTTP: the authority to write (a host-name endpoint behind TLS origination, so the
+    /// SNI and the certificate check follow it).
+    pub authority: Option<&'p str>,
+    /// The upstream TLS server name (`outbound_.PORT_._.HOST` towards the gateway).
+    pub server_name: Option<String>,
+}
+
+impl Route<'_> {
+    /// Whether the listener's route is left as it is.
+    pub fn is_as_is(&self) -> bool {
+        *self == Route::default()
+    }
+}
+
+/// The server name a sidecar sends the gateway for a connection passed through: Istio's
+/// `outbound_.PORT_.SUBSET_.HOST`, so the gateway learns the port as well as the host.
+pub fn gateway_server_name(host: &str, port: u16) -> String {
+    format!("outbound_.{port}_._.{host}")
+}
+
+/// The host and port in a server name from [`gateway_server_name`]; a plain name is a host on
+/// the TLS port.
+pub fn parse_gateway_server_name(sni: &str) -> (&str, Option<u16>) {
+    let parsed = sni.strip_prefix("outbound_.").and_then(|rest| {
+        let (port, rest) = rest.split_once("_.")?;
+        let (_subset, host) = rest.split_once("_.")?;
+        Some((host, port.parse().ok()?))
+    });
+    match parsed {
+        Some((host, port)) => (host, Some(port)),
+        None => (sni, None),
+    }
+}
+
+/// The host part of an authority (before `:port`; IPv6 literals keep their brackets).
+fn host_part(authority: &str) -> &str {
+    if authority.starts_with('[') {
+        return authority.split_once(']').map_or(authority, |(h, _)| h);
+    }
+    authority.split_once(':').map_or(authority, |(h, _)| h)
+}
+
+fn ip_text(ip: IpAddr) -> String {
+    ip.to_string()
+}
+
+/// Plans where an allowed `decision` for `request` goes, on `listener`, for a proxy in `role`;
+/// `mesh_routing`: the mesh's own routes take allowed traffic on (Istio), and nothing is
+/// steered. A denial plans nothing. `Err` is a denial of its own: the decision allowed
+/// something this proxy has no way to connect to as decided.
+pub fn plan<'p>(
+    decision: &Decision<'p>,
+    request: &Request<'_>,
+    listener: Listener,
+    role: Role,
+    mesh_routing: bool,
+) -> Result<Route<'p>, DenyReason> {
+    let Decision::Allow(permit) = decision else {
+        return Ok(Route::default());
+    };
+    let service = permit.service;
+    let via_gateway = role == Role::Sidecar && service.is_some_and(|s| s.via_gateway);
+    if mesh_routing {
+        return Ok(Route::default());
+    }
+    if listener == Listener::Http {
+        return Ok(http(decision, request, via_gateway));
+    }
+    // TCP and TLS: the port decided is the service's, else the dialled one.
+    let port = service
+        .map(|s| s.port)
+        .or(request.port)
+        .ok_or(DenyReason::RouteFailed)?;
+    let mut buf = HostBuf::new();
+    let name = match request.sni.map(|sni| parse_host(sni, &mut buf)) {
+        Some(Ok(Host::Name(name))) => Some(name),
+        _ => None,
+    };
+    if via_gateway {
+        // To the gateway's passthrough listener, over mutual TLS whose server name says
+        // where the connection goes (the engine allowed it only with a server name).
+        let name = name.ok_or(DenyReason::MustUseGateway)?;
+        return Ok(Route {
+            cluster: Some(Cluster::EgressGatewayPassthrough),
+            server_name: Some(gateway_server_name(name, port)),
+            ..Route::default()
+        });
+    }
+    if let Some(endpoint) = decision.endpoint() {
+        let (cluster, target) = match endpoint.address {
+            EndpointAddress::Ip(ip) => (
+                Cluster::ByAddress,
+                Target::Address(SocketAddr::new(*ip, endpoint.port)),
+            ),
+            EndpointAddress::Name(host) => (
+                Cluster::ByName,
+                Target::Name {
+                    host: host.to_string(),
+                    port: endpoint.port,
+                },
+            ),
+        };
+        return Ok(Route {
+            cluster: Some(cluster),
+            target: Some(target),
+            ..Route::default()
+        });
+    }
+    let by_name = service.is_some_and(|s| s.matched_on == MatchedOn::Host);
+    match (by_name, name, listener) {
+        // Allowed on its server name: connect to that name, never to the dialled address.
+        // (The gateway's passthrough listener connects to IP endpoints only.)
+        (true, Some(name), Listener::Tcp | Listener::TcpEndpoints) => Ok(Route {
+            cluster: Some(Cluster::ByName),
+            target: Some(Target::Name {
+                host: name.to_owned(),
+                port,
+            }),
+            ..Route::default()
+        }),
+        // Decided on the dialled address: go there.
+        (false, _, Listener::Tcp) => Ok(Route::default()),
+        // Nothing to connect to: the listener's own address is no destination.
+        _ => Err(DenyReason::RouteFailed),
+    }
+}
+
+/// HTTP: the gateway, a TLS-originating cluster, and the target the dynamic forward proxy
+/// connects to when the authority alone would not take the request there.
+fn http<'p>(decision: &Decision<'p>, request: &Request<'_>, via_gateway: bool) -> Route<'p> {
+    if via_gateway {
+        // The authority goes as the client sent it; the gateway decides and routes again.
+        return Route {
+            cluster: Some(Cluster::EgressGateway),
+            ..Route::default()
+        };
+    }
+    let service = decision.service();
+    let tls_cluster = service.and_then(|s| s.tls_cluster);
+    let mut route = Route {
+        cluster: tls_cluster.map(Cluster::TlsOrigination),
+        ..Route::default()
+    };
+    if let Some(endpoint) = decision.endpoint() {
+        let host = match endpoint.address {
+            EndpointAddress::Ip(ip) => ip_text(*ip),
+            EndpointAddress::Name(name) => {
+                // Behind TLS origination the SNI and the certificate check follow the
+                // authority: a host-name endpoint becomes it.
+                if tls_cluster.is_some() {
+                    route.authority = Some(name);
+                }
+                name.to_string()
+            }
+        };
+        route.target = Some(Target::Name {
+            host,
+            port: endpoint.port,
+        });
+        return route;
+    }
+    let mut buf = HostBuf::new();
+    let Some(raw) = request.host else {
+        return route;
+    };
+    let Ok(authority) = parse_authority(raw, &mut buf) else {
+        return route;
+    };
+    // The port decided: the service's, else the dialled one, the authority's, the default.
+    let port = service
+        .map(|s| s.port)
+        .or(request.port)
+        .or(authority.port)
+        .unwrap_or(80);
+    let by_name = service.is_some_and(|s| s.matched_on == MatchedOn::Host);
+    let host = match (authority.host, request.destination) {
+        // Decided on the address the authority names.
+        (Host::Ip(ip), _) => ip_text(ip),
+        // Decided on the dialled address (the name is unregistered, or the address matched):
+        // connect to that address, not to whatever the name resolves to.
+        (Host::Name(_), Some(ip)) if !by_name => ip_text(ip),
+        (Host::Name(name), _) => {
+            // The dynamic forward proxy reads the authority's port, else 443 behind TLS
+            // origination and 80 otherwise.
+            let default_port = if tls_cluster.is_some() { 443 } else { 80 };
+            if host_part(raw) == name && authority.port.unwrap_or(default_port) == port {
+                return route;
+            }
+            name.to_owned()
+        }
+    };
+    route.target = Some(Target::Name { host, port });
+    route
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gateway_server_names_carry_host_and_port() {
+        let name = gateway_server_name("db.example.com", 5432);
+        assert_eq!(name, "outbound_.5432_._.db.example.com");
+        assert_eq!(
+            parse_gateway_server_name(&name),
+            ("db.example.com", Some(5432))
+        );
+        assert_eq!(
+            parse_gateway_server_name("api.example.com"),
+            ("api.example.com", None)
+        );
+        assert_eq!(
+            parse_gateway_server_name("outbound_.x_._.a.com"),
+            ("outbound_.x_._.a.com", None)
+        );
+    }
+
+    #[test]
+    fn host_part_splits_off_the_port() {
+        assert_eq!(host_part("a.com:80"), "a.com");
+        assert_eq!(host_part("a.com"), "a.com");
+    }
+}
