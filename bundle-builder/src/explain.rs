@@ -73,8 +73,9 @@ fn request<'a>(
             request.port = authority.port;
             match authority.host {
                 Host::Ip(ip) => request.destination = Some(ip),
+                // The server name is the host alone; the port is the one connected to.
                 Host::Name(_) if protocol == RequestProtocol::Tls && args.sni.is_none() => {
-                    request.sni = Some(&args.to);
+                    request.sni = Some(args.to.rsplit_once(':').map_or(&args.to, |(h, _)| h));
                 }
                 Host::Name(_) => bail!(
                     "--to {:?} names a host, but a {} connection carries no host name; give \

@@ -631,3 +631,46 @@ fn a_client_cannot_choose_the_gateway_cluster() {
         Some("api.external.test")
     );
 }
+
+/// The gateway is no open proxy: a registered service without a gateway route, an
+/// unregistered address (the plain upstream by IP), and the gateway's own admin interface
+/// are all denied `not_gateway_routed`, under `REGISTRY_ONLY` and `ALLOW_ANY` alike; no
+/// server sees anything and the admin interface does not answer through it.
+#[test]
+fn the_gateway_is_no_open_proxy() {
+    let world = World::new();
+    let billing = world.issue(BILLING);
+    let mut allow_any = world.bundle.clone();
+    allow_any["spec"]["outboundMode"] = Value::from("ALLOW_ANY");
+    // Edited after it was built: drop the digest it no longer matches.
+    if let Some(metadata) = allow_any["metadata"].as_object_mut() {
+        metadata.remove("digest");
+    }
+    let mut gateway = Sidecar::new(allow_any);
+    gateway.role = Role::Gateway;
+    gateway.mesh_tls = Some(world.mesh_ca.issue(&[], Some(GATEWAY)).mesh_tls(
+        world.dir.path(),
+        &world.mesh_ca_file(),
+        "gateway-allow-any",
+    ));
+    let lenient = gateway.start();
+    for gw in [&world.gateway, &lenient] {
+        let admin = gw.admin.to_string();
+        let plain = world.plain.addr.to_string();
+        for authority in ["open.external.test", admin.as_str(), plain.as_str()] {
+            let sni = authority.split(':').next().unwrap();
+            let r = https_get(gw.listen, sni, authority, Some(&billing), &world.mesh_ca);
+            let r = r.unwrap_or_else(|e| panic!("{authority}: {e:?}"));
+            assert_eq!(r.status, 403, "{authority}: {r:?}");
+            assert_eq!(r.header("x-warden-reason"), Some("not_gateway_routed"));
+            assert!(
+                !r.body.contains("LIVE"),
+                "the admin interface answered: {r:?}"
+            );
+        }
+    }
+    assert!(
+        world.plain.seen().is_empty(),
+        "the plain upstream was reached"
+    );
+}

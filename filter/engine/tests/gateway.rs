@@ -20,6 +20,10 @@ const FRONTEND: &str = "spiffe://cluster.local/ns/web/sa/frontend";
 /// `pay/api` on 8443: through the gateway, TLS originated there, only billing may call it,
 /// one IP endpoint. `saas/open` on 80: direct.
 fn policy(role: Role, gateway_route: bool) -> Policy {
+    policy_in(RegistryOnly, role, gateway_route)
+}
+
+fn policy_in(mode: warden_bundle::OutboundMode, role: Role, gateway_route: bool) -> Policy {
     let routes = if gateway_route {
         GatewayRoutes::ALL
     } else {
@@ -58,7 +62,7 @@ fn policy(role: Role, gateway_route: bool) -> Policy {
         &[("pay/api", None)],
         vec![clients(&[BILLING])],
     );
-    let mut p = compiled(&bundle(RegistryOnly, vec![api, open], vec![access]));
+    let mut p = compiled(&bundle(mode, vec![api, open], vec![access]));
     p.set_proxy_role(role, routes);
     p
 }
@@ -178,4 +182,32 @@ fn sni_and_authority_must_name_the_same_host() {
         ..from(BILLING, "api.external.test:8443")
     };
     assert!(p.decide(&matching).is_allowed());
+}
+
+/// The gateway is no general proxy: only ports with a gateway route, whatever the outbound
+/// mode, and no TLS passed through to a port whose TLS it originates.
+#[test]
+fn the_gateway_forwards_only_what_the_registry_routes_through_it() {
+    for mode in [RegistryOnly, warden_bundle::OutboundMode::AllowAny] {
+        let p = policy_in(mode, Role::Gateway, false);
+        assert_eq!(
+            verdict(&p, &from(BILLING, "open.external.test")),
+            "deny not_gateway_routed saas/open"
+        );
+        for host in ["unregistered.example", "127.0.0.1:15000", "0x7f.1:15000"] {
+            assert_eq!(
+                verdict(&p, &from(BILLING, host)),
+                "deny not_gateway_routed -",
+                "{host}"
+            );
+        }
+        let passthrough = Request {
+            protocol: RequestProtocol::Tls,
+            sni: Some("api.external.test"),
+            port: Some(8443),
+            client: Some(BILLING),
+            ..Request::default()
+        };
+        assert_eq!(verdict(&p, &passthrough), "deny not_gateway_routed pay/api");
+    }
 }
