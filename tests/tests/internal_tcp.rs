@@ -106,10 +106,12 @@ fn connection_without_an_endpoint_is_closed_not_looped() {
     sidecar.tcp = vec![vip.to_string().parse().unwrap()];
     let envoy = sidecar.start();
     assert_eq!(talk(vip), None);
+    // Allowed by the registry, but with nowhere to go: the final verdict is a denial.
     assert!(
-        envoy.log().contains("no endpoint to connect to; closing"),
+        envoy.log().contains("deny route_failed service=e2e/bare"),
         "{}",
         envoy.log()
     );
-    assert_eq!(envoy.wait_metric("warden_tcp_allowed", 1), 1);
+    assert_eq!(envoy.wait_metric("warden_tcp_denied_route_failed", 1), 1);
+    assert_eq!(envoy.metric("warden_tcp_allowed"), 0);
 }

@@ -141,8 +141,6 @@ pub enum RenderError {
     Origination(#[from] OriginationError),
     #[error("{0}")]
     Options(&'static str),
-    #[error("the bundle: {0}")]
-    Bundle(String),
 }
 
 /// One TCP listener of a local sidecar: clients connect to `listen` (the address they mean
@@ -544,15 +542,16 @@ pub fn bootstrap(options: &EnvoyOptions, spec: &BundleSpec) -> Result<Value, Ren
     });
     // A local sidecar resolves names itself: the guard checks what they resolved to.
     if !gateway && options.capture.is_none() {
-        let bundle = Bundle::from_json(options.bundle_json.as_bytes())
-            .map_err(|e| RenderError::Bundle(e.to_string()))?;
-        let policy =
-            warden_engine::compile(&bundle).map_err(|e| RenderError::Bundle(e.to_string()))?;
+        // A bundle the engine refuses, the filter refuses too (nothing passes): the guard then
+        // holds only the unspecified addresses.
+        let policy = Bundle::from_json(options.bundle_json.as_bytes())
+            .ok()
+            .and_then(|bundle| warden_engine::compile(&bundle).ok());
         let identity = options
             .identity
             .as_deref()
             .or(spec.proxy.workload_identity.as_deref());
-        let rules = super::guard::protected(spec, &policy, identity);
+        let rules = super::guard::protected(spec, policy.as_ref(), identity);
         if let Some(fields) = dfp.as_object_mut() {
             fields.insert(
                 "typed_extension_protocol_options".into(),

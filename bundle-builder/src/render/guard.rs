@@ -37,7 +37,7 @@ fn rule(cidr: &ipnet::IpNet, port: Option<u16>) -> Value {
 /// which errs on the side of denying).
 pub fn protected(
     spec: &BundleSpec,
-    policy: &Policy,
+    policy: Option<&Policy>,
     identity: Option<&str>,
 ) -> Vec<(ipnet::IpNet, Option<u16>)> {
     let mut out: Vec<(ipnet::IpNet, Option<u16>)> = ["0.0.0.0/8", "::/128"]
@@ -45,6 +45,9 @@ pub fn protected(
         .filter_map(|c| c.parse().ok())
         .map(|c| (c, None))
         .collect();
+    let Some(policy) = policy else {
+        return out;
+    };
     for service in &spec.services {
         for address in &service.addresses {
             let Ok(net) = address

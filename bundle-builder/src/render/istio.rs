@@ -319,9 +319,14 @@ fn service_entry(service: &ExternalService) -> Value {
     }
     spec.insert("ports".into(), Value::Array(ports));
     spec.insert("location".into(), json!("MESH_EXTERNAL"));
+    // Every allow holds for what is connected: an address-only service is decided on the
+    // address dialled and goes there (`NONE`); a wildcard host is decided on the name, so it
+    // must go by that name (`DYNAMIC_DNS`), never to the original destination.
     let resolution = if service.endpoints.is_empty() {
-        if service.hosts.is_empty() || service.hosts.iter().any(|h| h.starts_with('*')) {
+        if service.hosts.is_empty() {
             "NONE"
+        } else if service.hosts.iter().any(|h| h.starts_with('*')) {
+            "DYNAMIC_DNS"
         } else {
             "DNS"
         }
