@@ -58,7 +58,7 @@ pub fn envoy(args: &EnvoyArgs) -> anyhow::Result<ExitCode> {
         )
         .with_context(|| format!("cannot write {}", path.display()))?;
     }
-    let config = bootstrap(&options, &bundle.spec)?;
+    let config = bootstrap(&options, &bundle)?;
     let text = serde_json::to_string_pretty(&config)? + "\n";
     match &args.output {
         Some(path) => std::fs::write(path, text)

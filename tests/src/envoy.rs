@@ -75,9 +75,8 @@ impl Sidecar {
         if let Some(path) = &self.ecds {
             write_ecds(path, &self.bundle, "initial", self.public_key.as_deref());
         }
-        let spec = warden_bundle::Bundle::from_json(self.bundle.to_string().as_bytes())
-            .expect("test bundle parses")
-            .spec;
+        let bundle = warden_bundle::Bundle::from_json(self.bundle.to_string().as_bytes())
+            .expect("test bundle parses");
         bootstrap(
             &EnvoyOptions {
                 bundle_json: self.bundle.to_string(),
@@ -90,12 +89,12 @@ impl Sidecar {
                 ecds: self.ecds.clone(),
                 public_key: self.public_key.clone(),
                 role: self.role,
-                trust_domain: spec.trust_domain.clone(),
+                trust_domain: bundle.spec.trust_domain.clone(),
                 mesh_tls: self.mesh_tls.clone(),
                 gateway: self.gateway.clone(),
                 capture: self.capture,
             },
-            &spec,
+            &bundle,
         )
         .expect("renders")
     }

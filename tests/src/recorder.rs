@@ -93,10 +93,13 @@ fn serve(mut stream: TcpStream, body: &str, log: &Mutex<Vec<Connection>>, index:
     }
 }
 
+/// Whether `bytes` begin an HTTP request, or could once more arrive.
 fn looks_like_http(bytes: &[u8]) -> bool {
-    [&b"GET "[..], b"POST ", b"PUT ", b"HEAD ", b"PRI * HTTP/2"]
-        .iter()
-        .any(|m| bytes.starts_with(&m[..m.len().min(bytes.len())]) && !bytes.is_empty())
+    const STARTS: [&[u8]; 5] = [b"GET ", b"POST ", b"PUT ", b"HEAD ", b"PRI * HTTP/2"];
+    !bytes.is_empty()
+        && STARTS
+            .iter()
+            .any(|m| m.starts_with(bytes) || bytes.starts_with(m))
 }
 
 /// The server name in a TLS ClientHello that may span several records; `None` until the
@@ -212,4 +215,10 @@ pub fn raw_http(proxy: SocketAddr, prefix: &[u8], request: &[u8]) -> (u16, Strin
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     (status, text)
+}
+
+/// An HTTP/1.1 request head for `host` that asks the server to close the connection.
+pub fn http_request(host: &str, method: &str) -> Vec<u8> {
+    format!("{method} / HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        .into_bytes()
 }

@@ -16,7 +16,9 @@ use std::net::SocketAddr;
 use bundle_builder::render::envoy::Capture;
 use serde_json::{json, Value};
 use warden_e2e::envoy::{Envoy, Sidecar};
-use warden_e2e::recorder::{client_hello, proxy_header, raw_http, records, send_pieces, Recorder};
+use warden_e2e::recorder::{
+    client_hello, http_request, proxy_header, raw_http, records, send_pieces, Recorder,
+};
 use warden_e2e::{free_addr, free_port};
 
 const FRONTEND: &str = "spiffe://cluster.local/ns/web/sa/frontend";
@@ -243,8 +245,7 @@ fn under_capture_the_port_decided_is_the_port_connected() {
         "localhost".to_owned(),
         format!("LOCALHOST.:{undeclared}"),
     ] {
-        let request = format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
-        let (status, reply) = raw_http(envoy.listen, &dialled, request.as_bytes());
+        let (status, reply) = raw_http(envoy.listen, &dialled, &http_request(&host, "GET"));
         assert_eq!(status, 200, "{host}: {reply}");
         assert!(reply.ends_with("recorder declared"), "{host}: {reply}");
     }
@@ -254,17 +255,15 @@ fn under_capture_the_port_decided_is_the_port_connected() {
         format!("0x7f.0.0.21:00{undeclared}"),
         "127.0.0.21".to_owned(),
     ] {
-        let request = format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
-        let (status, reply) = raw_http(envoy.listen, &dialled, request.as_bytes());
+        let (status, reply) = raw_http(envoy.listen, &dialled, &http_request(&host, "GET"));
         assert_eq!(status, 200, "{host}: {reply}");
         assert!(reply.ends_with("recorder cidr-declared"), "{host}: {reply}");
     }
     // An undeclared port dialled is denied, and nothing is connected.
-    let request = format!("GET / HTTP/1.1\r\nHost: localhost:{declared}\r\n\r\n");
     let (status, _) = raw_http(
         envoy.listen,
         &proxy_header(at("127.0.0.1", undeclared)),
-        request.as_bytes(),
+        &http_request(&format!("localhost:{declared}"), "GET"),
     );
     assert_eq!(status, 403);
     assert_eq!(good.settled().len(), 3);
@@ -282,13 +281,25 @@ fn under_capture_the_port_decided_is_the_port_connected() {
 /// address (`0`, `0.0.0.0`, `[::ffff:0.0.0.0]`, `[::]`), not by the dialled address.
 #[test]
 fn allow_any_names_never_reach_protected_addresses() {
-    let port = shared_port(&["127.0.0.1", "127.0.0.22"]);
+    let port = shared_port(&["127.0.0.1", "127.0.0.22", "127.0.0.24"]);
     let protected = Recorder::start("protected", at("127.0.0.1", port));
     let open = Recorder::start("open", at("127.0.0.22", port));
+    let reports = Recorder::start("reports", at("127.0.0.24", port));
     let policy = bundle(
         "ALLOW_ANY",
-        vec![service("vault", &[], &["127.0.0.1/32"], port, "HTTP")],
-        vec![billing_only("vault")],
+        vec![
+            service("vault", &[], &["127.0.0.1/32"], port, "HTTP"),
+            service("reports", &[], &["127.0.0.24/32"], port, "HTTP"),
+        ],
+        vec![
+            billing_only("vault"),
+            // Frontend may read reports, and do nothing else there.
+            json!({
+                "source": { "kind": "AccessPolicy", "namespace": "e2e", "name": "reports-read" },
+                "targets": [{ "service": { "namespace": "e2e", "name": "reports" } }],
+                "rules": [{ "clients": [FRONTEND], "methods": ["GET"] }]
+            }),
+        ],
     );
     let local = frontend(policy.clone(), None, &[]);
     for (host, reason) in [
@@ -300,22 +311,36 @@ fn allow_any_names_never_reach_protected_addresses() {
         (format!("[::]:{port}"), "unspecified_address"),
         (format!("127.1:{port}"), "client_not_allowed"),
     ] {
-        let request = format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
-        let (status, reply) = raw_http(local.listen, b"", request.as_bytes());
+        let (status, reply) = raw_http(local.listen, b"", &http_request(&host, "GET"));
         assert_eq!(status, 403, "{host}: {reply}");
         assert!(reply.contains(reason), "{host}: {reply}");
     }
+    // An address the filter decided itself is not second-guessed: frontend's GET to the
+    // reports service by its address reaches it, its POST does not.
+    let reads = raw_http(
+        local.listen,
+        b"",
+        &http_request(&format!("127.0.0.24:{port}"), "GET"),
+    );
+    assert_eq!(reads.0, 200, "{}", reads.1);
+    let writes = raw_http(
+        local.listen,
+        b"",
+        &http_request(&format!("127.0.0.24:{port}"), "POST"),
+    );
+    assert_eq!(writes.0, 403, "{}", writes.1);
+    assert_eq!(reports.settled().len(), 1);
     // An unregistered address still passes under ALLOW_ANY.
-    let request = format!("GET / HTTP/1.1\r\nHost: 127.0.0.22:{port}\r\nConnection: close\r\n\r\n");
-    let (status, reply) = raw_http(local.listen, b"", request.as_bytes());
+    let open_request = http_request(&format!("127.0.0.22:{port}"), "GET");
+    let (status, reply) = raw_http(local.listen, b"", &open_request);
     assert_eq!(status, 200, "{reply}");
     // Under capture: an unregistered name dialled to the protected address is decided on it.
     let captured = frontend(policy, Some(Capture::ProxyProtocol), &[]);
-    let request = "GET / HTTP/1.1\r\nHost: unregistered.example\r\nConnection: close\r\n\r\n";
+    let request = http_request("unregistered.example", "GET");
     let (status, reply) = raw_http(
         captured.listen,
         &proxy_header(at("127.0.0.1", port)),
-        request.as_bytes(),
+        &request,
     );
     assert_eq!(status, 403, "{reply}");
     assert!(reply.contains("client_not_allowed"), "{reply}");
@@ -323,7 +348,7 @@ fn allow_any_names_never_reach_protected_addresses() {
     let (status, reply) = raw_http(
         captured.listen,
         &proxy_header(at("127.0.0.22", port)),
-        request.as_bytes(),
+        &request,
     );
     assert_eq!(status, 200, "{reply}");
     assert!(reply.ends_with("recorder open"), "{reply}");
@@ -407,8 +432,8 @@ fn hostile_input_never_crashes_the_filter() {
         None,
         &[format!("{listen}={}", echo.addr)],
     );
-    let allowed = format!("GET / HTTP/1.1\r\nHost: localhost:{port}\r\nConnection: close\r\n\r\n");
-    assert_eq!(raw_http(envoy.listen, b"", allowed.as_bytes()).0, 200);
+    let allowed = http_request(&format!("localhost:{port}"), "GET");
+    assert_eq!(raw_http(envoy.listen, b"", &allowed).0, 200);
     let created = vms_created(&envoy);
     assert!(created > 0, "no wasm VM statistics");
 
@@ -477,8 +502,8 @@ fn hostile_input_never_crashes_the_filter() {
     for sign in ["panicked", "Wasm VM failed", "Function: proxy_on"] {
         assert!(!log.contains(sign), "{sign} in the log:\n{log}");
     }
-    assert_eq!(raw_http(envoy.listen, b"", allowed.as_bytes()).0, 200);
-    let denied = "GET / HTTP/1.1\r\nHost: unregistered.example\r\nConnection: close\r\n\r\n";
-    assert_eq!(raw_http(envoy.listen, b"", denied.as_bytes()).0, 403);
+    assert_eq!(raw_http(envoy.listen, b"", &allowed).0, 200);
+    let denied = http_request("unregistered.example", "GET");
+    assert_eq!(raw_http(envoy.listen, b"", &denied).0, 403);
     assert!(up.settled().len() >= 2);
 }

@@ -24,7 +24,7 @@ use warden_bundle::wire::{
     root_id, CLUSTER_HEADER, DFP_CLUSTER, GATEWAY_CLUSTER, GATEWAY_TCP_CLUSTER,
     ORIGINAL_DST_CLUSTER, TCP_BY_NAME_CLUSTER,
 };
-use warden_bundle::{Bundle, BundleSpec, Locality, Role};
+use warden_bundle::{Bundle, Locality, Role};
 
 use super::tls::{self, MeshTls, OriginationError};
 
@@ -486,9 +486,11 @@ fn tcp_cluster(index: usize, upstream: SocketAddr) -> Value {
     })
 }
 
-/// The bootstrap for a sidecar or, with `role` gateway, for the egress gateway. `spec` is the
-/// bundle's (its TLS origination settings become clusters).
-pub fn bootstrap(options: &EnvoyOptions, spec: &BundleSpec) -> Result<Value, RenderError> {
+/// The bootstrap for a sidecar or, with `role` gateway, for the egress gateway, for `bundle`
+/// (its TLS origination settings become clusters; a local sidecar's address guard comes from
+/// its policy).
+pub fn bootstrap(options: &EnvoyOptions, bundle: &Bundle) -> Result<Value, RenderError> {
+    let spec = &bundle.spec;
     let gateway = options.role == Role::Gateway;
     if gateway && options.mesh_tls.is_none() {
         return Err(RenderError::Options(
@@ -544,9 +546,7 @@ pub fn bootstrap(options: &EnvoyOptions, spec: &BundleSpec) -> Result<Value, Ren
     if !gateway && options.capture.is_none() {
         // A bundle the engine refuses, the filter refuses too (nothing passes): the guard then
         // holds only the unspecified addresses.
-        let policy = Bundle::from_json(options.bundle_json.as_bytes())
-            .ok()
-            .and_then(|bundle| warden_engine::compile(&bundle).ok());
+        let policy = warden_engine::compile(bundle).ok();
         let identity = options
             .identity
             .as_deref()
@@ -595,13 +595,16 @@ pub fn bootstrap(options: &EnvoyOptions, spec: &BundleSpec) -> Result<Value, Ren
     }
     if !options.tcp.is_empty() {
         // Where the filter sends connections: to an address it sets (else the original
-        // destination), or to a name it sets (a connection allowed on its server name).
+        // destination), or, from a sidecar, to a name it sets (a connection allowed on its
+        // server name; the gateway's passthrough connects to addresses only).
         clusters.push(json!({
             "name": ORIGINAL_DST_CLUSTER,
             "connect_timeout": "2s",
             "type": "ORIGINAL_DST",
             "lb_policy": "CLUSTER_PROVIDED"
         }));
+    }
+    if !options.tcp.is_empty() && !gateway {
         clusters.push(json!({
             "name": TCP_BY_NAME_CLUSTER,
             "connect_timeout": "5s",

@@ -8,13 +8,24 @@
 //! selected, before the connection is made (a wasm upstream filter would run only after the
 //! connection pool started connecting). It denies the unspecified addresses and every
 //! registered address and port this proxy's workload may not reach, as the engine decides
-//! them for its identity. The rules are computed when the configuration is rendered: render
+//! them for its identity, except for requests the filter itself sent to an IP address (it
+//! decided on that address, with the request's method and path). The rules are computed when the configuration is rendered: render
 //! again when address services or their access policies change (an ECDS bundle update does
 //! not change them).
 
 use serde_json::{json, Value};
 use warden_bundle::BundleSpec;
 use warden_engine::{Policy, Request, RequestProtocol};
+
+/// Requests the filter itself sent to an IP address (`envoy.upstream.dynamic_host` holds an
+/// IP literal): an address authority or an IP endpoint, which the engine decided on, with the
+/// method, path and client it had. The guard is for names that Envoy resolves, not for them.
+fn decided_address() -> Value {
+    json!({ "filter_state": {
+        "key": "envoy.upstream.dynamic_host",
+        "string_match": { "safe_regex": { "regex": "([0-9]{1,3}\\.){3}[0-9]{1,3}|[0-9a-f.]*:[0-9a-f:.]*" } }
+    } })
+}
 
 /// One address rule of the guard: a CIDR, and a port (absent: every port).
 fn rule(cidr: &ipnet::IpNet, port: Option<u16>) -> Value {
@@ -92,7 +103,7 @@ pub fn protocol_options(rules: &[(ipnet::IpNet, Option<u16>)]) -> Value {
                             "action": "DENY",
                             "policies": { "warden-protected-addresses": {
                                 "permissions": [{ "or_rules": { "rules": permissions } }],
-                                "principals": [{ "any": true }]
+                                "principals": [{ "not_id": decided_address() }]
                             } }
                         }
                     }

@@ -9,14 +9,16 @@
 //! address of a connection allowed on its SNI). The glue applies a [`Route`] and decides
 //! nothing itself.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use warden_bundle::Role;
 
 use crate::decision::{Decision, DenyReason, MatchedOn};
 use crate::endpoint::EndpointAddress;
 use crate::host::{parse_authority, parse_host, Host, HostBuf};
+use crate::policy::Policy;
 use crate::request::Request;
+use crate::selection::Health;
 
 /// The listener a request or connection arrived on, as far as routing is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,8 +109,36 @@ fn host_part(authority: &str) -> &str {
     authority.split_once(':').map_or(authority, |(h, _)| h)
 }
 
-fn ip_text(ip: IpAddr) -> String {
-    ip.to_string()
+impl Policy {
+    /// Decides `request`, plans where it goes on `listener` (`mesh_routing`: the mesh's own
+    /// routes take allowed traffic on), and hands the route to `apply`, which tells the proxy
+    /// and says whether it could. One final verdict: an allow with no route, or one the
+    /// proxy could not be given, is a denial that keeps its provenance.
+    pub fn decide_and_route<'p>(
+        &'p self,
+        request: &Request<'_>,
+        listener: Listener,
+        mesh_routing: bool,
+        health: &dyn Health,
+        pick: u64,
+        apply: impl FnOnce(&Route<'p>) -> bool,
+    ) -> Decision<'p> {
+        let decision = self.decide_with(request, health, pick);
+        if !decision.is_allowed() {
+            return decision;
+        }
+        match plan(
+            &decision,
+            request,
+            listener,
+            self.settings.role,
+            mesh_routing,
+        ) {
+            Ok(route) if apply(&route) => decision,
+            Ok(_) => decision.denied_by(DenyReason::RouteFailed),
+            Err(reason) => decision.denied_by(reason),
+        }
+    }
 }
 
 /// Plans where an allowed `decision` for `request` goes, on `listener`, for a proxy in `role`;
@@ -153,8 +183,9 @@ pub fn plan<'p>(
             ..Route::default()
         });
     }
-    if let Some(endpoint) = decision.endpoint() {
-        let (cluster, target) = match endpoint.address {
+    let by_name = service.is_some_and(|s| s.matched_on == MatchedOn::Host);
+    let (cluster, target) = match (decision.endpoint(), name) {
+        (Some(endpoint), _) => match endpoint.address {
             EndpointAddress::Ip(ip) => (
                 Cluster::ByAddress,
                 Target::Address(SocketAddr::new(*ip, endpoint.port)),
@@ -166,30 +197,30 @@ pub fn plan<'p>(
                     port: endpoint.port,
                 },
             ),
-        };
-        return Ok(Route {
-            cluster: Some(cluster),
-            target: Some(target),
-            ..Route::default()
-        });
-    }
-    let by_name = service.is_some_and(|s| s.matched_on == MatchedOn::Host);
-    match (by_name, name, listener) {
+        },
         // Allowed on its server name: connect to that name, never to the dialled address.
-        // (The gateway's passthrough listener connects to IP endpoints only.)
-        (true, Some(name), Listener::Tcp | Listener::TcpEndpoints) => Ok(Route {
-            cluster: Some(Cluster::ByName),
-            target: Some(Target::Name {
+        (None, Some(name)) if by_name => (
+            Cluster::ByName,
+            Target::Name {
                 host: name.to_owned(),
                 port,
-            }),
-            ..Route::default()
-        }),
-        // Decided on the dialled address: go there.
-        (false, _, Listener::Tcp) => Ok(Route::default()),
-        // Nothing to connect to: the listener's own address is no destination.
-        _ => Err(DenyReason::RouteFailed),
+            },
+        ),
+        // Decided on the dialled address: go there, where the listener has one.
+        _ if listener == Listener::Tcp => return Ok(Route::default()),
+        // The listener's own address is no destination.
+        _ => return Err(DenyReason::RouteFailed),
+    };
+    // The gateway's passthrough listener decides on the first data, after a name could have
+    // been resolved for it: it connects to addresses only.
+    if cluster == Cluster::ByName && listener == Listener::GatewayPassthrough {
+        return Err(DenyReason::RouteFailed);
     }
+    Ok(Route {
+        cluster: Some(cluster),
+        target: Some(target),
+        ..Route::default()
+    })
 }
 
 /// HTTP: the gateway, a TLS-originating cluster, and the target the dynamic forward proxy
@@ -210,7 +241,7 @@ fn http<'p>(decision: &Decision<'p>, request: &Request<'_>, via_gateway: bool) -
     };
     if let Some(endpoint) = decision.endpoint() {
         let host = match endpoint.address {
-            EndpointAddress::Ip(ip) => ip_text(*ip),
+            EndpointAddress::Ip(ip) => ip.to_string(),
             EndpointAddress::Name(name) => {
                 // Behind TLS origination the SNI and the certificate check follow the
                 // authority: a host-name endpoint becomes it.
@@ -242,10 +273,10 @@ fn http<'p>(decision: &Decision<'p>, request: &Request<'_>, via_gateway: bool) -
     let by_name = service.is_some_and(|s| s.matched_on == MatchedOn::Host);
     let host = match (authority.host, request.destination) {
         // Decided on the address the authority names.
-        (Host::Ip(ip), _) => ip_text(ip),
+        (Host::Ip(ip), _) => ip.to_string(),
         // Decided on the dialled address (the name is unregistered, or the address matched):
         // connect to that address, not to whatever the name resolves to.
-        (Host::Name(_), Some(ip)) if !by_name => ip_text(ip),
+        (Host::Name(_), Some(ip)) if !by_name => ip.to_string(),
         (Host::Name(name), _) => {
             // The dynamic forward proxy reads the authority's port, else 443 behind TLS
             // origination and 80 otherwise.

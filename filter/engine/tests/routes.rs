@@ -11,7 +11,8 @@ use support::*;
 use warden_bundle::OutboundMode::{AllowAny, RegistryOnly};
 use warden_bundle::Role;
 use warden_engine::{
-    plan, Cluster, DenyReason, Listener, Policy, Request, RequestProtocol, Route, Target,
+    plan, AllHealthy, Cluster, DenyReason, Listener, Policy, Request, RequestProtocol, Route,
+    Target,
 };
 
 /// `web/api` by name on 8080, `dc/db` by address on 5432 and 8080, `tls/api` by name on 443.
@@ -96,29 +97,16 @@ fn http_goes_to_the_port_decided() {
         port: Some(port),
         ..http(host)
     };
-    let r = route(
-        &p,
-        &captured("api.example.com:9999", "192.0.2.1", 8080),
-        Listener::Http,
-    )
-    .unwrap();
-    assert_eq!(r.target, name("api.example.com", 8080));
-    // No port in the authority: the dynamic forward proxy would use 80.
-    let r = route(
-        &p,
-        &captured("api.example.com", "192.0.2.1", 8080),
-        Listener::Http,
-    )
-    .unwrap();
-    assert_eq!(r.target, name("api.example.com", 8080));
-    // An address authority, any spelling: the canonical address, the dialled port.
-    let r = route(
-        &p,
-        &captured("0x0a.1.0.5:9999", "10.1.0.5", 8080),
-        Listener::Http,
-    )
-    .unwrap();
-    assert_eq!(r.target, name("10.1.0.5", 8080));
+    for (authority, dialled, target) in [
+        ("api.example.com:9999", "192.0.2.1", "api.example.com"),
+        // No port in the authority: the dynamic forward proxy would use 80.
+        ("api.example.com", "192.0.2.1", "api.example.com"),
+        // An address authority, any spelling: the canonical address.
+        ("0x0a.1.0.5:9999", "10.1.0.5", "10.1.0.5"),
+    ] {
+        let r = route(&p, &captured(authority, dialled, 8080), Listener::Http).unwrap();
+        assert_eq!(r.target, name(target, 8080), "{authority}");
+    }
     // Exactly what was decided: left as it is.
     let r = route(&p, &http("api.example.com:8080"), Listener::Http).unwrap();
     assert!(r.is_as_is(), "{r:?}");
@@ -170,7 +158,56 @@ fn an_endpoints_listener_without_an_endpoint_routes_nowhere() {
         route(&p, &tcp("10.1.0.5", 5432), Listener::TcpEndpoints),
         Err(DenyReason::RouteFailed)
     );
+    // The gateway's passthrough listener connects to addresses only, never by name.
+    assert_eq!(
+        route(
+            &p,
+            &tls("secure.example.com", "192.0.2.66", 443),
+            Listener::GatewayPassthrough
+        ),
+        Err(DenyReason::RouteFailed)
+    );
     assert!(route(&p, &tcp("10.1.0.5", 5432), Listener::Tcp)
         .unwrap()
         .is_as_is());
+}
+
+/// One final verdict: an allow with no route, or one the proxy could not be given, is a
+/// denial that keeps the service it was allowed for.
+#[test]
+fn an_allow_the_proxy_cannot_route_is_a_denial() {
+    let p = policy(RegistryOnly);
+    let nowhere = p.decide_and_route(
+        &tcp("10.1.0.5", 5432),
+        Listener::TcpEndpoints,
+        false,
+        &AllHealthy,
+        0,
+        |_| true,
+    );
+    assert_eq!(
+        nowhere.to_string(),
+        "deny route_failed service=dc/db port=5432"
+    );
+    let untold = p.decide_and_route(
+        &http("API.example.com:8080"),
+        Listener::Http,
+        false,
+        &AllHealthy,
+        0,
+        |route| route.is_as_is(),
+    );
+    assert_eq!(
+        untold.to_string(),
+        "deny route_failed service=web/api port=8080"
+    );
+    let routed = p.decide_and_route(
+        &http("api.example.com:8080"),
+        Listener::Http,
+        false,
+        &AllHealthy,
+        0,
+        |route| route.is_as_is(),
+    );
+    assert!(routed.is_allowed(), "{routed}");
 }

@@ -9,9 +9,9 @@
 use proxy_wasm::hostcalls;
 
 /// Filter state key naming the host the dynamic forward proxy connects to.
-pub const DYNAMIC_HOST: &str = "envoy.upstream.dynamic_host";
+const DYNAMIC_HOST: &str = "envoy.upstream.dynamic_host";
 /// Filter state key naming the port the dynamic forward proxy connects to.
-pub const DYNAMIC_PORT: &str = "envoy.upstream.dynamic_port";
+const DYNAMIC_PORT: &str = "envoy.upstream.dynamic_port";
 /// Filter state key naming the `IP:port` an `ORIGINAL_DST` cluster connects to.
 pub const ORIGINAL_DST: &str = "envoy.network.transport_socket.original_dst_address";
 
@@ -39,6 +39,12 @@ pub fn set(path: &str, value: &str, span: Span) -> bool {
             false
         }
     }
+}
+
+/// Sets the host and port a dynamic forward proxy cluster connects to (both, or it would read
+/// the port elsewhere).
+pub fn set_target(host: &str, port: u16, span: Span) -> bool {
+    set(DYNAMIC_HOST, host, span) && set(DYNAMIC_PORT, &port.to_string(), span)
 }
 
 fn encode(path: &str, value: &str, span: Span) -> Vec<u8> {

@@ -12,11 +12,11 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, Bytes};
 use warden_bundle::{wire, Role};
 use warden_engine::{
-    plan, Cluster, Decision, DenyReason, Listener, Outcome, Request, RequestProtocol, Route, Target,
+    Cluster, Decision, DenyReason, Listener, Outcome, Request, RequestProtocol, Route, Target,
 };
 
 use crate::denial;
-use crate::filter_state::{self, Span, DYNAMIC_HOST, DYNAMIC_PORT};
+use crate::filter_state::{self, Span};
 use crate::health::{self, Chosen, SharedHealth};
 use crate::host;
 use crate::properties;
@@ -53,56 +53,22 @@ impl WardenHttp {
         }
     }
 
-    fn deny(&self, reason: DenyReason, decision: Option<&Decision<'_>>) -> Action {
-        denial::send(reason, decision)
-    }
-
-    /// Applies a route; `false` when the proxy could not be told (a host call failed).
-    fn apply(shared: &Shared, route: &Route<'_>) -> bool {
-        if let Some(cluster) = route.cluster {
-            let name = match cluster {
-                Cluster::EgressGateway => shared.gateway_cluster.as_deref(),
-                Cluster::TlsOrigination(name) => Some(name),
-                // TCP clusters: never planned for HTTP.
-                Cluster::EgressGatewayPassthrough | Cluster::ByName | Cluster::ByAddress => None,
-            };
-            let Some(name) = name else {
-                return false;
-            };
-            if !host::set_request_header(wire::CLUSTER_HEADER, name) {
-                return false;
-            }
-        }
-        if let Some(authority) = route.authority {
-            if !host::set_request_header(":authority", authority) {
-                return false;
-            }
-        }
-        match &route.target {
-            Some(Target::Name { host, port }) => {
-                filter_state::set(DYNAMIC_HOST, host, Span::Request)
-                    && filter_state::set(DYNAMIC_PORT, &port.to_string(), Span::Request)
-            }
-            Some(Target::Address(_)) => false,
-            None => true,
-        }
-    }
-
     /// The decision and the route for this request, as one final verdict.
     fn decide(&mut self, shared: &Shared, headers: &[(String, Bytes)]) -> Action {
         let Some(policy) = shared.policy.as_ref() else {
             shared.metrics.http_denied(DenyReason::NoPolicy);
-            return self.deny(DenyReason::NoPolicy, None);
+            return denial::send(DenyReason::NoPolicy, None);
         };
-        let host = match header(headers, ":authority").and_then(|h| match h {
-            Some(h) => Ok(Some(h)),
-            None => header(headers, "host"),
-        }) {
+        let host = match header(headers, ":authority") {
+            Ok(None) => header(headers, "host"),
+            authority => authority,
+        };
+        let host = match host {
             Ok(host) => host,
             Err(()) => {
                 log::info!("deny invalid_host: the authority is not UTF-8");
                 shared.metrics.http_denied(DenyReason::InvalidHost);
-                return self.deny(DenyReason::InvalidHost, None);
+                return denial::send(DenyReason::InvalidHost, None);
             }
         };
         let destination = if shared.local_proxy {
@@ -139,22 +105,14 @@ impl WardenHttp {
             locality: shared.locality.as_ref(),
             ..Request::default()
         };
-        let health = SharedHealth::default();
-        let mut decision = policy.decide_with(&request, &health, shared.next_pick());
-        let route = plan(
-            &decision,
+        let decision = policy.decide_and_route(
             &request,
             Listener::Http,
-            shared.role,
             shared.mesh_routing,
+            &SharedHealth::default(),
+            shared.next_pick(),
+            |route| apply(shared, route),
         );
-        match route {
-            Ok(route) if decision.is_allowed() && !Self::apply(shared, &route) => {
-                decision = decision.denied_by(DenyReason::RouteFailed);
-            }
-            Ok(_) => {}
-            Err(reason) => decision = decision.denied_by(reason),
-        }
         shared.metrics.http(&decision);
         let (host_text, client_text) = (host.unwrap_or("-"), request.client.unwrap_or("-"));
         let Decision::Deny(denial) = decision else {
@@ -170,7 +128,36 @@ impl WardenHttp {
             return Action::Continue;
         };
         log::info!("{decision} host={host_text} client={client_text}");
-        self.deny(denial.reason, Some(&decision))
+        denial::send(denial.reason, Some(&decision))
+    }
+}
+
+/// Applies a route; `false` when the proxy could not be told (a host call failed).
+fn apply(shared: &Shared, route: &Route<'_>) -> bool {
+    if let Some(cluster) = route.cluster {
+        let name = match cluster {
+            Cluster::EgressGateway => shared.gateway_cluster.as_deref(),
+            Cluster::TlsOrigination(name) => Some(name),
+            // TCP clusters: never planned for HTTP.
+            Cluster::EgressGatewayPassthrough | Cluster::ByName | Cluster::ByAddress => None,
+        };
+        let Some(name) = name else {
+            return false;
+        };
+        if !host::set_request_header(wire::CLUSTER_HEADER, name) {
+            return false;
+        }
+    }
+    if let Some(authority) = route.authority {
+        if !host::set_request_header(":authority", authority) {
+            return false;
+        }
+    }
+    match &route.target {
+        Some(Target::Name { host, port }) => filter_state::set_target(host, *port, Span::Request),
+        // Addresses are for TCP clusters: never planned for HTTP.
+        Some(Target::Address(_)) => false,
+        None => true,
     }
 }
 
@@ -194,7 +181,7 @@ impl HttpContext for WardenHttp {
         }
         let Some(shared) = self.shared.clone() else {
             log::warn!("no policy loaded; denying (fail closed)");
-            return self.deny(DenyReason::NoPolicy, None);
+            return denial::send(DenyReason::NoPolicy, None);
         };
         self.decide(&shared, &headers)
     }

@@ -6,13 +6,10 @@ use proxy_wasm::traits::{Context, StreamContext};
 use proxy_wasm::types::Action;
 use warden_bundle::wire;
 use warden_engine::{
-    parse_gateway_server_name, plan, Cluster, DenyReason, Listener, Outcome, Request,
-    RequestProtocol, Route, Target,
+    parse_gateway_server_name, Cluster, Listener, Outcome, Request, RequestProtocol, Route, Target,
 };
 
-use crate::filter_state::{
-    self, Span, DYNAMIC_HOST, DYNAMIC_PORT, ORIGINAL_DST, TCP_PROXY_CLUSTER, UPSTREAM_SERVER_NAME,
-};
+use crate::filter_state::{self, Span, ORIGINAL_DST, TCP_PROXY_CLUSTER, UPSTREAM_SERVER_NAME};
 use crate::health::{self, Chosen, SharedHealth};
 use crate::properties;
 use crate::root::Shared;
@@ -130,26 +127,19 @@ impl WardenTcp {
             locality: shared.locality.as_ref(),
             ..Request::default()
         };
-        let health = SharedHealth::default();
-        let mut decision = policy.decide_with(&request, &health, shared.next_pick());
         let listener = match self.mode {
             Mode::Forward => Listener::Tcp,
             Mode::Endpoints => Listener::TcpEndpoints,
             Mode::Gateway => Listener::GatewayPassthrough,
         };
-        match plan(
-            &decision,
+        let decision = policy.decide_and_route(
             &request,
             listener,
-            shared.role,
             shared.mesh_routing,
-        ) {
-            Ok(route) if decision.is_allowed() && !apply(&shared, &route) => {
-                decision = decision.denied_by(DenyReason::RouteFailed);
-            }
-            Ok(_) => {}
-            Err(reason) => decision = decision.denied_by(reason),
-        }
+            &SharedHealth::default(),
+            shared.next_pick(),
+            |route| apply(&shared, route),
+        );
         shared.metrics.tcp(&decision);
         // Formatted only when a line is logged: an allowed connection logs at debug level.
         let target = Destination(destination);
@@ -192,8 +182,7 @@ fn apply(shared: &Shared, route: &Route<'_>) -> bool {
     }
     match &route.target {
         Some(Target::Name { host, port }) => {
-            filter_state::set(DYNAMIC_HOST, host, Span::Connection)
-                && filter_state::set(DYNAMIC_PORT, &port.to_string(), Span::Connection)
+            filter_state::set_target(host, *port, Span::Connection)
         }
         Some(Target::Address(address)) => {
             filter_state::set(ORIGINAL_DST, &address.to_string(), Span::Connection)
