@@ -20,7 +20,7 @@ use warden_bundle::{
     Bundle, BundleSpec, ExternalService, OutboundMode, Protocol, Provenance, ResourceKind,
     ServicePort,
 };
-use warden_engine::{compile, Request, RequestProtocol};
+use warden_engine::{compile, AllHealthy, Listener, Request, RequestProtocol};
 
 /// Counts live heap bytes, to measure what a compiled policy holds.
 struct Counting;
@@ -177,6 +177,25 @@ fn bench_decide(c: &mut Criterion) {
             );
             group.bench_with_input(BenchmarkId::new(case, n), &request, |b, r| {
                 b.iter(|| black_box(policy.decide(black_box(r)).is_allowed()))
+            });
+            // What the filter runs per request: the decision, then the route planned for it.
+            let listener = match protocol {
+                RequestProtocol::Http => Listener::Http,
+                _ => Listener::Tcp,
+            };
+            let id = BenchmarkId::new(format!("{case}+route"), n);
+            group.bench_with_input(id, &request, |b, r| {
+                b.iter(|| {
+                    let d = policy.decide_and_route(
+                        black_box(r),
+                        listener,
+                        false,
+                        &AllHealthy,
+                        0,
+                        |route| black_box(route).cluster.is_none(),
+                    );
+                    black_box(d.is_allowed())
+                })
             });
         }
     }
