@@ -42,14 +42,20 @@ impl Ca {
 
     /// A certificate for these DNS names and, if given, this SPIFFE ID (URI SAN).
     pub fn issue(&self, dns: &[&str], spiffe: Option<&str>) -> Leaf {
+        self.issue_uris(dns, spiffe.as_slice())
+    }
+
+    /// A certificate for these DNS names and URI SANs, in this order (an X.509-SVID has
+    /// exactly one; more is what an attacker would try).
+    pub fn issue_uris(&self, dns: &[&str], uris: &[&str]) -> Leaf {
         let mut params =
             CertificateParams::new(dns.iter().map(|d| d.to_string()).collect::<Vec<_>>()).unwrap();
-        if let Some(id) = spiffe {
+        for id in uris {
             params
                 .subject_alt_names
-                .push(SanType::URI(id.try_into().unwrap()));
+                .push(SanType::URI((*id).try_into().unwrap()));
         }
-        let cn = spiffe.or(dns.first().copied()).unwrap_or("leaf");
+        let cn = uris.first().or(dns.first()).copied().unwrap_or("leaf");
         params.distinguished_name.push(DnType::CommonName, cn);
         params.extended_key_usages = vec![
             ExtendedKeyUsagePurpose::ServerAuth,

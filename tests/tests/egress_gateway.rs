@@ -674,3 +674,81 @@ fn the_gateway_is_no_open_proxy() {
         "the plain upstream was reached"
     );
 }
+
+/// An X.509-SVID carries exactly one URI SAN. A mesh certificate naming two identities (in
+/// either order, or one of them in another trust domain) is closed at the gateway before any
+/// filter or upstream sees a byte, on the HTTPS and the passthrough listener; the same
+/// caller with one identity is served.
+#[test]
+fn the_gateway_takes_only_certificates_with_one_spiffe_id() {
+    let world = World::new();
+    let gw = world.gateway.listen;
+    let (sni, host) = ("api.external.test", "api.external.test:443");
+    let ok = https_get(gw, sni, host, Some(&world.issue(BILLING)), &world.mesh_ca).unwrap();
+    assert_eq!(ok.status, 200, "{ok:?}");
+    let foreign = "spiffe://other.example/ns/pay/sa/billing";
+    let two_ids: [&[&str]; 4] = [
+        &[BILLING, FRONTEND],
+        &[FRONTEND, BILLING],
+        &[BILLING, foreign],
+        &[foreign, BILLING],
+    ];
+    for ids in two_ids {
+        let leaf = world.mesh_ca.issue_uris(&[], ids);
+        let r = https_get(gw, sni, host, Some(&leaf), &world.mesh_ca);
+        assert!(r.is_err(), "{ids:?}: {r:?}\n{}", world.gateway.log());
+    }
+    assert_eq!(
+        world.api.seen().len(),
+        1,
+        "only the one-identity request arrived"
+    );
+    assert_eq!(
+        world.gateway.stat("warden_gateway_identity.rbac.denied"),
+        4,
+        "{}",
+        world.gateway.log()
+    );
+
+    // Passthrough: a sidecar holding a two-identity certificate gets nowhere.
+    let leaf = world.mesh_ca.issue_uris(&[], &[BILLING, FRONTEND]);
+    let sidecar = world.tls_sidecar(BILLING, &leaf, true);
+    let r = world.passthrough_get(&world.external_ca);
+    assert!(r.is_err(), "{r:?}");
+    assert!(world.passthrough.seen().is_empty());
+    assert_eq!(world.gateway.stat("warden_gateway_identity.rbac.denied"), 5);
+    assert_eq!(world.gateway.metric("warden_tcp_allowed"), 0);
+    drop(sidecar);
+}
+
+/// A port whose TLS the gateway originates is never passed through: a caller that asks the
+/// passthrough listener for `api.external.test:443` (clientsideTls) directly, with a valid
+/// certificate, is denied `not_gateway_routed` and the upstream sees nothing.
+#[test]
+fn the_gateway_never_passes_through_a_port_it_originates_tls_for() {
+    let world = World::new();
+    let billing = world.issue(BILLING);
+    for sni in [
+        "outbound_.443_._.api.external.test",
+        "outbound_.443_._.API.external.test.",
+        "api.external.test",
+    ] {
+        let r = https_get(
+            world.gateway_tcp,
+            sni,
+            "api.external.test",
+            Some(&billing),
+            &world.mesh_ca,
+        );
+        assert!(r.is_err(), "{sni}: {r:?}");
+    }
+    assert!(world.api.seen().is_empty(), "the upstream was reached");
+    assert_eq!(
+        world
+            .gateway
+            .wait_metric("warden_tcp_denied_not_gateway_routed", 3),
+        3,
+        "{}",
+        world.gateway.log()
+    );
+}

@@ -369,6 +369,12 @@ fn http_listener(options: &EnvoyOptions) -> Value {
         {
             chain.insert("transport_socket".into(), socket);
         }
+        if let Some(filters) = listener
+            .pointer_mut("/filter_chains/0/filters")
+            .and_then(Value::as_array_mut)
+        {
+            filters.insert(0, tls::one_spiffe_id(&options.trust_domain));
+        }
         if let Some(fields) = listener.as_object_mut() {
             fields.insert("name".into(), json!("warden_gateway"));
             // The TLS inspector records the client's server name, which the filter compares
@@ -396,6 +402,7 @@ fn gateway_tcp_listener(
         "filter_chains": [{
             "transport_socket": tls::gateway_listener(mesh, &options.trust_domain),
             "filters": [
+                tls::one_spiffe_id(&options.trust_domain),
                 {
                     "name": "warden",
                     "typed_config": {

@@ -53,6 +53,53 @@ pub fn gateway_listener(mesh: &MeshTls, trust_domain: &str) -> Value {
     })
 }
 
+/// The gateway's first network filter: the caller's certificate must carry exactly one URI
+/// SAN, a SPIFFE ID in `trust_domain` (an X.509-SVID has exactly one). The TLS validation above
+/// accepts a certificate when *any* SAN matches and Envoy reports the first as the identity,
+/// so a certificate naming two identities would be taken as either. Envoy's URI SAN input
+/// joins every URI SAN with commas, and a SPIFFE ID holds no comma: one ID is exactly what
+/// the pattern matches. Anything else is closed before a byte reaches the filter or an
+/// upstream (counted `warden_gateway_identity.rbac.denied`).
+pub fn one_spiffe_id(trust_domain: &str) -> Value {
+    let escaped: String = trust_domain
+        .chars()
+        .flat_map(|c| {
+            let escape = (!c.is_ascii_alphanumeric()).then_some('\\');
+            escape.into_iter().chain(std::iter::once(c))
+        })
+        .collect();
+    let action = |name: &str, verdict: &str| {
+        json!({ "action": {
+            "name": name,
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.config.rbac.v3.Action",
+                "name": name,
+                "action": verdict
+            }
+        }})
+    };
+    json!({
+        "name": "envoy.filters.network.rbac",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC",
+            "stat_prefix": "warden_gateway_identity.",
+            "matcher": {
+                "matcher_list": { "matchers": [{
+                    "predicate": { "single_predicate": {
+                        "input": {
+                            "name": "envoy.matching.inputs.uri_san",
+                            "typed_config": { "@type": "type.googleapis.com/envoy.extensions.matching.common_inputs.ssl.v3.UriSanInput" }
+                        },
+                        "value_match": { "safe_regex": { "google_re2": {}, "regex": format!("^spiffe://{escaped}/[^,]+$") } }
+                    }},
+                    "on_match": action("one-spiffe-id", "ALLOW")
+                }]},
+                "on_no_match": action("not-one-spiffe-id", "DENY")
+            }
+        }
+    })
+}
+
 /// The proxy's mesh certificate, and the peer's checked against the mesh CA and a SPIFFE URI
 /// SAN `matcher`.
 fn mesh_context(mesh: &MeshTls, matcher: Value) -> Value {

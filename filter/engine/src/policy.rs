@@ -217,13 +217,15 @@ impl Policy {
             Some(Host::Name(_)) => None,
             None => request.destination,
         };
-        if target_ip.is_some_and(is_unspecified) {
+        // Never a destination, whether named or dialled: a connection decided on a name
+        // can still fall back to the dialled address.
+        if target_ip.is_some_and(is_unspecified) || request.destination.is_some_and(is_unspecified)
+        {
             return Decision::deny(DenyReason::UnspecifiedAddress);
         }
         let by_destination = || {
             request
                 .destination
-                .filter(|ip| !is_unspecified(*ip))
                 .and_then(|ip| self.lookup_ip(ip))
                 .map(|set| (set, MatchedOn::Address))
         };

@@ -147,6 +147,19 @@ fn unspecified_addresses_are_denied() {
         verdict(&p, &tcp("0.0.0.0", 5432)),
         "deny unspecified_address -"
     );
+    // Dialled, under a server name or an authority that names something else: a connection
+    // decided as unregistered would go to the dialled address. (Found by the `decide` fuzz
+    // target: TLS for an unregistered name dialled to 0.41.204.138 passed through.)
+    for dialled in ["0.41.204.138", "0.0.0.0"] {
+        assert_eq!(
+            verdict(&p, &tls("unregistered.example", dialled, 443)),
+            "deny unspecified_address -",
+            "{dialled}"
+        );
+    }
+    let mut named = http("unregistered.example");
+    named.destination = Some("::".parse().unwrap());
+    assert_eq!(verdict(&p, &named), "deny unspecified_address -");
 }
 
 /// A listener that stands for an internal hostname has nowhere to send a connection decided
