@@ -5,6 +5,8 @@
 #   make run     a local Envoy with the example manifests, applying every change live
 #   make push    IMAGE=REGISTRY/REPOSITORY:TAG: the filter as a Wasm OCI image
 #   make bench   criterion benchmarks of the engine, then the Envoy benchmark (wrk)
+#   make fuzz    each cargo-fuzz target for FUZZ_SECONDS (default 600)
+#   make soak    the filter under load with a bundle reload every 10 s, SOAK_MINUTES (30)
 # Every target installs what it needs into the project (./.tools) or via rustup.
 
 SHELL := bash
@@ -25,7 +27,7 @@ ENVOY := $(TOOLS)/bin/envoy
 BUILDER := target/release/bundle-builder
 EXAMPLE_BUNDLE := dist/example-bundle.json
 
-.PHONY: build test lint fmt demo run push bench bench-engine bench-envoy targets tools envoy wrk postgres registry-tools clean
+.PHONY: build test lint fmt demo run push bench bench-engine bench-envoy fuzz fuzz-smoke fuzz-tools soak targets tools envoy wrk postgres registry-tools clean
 
 ## Toolchain pieces -----------------------------------------------------------------------
 
@@ -65,7 +67,17 @@ registry-tools:
 	  echo "installing docker-registry and skopeo (Debian packages)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-registry skopeo; }
 
-tools: targets $(WASM_BINDGEN) $(ENVOY) postgres registry-tools
+# cargo-fuzz (crates.io) and a nightly toolchain for the fuzz targets in fuzz/ (libFuzzer
+# instrumentation needs nightly; the project itself builds on stable).
+CARGO_FUZZ_VERSION := 0.13.2
+CARGO_FUZZ := $(TOOLS)/bin/cargo-fuzz
+$(CARGO_FUZZ):
+	rustup toolchain install nightly --profile minimal
+	$(CARGO) install --locked --quiet --root $(TOOLS) cargo-fuzz --version $(CARGO_FUZZ_VERSION)
+
+fuzz-tools: $(CARGO_FUZZ)
+
+tools: targets $(WASM_BINDGEN) $(ENVOY) postgres registry-tools fuzz-tools
 
 ## Build ----------------------------------------------------------------------------------
 
@@ -83,6 +95,7 @@ fmt:
 
 lint: targets
 	$(CARGO) fmt --all -- --check
+	$(CARGO) fmt --manifest-path fuzz/Cargo.toml -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy -p warden-bundle -p warden-engine -p warden-filter --target $(WASM_TARGET) -- -D warnings
 
@@ -90,6 +103,20 @@ test: lint tools build
 	ENVOY_BIN=$(ENVOY) WARDEN_WASM=$(CURDIR)/dist/warden.wasm $(CARGO) test --workspace
 	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=$(WASM_BINDGEN) \
 	  $(CARGO) test -p warden-engine --target $(WASM_TEST_TARGET)
+	$(MAKE) --no-print-directory fuzz-smoke
+
+# The committed corpus replayed and a short run of each fuzz target; new inputs go to a
+# temporary directory, so the clone stays clean.
+fuzz-smoke: fuzz-tools
+	PATH=$(TOOLS)/bin:$$PATH SCRATCH=1 JOBS=2 ./scripts/fuzz.sh 15
+
+FUZZ_SECONDS ?= 600
+fuzz: fuzz-tools
+	PATH=$(TOOLS)/bin:$$PATH JOBS=$${JOBS:-1} ./scripts/fuzz.sh $(FUZZ_SECONDS)
+
+soak: build $(ENVOY)
+	ENVOY_BIN=$(ENVOY) WARDEN_WASM=$(CURDIR)/dist/warden.wasm \
+	  $(CARGO) run --release --quiet -p warden-e2e --bin soak
 
 ## Demo and benchmarks --------------------------------------------------------------------
 

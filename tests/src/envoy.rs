@@ -245,6 +245,29 @@ impl Envoy {
             .unwrap_or(0)
     }
 
+    /// Envoy's own count of wasm VMs created (all runtimes): a VM that panicked is replaced
+    /// by a new one.
+    pub fn vms_created(&self) -> u64 {
+        let (_, stats) = self.admin_get("/stats").expect("admin stats");
+        stats
+            .lines()
+            .filter(|l| l.starts_with("wasm.") && l.contains(".created: "))
+            .filter_map(|l| l.rsplit_once(": ")?.1.trim().parse::<u64>().ok())
+            .sum()
+    }
+
+    /// The sum of Envoy's statistics whose name ends with `suffix`, such as
+    /// `.config_reload` over every discovered extension config.
+    pub fn stat_sum(&self, suffix: &str) -> u64 {
+        let (_, stats) = self.admin_get("/stats").expect("admin stats");
+        stats
+            .lines()
+            .filter_map(|l| l.split_once(": "))
+            .filter(|(key, _)| key.ends_with(suffix))
+            .filter_map(|(_, value)| value.trim().parse::<u64>().ok())
+            .sum()
+    }
+
     /// The value of one of Envoy's own statistics from `/stats` (0 when absent), such as
     /// `cluster.NAME.ssl.fail_verify_san`.
     pub fn stat(&self, name: &str) -> u64 {

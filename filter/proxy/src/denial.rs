@@ -2,6 +2,8 @@
 
 use warden_engine::{Decision, DenyReason};
 
+use crate::host::Host;
+
 /// The response header that carries the reason code.
 pub const REASON_HEADER: &str = "x-warden-reason";
 
@@ -17,13 +19,17 @@ pub fn response(reason: DenyReason, decision: Option<&Decision<'_>>) -> (u32, St
 }
 
 /// Answers a denied request locally, and pauses it.
-pub fn send(reason: DenyReason, decision: Option<&Decision<'_>>) -> proxy_wasm::types::Action {
+pub fn send(
+    host: &dyn Host,
+    reason: DenyReason,
+    decision: Option<&Decision<'_>>,
+) -> proxy_wasm::types::Action {
     let (status, body) = response(reason, decision);
     let headers = [
         (REASON_HEADER, reason.code()),
         ("content-type", "application/json"),
     ];
-    if !crate::host::send_response(status, &headers, body.as_bytes()) {
+    if !host.send_response(status, &headers, body.as_bytes()) {
         log::error!(
             "cannot answer a denied request ({}); it stays paused",
             reason.code()

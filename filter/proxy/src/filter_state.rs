@@ -1,4 +1,4 @@
-//! Setting Envoy filter state through the `set_envoy_filter_state` foreign function.
+//! Setting Envoy filter state (the `set_envoy_filter_state` foreign function).
 //!
 //! Clients cannot forge filter state (unlike headers such as `x-envoy-original-dst-host`), so
 //! the filter steers the upstream through it. The argument is the protobuf message
@@ -6,12 +6,13 @@
 //! `{1: path (string), 2: value (string), 3: span (enum)}`, encoded here by hand: three fields
 //! do not justify a protobuf code generator in the filter.
 
-use proxy_wasm::hostcalls;
+use crate::host::Host;
+pub use crate::host::Span;
 
 /// Filter state key naming the host the dynamic forward proxy connects to.
-const DYNAMIC_HOST: &str = "envoy.upstream.dynamic_host";
+pub const DYNAMIC_HOST: &str = "envoy.upstream.dynamic_host";
 /// Filter state key naming the port the dynamic forward proxy connects to.
-const DYNAMIC_PORT: &str = "envoy.upstream.dynamic_port";
+pub const DYNAMIC_PORT: &str = "envoy.upstream.dynamic_port";
 /// Filter state key naming the `IP:port` an `ORIGINAL_DST` cluster connects to.
 pub const ORIGINAL_DST: &str = "envoy.network.transport_socket.original_dst_address";
 
@@ -20,34 +21,23 @@ pub const TCP_PROXY_CLUSTER: &str = "envoy.tcp_proxy.cluster";
 /// Filter state key overriding the SNI of the upstream TLS connection.
 pub const UPSTREAM_SERVER_NAME: &str = "envoy.network.upstream_server_name";
 
-/// How long the state lives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Span {
-    /// The downstream request (HTTP).
-    Request = 1,
-    /// The downstream connection (TCP).
-    Connection = 2,
-}
-
 /// Sets one filter state value; failures are logged, and the caller decides what they mean.
-pub fn set(path: &str, value: &str, span: Span) -> bool {
-    let arguments = encode(path, value, span);
-    match hostcalls::call_foreign_function("set_envoy_filter_state", Some(&arguments)) {
-        Ok(_) => true,
-        Err(status) => {
-            log::error!("cannot set filter state {path}: {status:?}");
-            false
-        }
+pub fn set(host: &dyn Host, path: &str, value: &str, span: Span) -> bool {
+    let ok = host.set_filter_state(path, value, span);
+    if !ok {
+        log::error!("cannot set filter state {path}");
     }
+    ok
 }
 
 /// Sets the host and port a dynamic forward proxy cluster connects to (both, or it would read
 /// the port elsewhere).
-pub fn set_target(host: &str, port: u16, span: Span) -> bool {
-    set(DYNAMIC_HOST, host, span) && set(DYNAMIC_PORT, &port.to_string(), span)
+pub fn set_target(host: &dyn Host, target: &str, port: u16, span: Span) -> bool {
+    set(host, DYNAMIC_HOST, target, span) && set(host, DYNAMIC_PORT, &port.to_string(), span)
 }
 
-fn encode(path: &str, value: &str, span: Span) -> Vec<u8> {
+/// The argument of `set_envoy_filter_state`.
+pub(crate) fn encode(path: &str, value: &str, span: Span) -> Vec<u8> {
     let mut out = Vec::with_capacity(path.len() + value.len() + 8);
     for (field, text) in [(1u8, path), (2u8, value)] {
         out.push(field << 3 | 2);

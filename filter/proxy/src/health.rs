@@ -3,29 +3,20 @@
 //! request; writes use compare-and-swap, so concurrent workers never lose a record.
 
 use std::cell::{Cell, RefCell};
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use proxy_wasm::hostcalls;
 use proxy_wasm::types::Status;
 use warden_engine::{
     EndpointChoice, Health, Outcome, OutlierSettings, Recorded, ResourceName, ServiceHealth,
 };
 
-/// Milliseconds since the epoch, from Envoy's clock.
-pub fn now_ms() -> u64 {
-    hostcalls::get_current_time()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .or_else(|| SystemTime::now().duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
+use crate::host::Host;
 
 fn key(service: &str) -> String {
     format!("warden.outlier/{service}")
 }
 
-fn load(service: &str) -> (ServiceHealth, Option<u32>) {
-    match hostcalls::get_shared_data(&key(service)) {
+fn load(host: &dyn Host, service: &str) -> (ServiceHealth, Option<u32>) {
+    match host.shared_data(&key(service)) {
         Ok((Some(bytes), cas)) => (ServiceHealth::decode_any(&bytes).unwrap_or_default(), cas),
         Ok((None, cas)) => (ServiceHealth::default(), cas),
         Err(_) => (ServiceHealth::default(), None),
@@ -35,18 +26,27 @@ fn load(service: &str) -> (ServiceHealth, Option<u32>) {
 /// [`Health`] read from shared data, fetched once per request for the service asked about.
 /// Neither the clock nor the shared data is read unless an internal hostname asks: requests
 /// to plain destinations make no extra host call.
-#[derive(Debug, Default)]
-pub struct SharedHealth {
+#[derive(Debug)]
+pub struct SharedHealth<'h> {
+    host: &'h dyn Host,
     now_ms: Cell<Option<u64>>,
     cache: RefCell<Option<(String, ServiceHealth)>>,
 }
 
-impl SharedHealth {
+impl<'h> SharedHealth<'h> {
+    pub fn new(host: &'h dyn Host) -> Self {
+        Self {
+            host,
+            now_ms: Cell::new(None),
+            cache: RefCell::new(None),
+        }
+    }
+
     fn now(&self) -> u64 {
         match self.now_ms.get() {
             Some(now) => now,
             None => {
-                let now = now_ms();
+                let now = self.host.now_ms();
                 self.now_ms.set(Some(now));
                 now
             }
@@ -59,13 +59,16 @@ impl SharedHealth {
             .as_ref()
             .is_none_or(|(name, _)| name != service.as_str())
         {
-            *cache = Some((service.as_str().to_owned(), load(service.as_str()).0));
+            *cache = Some((
+                service.as_str().to_owned(),
+                load(self.host, service.as_str()).0,
+            ));
         }
         cache.as_ref().map(|(_, health)| f(health))
     }
 }
 
-impl Health for SharedHealth {
+impl Health for SharedHealth<'_> {
     fn is_ejected(&self, service: &ResourceName, index: usize) -> bool {
         let now = self.now();
         self.with(service, |h| h.is_ejected(index, now))
@@ -104,15 +107,15 @@ impl From<&EndpointChoice<'_>> for Chosen {
 }
 
 /// Records the outcome of a request to a chosen endpoint.
-pub fn record(chosen: &Chosen, outcome: Outcome) {
+pub fn record(host: &dyn Host, chosen: &Chosen, outcome: Outcome) {
     for _ in 0..8 {
-        let (mut health, cas) = load(&chosen.service);
+        let (mut health, cas) = load(host, &chosen.service);
         if health.endpoints.len() != chosen.endpoints {
             health = ServiceHealth::new(chosen.endpoints);
         }
-        let now = now_ms();
+        let now = host.now_ms();
         let result = health.record(chosen.index, outcome, now, &chosen.outlier);
-        match hostcalls::set_shared_data(&key(&chosen.service), Some(&health.encode()), cas) {
+        match host.set_shared_data(&key(&chosen.service), &health.encode(), cas) {
             Ok(()) => {
                 match result {
                     Recorded::Ejected { until_ms } => log::warn!(

@@ -18,7 +18,7 @@ use warden_engine::{
 use crate::denial;
 use crate::filter_state::{self, Span};
 use crate::health::{self, Chosen, SharedHealth};
-use crate::host;
+use crate::host::Host;
 use crate::properties;
 use crate::root::Shared;
 
@@ -39,15 +39,18 @@ fn header<'h>(headers: &'h [(String, Bytes)], name: &str) -> Result<Option<&'h s
     }
 }
 
+#[derive(Debug)]
 pub struct WardenHttp {
+    host: Rc<dyn Host>,
     shared: Option<Rc<Shared>>,
     /// The endpoint an internal-hostname request went to, to record its outcome.
     chosen: Option<Chosen>,
 }
 
 impl WardenHttp {
-    pub fn new(shared: Option<Rc<Shared>>) -> Self {
+    pub fn new(host: Rc<dyn Host>, shared: Option<Rc<Shared>>) -> Self {
         Self {
+            host,
             shared,
             chosen: None,
         }
@@ -55,9 +58,10 @@ impl WardenHttp {
 
     /// The decision and the route for this request, as one final verdict.
     fn decide(&mut self, shared: &Shared, headers: &[(String, Bytes)]) -> Action {
+        let host_calls = &*self.host;
         let Some(policy) = shared.policy.as_ref() else {
             shared.metrics.http_denied(DenyReason::NoPolicy);
-            return denial::send(DenyReason::NoPolicy, None);
+            return denial::send(host_calls, DenyReason::NoPolicy, None);
         };
         let host = match header(headers, ":authority") {
             Ok(None) => header(headers, "host"),
@@ -68,21 +72,21 @@ impl WardenHttp {
             Err(()) => {
                 log::info!("deny invalid_host: the authority is not UTF-8");
                 shared.metrics.http_denied(DenyReason::InvalidHost);
-                return denial::send(DenyReason::InvalidHost, None);
+                return denial::send(host_calls, DenyReason::InvalidHost, None);
             }
         };
         let destination = if shared.local_proxy {
             None
         } else {
-            properties::socket_address(&["destination", "address"])
+            properties::socket_address(host_calls, &["destination", "address"])
         };
         // At the egress gateway the caller is who its certificate says (the listener only
         // accepts certificates from the mesh CA), and the TLS server name it sent must name
         // the host it asks for (domain fronting). Two host calls, only at the gateway.
         let (peer, sni) = if shared.role == Role::Gateway {
             (
-                properties::text(&["connection", "uri_san_peer_certificate"]),
-                properties::text(&["connection", "requested_server_name"])
+                properties::text(host_calls, &["connection", "uri_san_peer_certificate"]),
+                properties::text(host_calls, &["connection", "requested_server_name"])
                     .filter(|s| !s.is_empty()),
             )
         } else {
@@ -109,9 +113,9 @@ impl WardenHttp {
             &request,
             Listener::Http,
             shared.mesh_routing,
-            &SharedHealth::default(),
+            &SharedHealth::new(host_calls),
             shared.next_pick(),
-            |route| apply(shared, route),
+            |route| apply(host_calls, shared, route),
         );
         shared.metrics.http(&decision);
         let (host_text, client_text) = (host.unwrap_or("-"), request.client.unwrap_or("-"));
@@ -128,12 +132,12 @@ impl WardenHttp {
             return Action::Continue;
         };
         log::info!("{decision} host={host_text} client={client_text}");
-        denial::send(denial.reason, Some(&decision))
+        denial::send(host_calls, denial.reason, Some(&decision))
     }
 }
 
 /// Applies a route; `false` when the proxy could not be told (a host call failed).
-fn apply(shared: &Shared, route: &Route<'_>) -> bool {
+fn apply(host: &dyn Host, shared: &Shared, route: &Route<'_>) -> bool {
     if let Some(cluster) = route.cluster {
         let name = match cluster {
             Cluster::EgressGateway => shared.gateway_cluster.as_deref(),
@@ -144,20 +148,50 @@ fn apply(shared: &Shared, route: &Route<'_>) -> bool {
         let Some(name) = name else {
             return false;
         };
-        if !host::set_request_header(wire::CLUSTER_HEADER, name) {
+        if !host.set_request_header(wire::CLUSTER_HEADER, name) {
             return false;
         }
     }
     if let Some(authority) = route.authority {
-        if !host::set_request_header(":authority", authority) {
+        if !host.set_request_header(":authority", authority) {
             return false;
         }
     }
     match &route.target {
-        Some(Target::Name { host, port }) => filter_state::set_target(host, *port, Span::Request),
+        Some(Target::Name { host: name, port }) => {
+            filter_state::set_target(host, name, *port, Span::Request)
+        }
         // Addresses are for TCP clusters: never planned for HTTP.
         Some(Target::Address(_)) => false,
         None => true,
+    }
+}
+
+impl WardenHttp {
+    /// `on_http_request_headers`: strips what a client could spoof, then decides.
+    pub fn on_request_headers(&mut self) -> Action {
+        let headers = self.host.request_headers();
+        for (name, _) in headers.iter().filter(|(n, _)| is_spoofable(n)) {
+            self.host.remove_request_header(name);
+        }
+        let Some(shared) = self.shared.clone() else {
+            log::warn!("no policy loaded; denying (fail closed)");
+            return denial::send(&*self.host, DenyReason::NoPolicy, None);
+        };
+        self.decide(&shared, &headers)
+    }
+
+    /// `on_http_response_headers`: the outcome of a request to a chosen endpoint.
+    pub fn on_response_headers(&mut self) -> Action {
+        if let Some(chosen) = self.chosen.take() {
+            let status = self
+                .host
+                .response_header(":status")
+                .and_then(|s| std::str::from_utf8(&s).ok()?.parse::<u32>().ok())
+                .unwrap_or(0);
+            health::record(&*self.host, &chosen, Outcome::of_status(status));
+        }
+        Action::Continue
     }
 }
 
@@ -165,24 +199,10 @@ impl Context for WardenHttp {}
 
 impl HttpContext for WardenHttp {
     fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        if let Some(chosen) = self.chosen.take() {
-            let status = host::response_header(":status")
-                .and_then(|s| std::str::from_utf8(&s).ok()?.parse::<u32>().ok())
-                .unwrap_or(0);
-            health::record(&chosen, Outcome::of_status(status));
-        }
-        Action::Continue
+        self.on_response_headers()
     }
 
     fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        let headers = host::request_headers();
-        for (name, _) in headers.iter().filter(|(n, _)| is_spoofable(n)) {
-            host::remove_request_header(name);
-        }
-        let Some(shared) = self.shared.clone() else {
-            log::warn!("no policy loaded; denying (fail closed)");
-            return denial::send(DenyReason::NoPolicy, None);
-        };
-        self.decide(&shared, &headers)
+        self.on_request_headers()
     }
 }

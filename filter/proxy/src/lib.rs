@@ -14,6 +14,8 @@ mod metrics;
 mod properties;
 mod root;
 mod tcp;
+#[cfg(test)]
+mod tests;
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Info);

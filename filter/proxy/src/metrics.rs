@@ -10,9 +10,10 @@
 use std::cell::Cell;
 use std::time::Duration;
 
-use proxy_wasm::hostcalls;
 use proxy_wasm::types::MetricType;
 use warden_engine::{AllowReason, Decision, DenyReason};
+
+use crate::host::Host;
 
 /// How often counted decisions reach Envoy's counters.
 pub const FLUSH_PERIOD: Duration = Duration::from_secs(1);
@@ -27,9 +28,9 @@ struct Counter {
 }
 
 impl Counter {
-    fn define(name: &str) -> Self {
+    fn define(host: &dyn Host, name: &str) -> Self {
         Self {
-            id: define(MetricType::Counter, name),
+            id: define(host, MetricType::Counter, name),
             pending: Cell::new(0),
         }
     }
@@ -38,22 +39,20 @@ impl Counter {
         self.pending.set(self.pending.get().saturating_add(1));
     }
 
-    fn flush(&self) {
+    fn flush(&self, host: &dyn Host) {
         let pending = self.pending.replace(0);
         if let (Some(id), true) = (self.id, pending > 0) {
-            let _ = hostcalls::increment_metric(id, i64::from(pending));
+            host.increment_metric(id, i64::from(pending));
         }
     }
 }
 
-fn define(kind: MetricType, name: &str) -> Option<u32> {
-    match hostcalls::define_metric(kind, name) {
-        Ok(id) => Some(id),
-        Err(status) => {
-            log::warn!("cannot define metric {name}: {status:?}");
-            None
-        }
+fn define(host: &dyn Host, kind: MetricType, name: &str) -> Option<u32> {
+    let id = host.define_metric(kind, name);
+    if id.is_none() {
+        log::warn!("cannot define metric {name}");
     }
+    id
 }
 
 #[derive(Debug)]
@@ -65,8 +64,8 @@ struct Counters {
 }
 
 impl Counters {
-    fn define(scope: &str) -> Self {
-        let counter = |what: &str| Counter::define(&format!("warden_{scope}_{what}"));
+    fn define(host: &dyn Host, scope: &str) -> Self {
+        let counter = |what: &str| Counter::define(host, &format!("warden_{scope}_{what}"));
         Self {
             allowed: counter("allowed"),
             passthrough: counter("passthrough"),
@@ -97,12 +96,12 @@ impl Counters {
         }
     }
 
-    fn flush(&self) {
+    fn flush(&self, host: &dyn Host) {
         for counter in [&self.allowed, &self.passthrough, &self.dry_run]
             .into_iter()
             .chain(&self.denied)
         {
-            counter.flush();
+            counter.flush(host);
         }
     }
 }
@@ -117,13 +116,13 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn define() -> Self {
+    pub fn define(host: &dyn Host) -> Self {
         Self {
-            http: Counters::define("http"),
-            tcp: Counters::define("tcp"),
-            config_loaded: define(MetricType::Counter, "warden_config_loaded"),
-            config_rejected: define(MetricType::Counter, "warden_config_rejected"),
-            services: define(MetricType::Gauge, "warden_services_loaded"),
+            http: Counters::define(host, "http"),
+            tcp: Counters::define(host, "tcp"),
+            config_loaded: define(host, MetricType::Counter, "warden_config_loaded"),
+            config_rejected: define(host, MetricType::Counter, "warden_config_rejected"),
+            services: define(host, MetricType::Gauge, "warden_services_loaded"),
         }
     }
 
@@ -141,24 +140,30 @@ impl Metrics {
         self.http.denied(reason);
     }
 
-    /// Sends counted decisions to Envoy.
-    pub fn flush(&self) {
-        self.http.flush();
-        self.tcp.flush();
+    /// A connection denied before the engine could decide it.
+    #[cfg(test)]
+    pub fn tcp_denied(&self, reason: DenyReason) {
+        self.tcp.denied(reason);
     }
 
-    pub fn loaded(&self, services: usize) {
+    /// Sends counted decisions to Envoy.
+    pub fn flush(&self, host: &dyn Host) {
+        self.http.flush(host);
+        self.tcp.flush(host);
+    }
+
+    pub fn loaded(&self, host: &dyn Host, services: usize) {
         if let Some(id) = self.config_loaded {
-            let _ = hostcalls::increment_metric(id, 1);
+            host.increment_metric(id, 1);
         }
         if let Some(id) = self.services {
-            let _ = hostcalls::record_metric(id, u64::try_from(services).unwrap_or(u64::MAX));
+            host.record_metric(id, u64::try_from(services).unwrap_or(u64::MAX));
         }
     }
 
-    pub fn rejected(&self) {
+    pub fn rejected(&self, host: &dyn Host) {
         if let Some(id) = self.config_rejected {
-            let _ = hostcalls::increment_metric(id, 1);
+            host.increment_metric(id, 1);
         }
     }
 }

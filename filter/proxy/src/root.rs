@@ -10,6 +10,7 @@ use warden_bundle::wire::root_id;
 use warden_bundle::{Bundle, Locality, Role};
 use warden_engine::{compile, GatewayRoutes, Policy};
 
+use crate::host::{Envoy, Host};
 use crate::metrics::Metrics;
 use crate::properties;
 
@@ -50,24 +51,24 @@ impl Shared {
 }
 
 /// A string from the bootstrap's `node.metadata`.
-fn node_metadata(key: &str) -> Option<String> {
-    properties::text(&["xds", "node", "metadata", key])
+fn node_metadata(host: &dyn Host, key: &str) -> Option<String> {
+    properties::text(host, &["xds", "node", "metadata", key])
 }
 
 /// The workload's SPIFFE ID from the node metadata an Istio sidecar carries (`NAMESPACE`,
 /// `SERVICE_ACCOUNT`), as Istio's CA would issue it.
-fn istio_identity(trust_domain: &str) -> Option<String> {
-    let namespace = node_metadata("NAMESPACE").filter(|n| !n.is_empty())?;
-    let account = node_metadata("SERVICE_ACCOUNT").filter(|n| !n.is_empty())?;
+fn istio_identity(host: &dyn Host, trust_domain: &str) -> Option<String> {
+    let namespace = node_metadata(host, "NAMESPACE").filter(|n| !n.is_empty())?;
+    let account = node_metadata(host, "SERVICE_ACCOUNT").filter(|n| !n.is_empty())?;
     Some(format!(
         "spiffe://{trust_domain}/ns/{namespace}/sa/{account}"
     ))
 }
 
 /// The node's locality from the bootstrap, if it names one.
-fn node_locality() -> Option<Locality> {
+fn node_locality(host: &dyn Host) -> Option<Locality> {
     let part =
-        |name: &str| properties::text(&["xds", "node", "locality", name]).unwrap_or_default();
+        |name: &str| properties::text(host, &["xds", "node", "locality", name]).unwrap_or_default();
     let locality = Locality {
         region: part("region"),
         zone: part("zone"),
@@ -92,8 +93,9 @@ enum FilterKind {
     NetworkGateway,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct WardenRoot {
+    host: Rc<dyn Host>,
     kind: FilterKind,
     shared: Option<Rc<Shared>>,
     /// From the VM configuration: when set, only bundles signed with it are accepted.
@@ -109,11 +111,40 @@ struct VmConfig {
     public_key: Option<String>,
 }
 
-impl Context for WardenRoot {}
+impl Default for WardenRoot {
+    fn default() -> Self {
+        Self::new(Rc::new(Envoy))
+    }
+}
 
-impl RootContext for WardenRoot {
-    fn on_vm_start(&mut self, _size: usize) -> bool {
-        let Some(raw) = self.get_vm_configuration().filter(|c| !c.is_empty()) else {
+impl WardenRoot {
+    pub fn new(host: Rc<dyn Host>) -> Self {
+        Self {
+            host,
+            kind: FilterKind::default(),
+            shared: None,
+            public_key: None,
+        }
+    }
+
+    /// The HTTP filter for one request.
+    pub fn http_context(&self) -> crate::http::WardenHttp {
+        crate::http::WardenHttp::new(self.host.clone(), self.shared.clone())
+    }
+
+    /// The network filter for one connection.
+    pub fn tcp_context(&self) -> crate::tcp::WardenTcp {
+        let mode = match self.kind {
+            FilterKind::NetworkEndpoints => crate::tcp::Mode::Endpoints,
+            FilterKind::NetworkGateway => crate::tcp::Mode::Gateway,
+            FilterKind::Network | FilterKind::Http => crate::tcp::Mode::Forward,
+        };
+        crate::tcp::WardenTcp::new(self.host.clone(), self.shared.clone(), mode)
+    }
+
+    /// `on_vm_start`: the VM configuration (a public key), if any.
+    pub fn start(&mut self) -> bool {
+        let Some(raw) = self.host.vm_configuration().filter(|c| !c.is_empty()) else {
             return true;
         };
         let config: VmConfig = match serde_json::from_slice(&raw) {
@@ -137,8 +168,11 @@ impl RootContext for WardenRoot {
         true
     }
 
-    fn on_configure(&mut self, _size: usize) -> bool {
-        let root_id = properties::text(&["plugin_root_id"]).unwrap_or_default();
+    /// `on_configure`: which filter this is, the bundle, and the proxy's settings; `false`
+    /// refuses the configuration (Envoy keeps the previous one, or fails closed).
+    pub fn configure(&mut self) -> bool {
+        let host = &*self.host;
+        let root_id = properties::text(host, &["plugin_root_id"]).unwrap_or_default();
         self.kind = match root_id.as_str() {
             root_id::HTTP => FilterKind::Http,
             root_id::NETWORK => FilterKind::Network,
@@ -155,34 +189,34 @@ impl RootContext for WardenRoot {
                 return false;
             }
         };
-        let metrics = Metrics::define();
-        let Some(config) = self.get_plugin_configuration() else {
+        let metrics = Metrics::define(host);
+        let Some(config) = host.plugin_configuration().filter(|c| !c.is_empty()) else {
             log::error!("refused configuration: the plugin configuration is empty; it must be a Warden bundle (JSON)");
-            metrics.rejected();
+            metrics.rejected(host);
             return false;
         };
         let mut policy = match load(&config, self.public_key.as_ref()) {
             Ok(policy) => policy,
             Err(err) => {
                 log::error!("refused configuration: {err}");
-                metrics.rejected();
+                metrics.rejected(host);
                 return false;
             }
         };
         // Under Istio the node metadata is Istio's: the WasmPlugin's `vmConfig.env` carries
         // Warden's settings instead.
-        let setting = |key: &str| node_metadata(key).or_else(|| std::env::var(key).ok());
+        let setting = |key: &str| node_metadata(host, key).or_else(|| host.env(key));
         let role = match setting("WARDEN_ROLE").as_deref() {
             Some("gateway") => Role::Gateway,
             Some("sidecar") => Role::Sidecar,
             Some(other) => {
                 log::error!("refused node metadata WARDEN_ROLE {other:?}: expected \"sidecar\" or \"gateway\"");
-                metrics.rejected();
+                metrics.rejected(host);
                 return false;
             }
             // An Istio gateway's node ID is `router~...` (sidecars: `sidecar~...`): a plugin
             // applied mesh-wide acts as the gateway there.
-            None if properties::text(&["xds", "node", "id"])
+            None if properties::text(host, &["xds", "node", "id"])
                 .is_some_and(|id| id.starts_with("router~")) =>
             {
                 Role::Gateway
@@ -198,7 +232,7 @@ impl RootContext for WardenRoot {
                 log::error!(
                     "refused setting WARDEN_ROUTING {other:?}: expected \"warden\" or \"mesh\""
                 );
-                metrics.rejected();
+                metrics.rejected(host);
                 return false;
             }
         };
@@ -210,15 +244,15 @@ impl RootContext for WardenRoot {
             settings.outbound_mode,
             settings.failure_mode,
         );
-        metrics.loaded(policy.service_count());
+        metrics.loaded(host, policy.service_count());
         let identity = settings
             .workload_identity
             .as_deref()
             .map(str::to_owned)
-            .or_else(|| node_metadata("WARDEN_WORKLOAD_IDENTITY"))
-            .or_else(|| istio_identity(&settings.trust_domain));
-        let local_proxy = node_metadata("WARDEN_LOCAL_PROXY").is_some_and(|v| v == "true");
-        let locality = settings.locality.clone().or_else(node_locality);
+            .or_else(|| node_metadata(host, "WARDEN_WORKLOAD_IDENTITY"))
+            .or_else(|| istio_identity(host, &settings.trust_domain));
+        let local_proxy = node_metadata(host, "WARDEN_LOCAL_PROXY").is_some_and(|v| v == "true");
+        let locality = settings.locality.clone().or_else(|| node_locality(host));
         // Rank internal hostnames' endpoints once for this proxy.
         if settings.locality.is_none() && locality.is_some() {
             policy.prepare_for(locality.clone());
@@ -228,10 +262,10 @@ impl RootContext for WardenRoot {
             tls: gateway_tcp_cluster.is_some() || mesh_routing,
         };
         policy.set_proxy_role(role, routes);
-        self.set_tick_period(crate::metrics::FLUSH_PERIOD);
+        host.set_tick_period(crate::metrics::FLUSH_PERIOD);
         // Counts of the configuration being replaced still belong in Envoy's counters.
         if let Some(previous) = &self.shared {
-            previous.metrics.flush();
+            previous.metrics.flush(host);
         }
         self.shared = Some(Rc::new(Shared {
             policy: Some(policy),
@@ -248,10 +282,39 @@ impl RootContext for WardenRoot {
         true
     }
 
-    fn on_tick(&mut self) {
+    /// The role the current configuration resolved.
+    #[cfg(test)]
+    pub fn role(&self) -> Option<Role> {
+        self.shared.as_ref().map(|s| s.role)
+    }
+
+    /// The workload identity the current configuration resolved.
+    #[cfg(test)]
+    pub fn identity(&self) -> Option<&str> {
+        self.shared.as_ref()?.identity.as_deref()
+    }
+
+    /// `on_tick`: counted decisions reach Envoy's counters.
+    pub fn tick(&self) {
         if let Some(shared) = &self.shared {
-            shared.metrics.flush();
+            shared.metrics.flush(&*self.host);
         }
+    }
+}
+
+impl Context for WardenRoot {}
+
+impl RootContext for WardenRoot {
+    fn on_vm_start(&mut self, _size: usize) -> bool {
+        self.start()
+    }
+
+    fn on_configure(&mut self, _size: usize) -> bool {
+        self.configure()
+    }
+
+    fn on_tick(&mut self) {
+        self.tick()
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -264,19 +327,11 @@ impl RootContext for WardenRoot {
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(crate::http::WardenHttp::new(self.shared.clone())))
+        Some(Box::new(self.http_context()))
     }
 
     fn create_stream_context(&self, _context_id: u32) -> Option<Box<dyn StreamContext>> {
-        let mode = match self.kind {
-            FilterKind::NetworkEndpoints => crate::tcp::Mode::Endpoints,
-            FilterKind::NetworkGateway => crate::tcp::Mode::Gateway,
-            _ => crate::tcp::Mode::Forward,
-        };
-        Some(Box::new(crate::tcp::WardenTcp::new(
-            self.shared.clone(),
-            mode,
-        )))
+        Some(Box::new(self.tcp_context()))
     }
 }
 

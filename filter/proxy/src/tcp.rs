@@ -11,6 +11,7 @@ use warden_engine::{
 
 use crate::filter_state::{self, Span, ORIGINAL_DST, TCP_PROXY_CLUSTER, UPSTREAM_SERVER_NAME};
 use crate::health::{self, Chosen, SharedHealth};
+use crate::host::Host;
 use crate::properties;
 use crate::root::Shared;
 
@@ -44,7 +45,9 @@ pub enum Mode {
     Gateway,
 }
 
+#[derive(Debug)]
 pub struct WardenTcp {
+    host: Rc<dyn Host>,
     shared: Option<Rc<Shared>>,
     mode: Mode,
     /// The gateway has decided this connection.
@@ -54,8 +57,9 @@ pub struct WardenTcp {
 }
 
 impl WardenTcp {
-    pub fn new(shared: Option<Rc<Shared>>, mode: Mode) -> Self {
+    pub fn new(host: Rc<dyn Host>, shared: Option<Rc<Shared>>, mode: Mode) -> Self {
         Self {
+            host,
             shared,
             mode,
             decided: false,
@@ -64,14 +68,14 @@ impl WardenTcp {
     }
 
     fn close(&self) -> Action {
-        if !crate::host::close_downstream() {
+        if !self.host.close_downstream() {
             log::error!("cannot close a denied connection");
         }
         Action::Pause
     }
 
     /// Decides the connection the first time it is called; lets it through or closes it.
-    fn decide_once(&mut self) -> Action {
+    pub fn decide_once(&mut self) -> Action {
         if self.decided {
             return Action::Continue;
         }
@@ -92,29 +96,30 @@ impl WardenTcp {
         let Some(policy) = shared.policy.as_ref() else {
             return false;
         };
-        let destination = properties::socket_address(&["destination", "address"]);
-        let sni =
-            properties::text(&["connection", "requested_server_name"]).filter(|s| !s.is_empty());
+        let host = &*self.host;
+        let destination = properties::socket_address(host, &["destination", "address"]);
+        let sni = properties::text(host, &["connection", "requested_server_name"])
+            .filter(|s| !s.is_empty());
         let gateway = self.mode == Mode::Gateway;
         let peer = if gateway {
-            properties::text(&["connection", "uri_san_peer_certificate"])
+            properties::text(host, &["connection", "uri_san_peer_certificate"])
         } else {
             None
         };
-        let (host, port) = match (&sni, gateway) {
+        let (name, port) = match (&sni, gateway) {
             (Some(sni), true) => {
-                let (host, port) = parse_gateway_server_name(sni);
-                (Some(host), port)
+                let (name, port) = parse_gateway_server_name(sni);
+                (Some(name), port)
             }
             (sni, _) => (sni.as_deref(), destination.and_then(|(_, port)| port)),
         };
         let request = Request {
-            protocol: if host.is_some() {
+            protocol: if name.is_some() {
                 RequestProtocol::Tls
             } else {
                 RequestProtocol::Tcp
             },
-            sni: host,
+            sni: name,
             // The gateway's listener is its own address; where the caller is going is in the
             // server name.
             destination: destination.filter(|_| !gateway).map(|(ip, _)| ip),
@@ -136,9 +141,9 @@ impl WardenTcp {
             &request,
             listener,
             shared.mesh_routing,
-            &SharedHealth::default(),
+            &SharedHealth::new(host),
             shared.next_pick(),
-            |route| apply(&shared, route),
+            |route| apply(host, &shared, route),
         );
         shared.metrics.tcp(&decision);
         // Formatted only when a line is logged: an allowed connection logs at debug level.
@@ -159,7 +164,7 @@ impl WardenTcp {
 
 /// Applies a connection's route through filter state; `false` when the proxy could not be
 /// told, or has no cluster for it.
-fn apply(shared: &Shared, route: &Route<'_>) -> bool {
+fn apply(host: &dyn Host, shared: &Shared, route: &Route<'_>) -> bool {
     if let Some(cluster) = route.cluster {
         let name = match cluster {
             Cluster::EgressGatewayPassthrough => shared.gateway_tcp_cluster.as_deref(),
@@ -171,23 +176,48 @@ fn apply(shared: &Shared, route: &Route<'_>) -> bool {
         let Some(name) = name else {
             return false;
         };
-        if !filter_state::set(TCP_PROXY_CLUSTER, name, Span::Connection) {
+        if !filter_state::set(host, TCP_PROXY_CLUSTER, name, Span::Connection) {
             return false;
         }
     }
     if let Some(name) = &route.server_name {
-        if !filter_state::set(UPSTREAM_SERVER_NAME, name, Span::Connection) {
+        if !filter_state::set(host, UPSTREAM_SERVER_NAME, name, Span::Connection) {
             return false;
         }
     }
     match &route.target {
-        Some(Target::Name { host, port }) => {
-            filter_state::set_target(host, *port, Span::Connection)
+        Some(Target::Name { host: name, port }) => {
+            filter_state::set_target(host, name, *port, Span::Connection)
         }
         Some(Target::Address(address)) => {
-            filter_state::set(ORIGINAL_DST, &address.to_string(), Span::Connection)
+            filter_state::set(host, ORIGINAL_DST, &address.to_string(), Span::Connection)
         }
         None => true,
+    }
+}
+
+impl WardenTcp {
+    /// `on_new_connection`: decides, except at the gateway, where the peer certificate is not
+    /// known yet (`tcp_proxy` waits for data too).
+    pub fn on_connection(&mut self) -> Action {
+        if self.mode == Mode::Gateway {
+            return Action::Continue;
+        }
+        self.decide_once()
+    }
+
+    /// `on_log`: the outcome of a connection to a chosen endpoint.
+    pub fn on_done(&mut self) {
+        let Some(chosen) = self.chosen.take() else {
+            return;
+        };
+        let flags = properties::int(&*self.host, &["response", "flags"]).unwrap_or(0);
+        let outcome = if flags & UPSTREAM_CONNECTION_FAILURE != 0 {
+            Outcome::GatewayError
+        } else {
+            Outcome::Success
+        };
+        health::record(&*self.host, &chosen, outcome);
     }
 }
 
@@ -195,11 +225,7 @@ impl Context for WardenTcp {}
 
 impl StreamContext for WardenTcp {
     fn on_new_connection(&mut self) -> Action {
-        if self.mode == Mode::Gateway {
-            // The peer certificate is not known yet; `tcp_proxy` waits for data too.
-            return Action::Continue;
-        }
-        self.decide_once()
+        self.on_connection()
     }
 
     fn on_downstream_data(&mut self, _data_size: usize, _end_of_stream: bool) -> Action {
@@ -207,24 +233,6 @@ impl StreamContext for WardenTcp {
     }
 
     fn on_log(&mut self) {
-        let Some(chosen) = self.chosen.take() else {
-            return;
-        };
-        let flags = proxy_wasm::hostcalls::get_property(vec!["response", "flags"])
-            .ok()
-            .flatten()
-            .and_then(|bytes| {
-                bytes
-                    .get(..8)
-                    .and_then(|b| b.try_into().ok())
-                    .map(u64::from_le_bytes)
-            })
-            .unwrap_or(0);
-        let outcome = if flags & UPSTREAM_CONNECTION_FAILURE != 0 {
-            Outcome::GatewayError
-        } else {
-            Outcome::Success
-        };
-        health::record(&chosen, outcome);
+        self.on_done()
     }
 }

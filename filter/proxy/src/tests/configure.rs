@@ -1,0 +1,146 @@
+//! `on_vm_start` and `on_configure`: which filter, which bundle, which settings; every way a
+//! configuration is refused, and what is counted.
+
+use serde_json::json;
+use warden_bundle::wire::root_id;
+use warden_bundle::Role;
+
+use super::{bundle, proxy, sidecar, BILLING};
+
+#[test]
+fn a_valid_bundle_loads_and_is_counted() {
+    let p = sidecar("REGISTRY_ONLY", BILLING);
+    assert!(p.configured);
+    assert_eq!(p.metric("warden_config_loaded"), 1);
+    assert_eq!(p.metric("warden_services_loaded"), 5);
+    assert_eq!(p.metric("warden_config_rejected"), 0);
+    assert_eq!(p.fake.tick_period.get(), Some(crate::metrics::FLUSH_PERIOD));
+}
+
+#[test]
+fn refused_configurations_are_counted_and_say_why() {
+    let cases: Vec<(&str, super::Proxy)> = vec![
+        (
+            "empty",
+            proxy(root_id::HTTP, &json!(null), |mut f| {
+                f.plugin_configuration = Some(Vec::new());
+                f
+            }),
+        ),
+        (
+            "not a bundle",
+            proxy(root_id::HTTP, &json!({ "kind": "Bundle" }), |f| f),
+        ),
+        (
+            "invalid address",
+            proxy(
+                root_id::HTTP,
+                &json!({ "apiVersion": "warden.dev/v1alpha1", "kind": "Bundle", "spec": {
+                    "services": [{ "source": { "kind": "ExternalService", "namespace": "a", "name": "b" },
+                                   "addresses": ["10.1.2.3/8"], "ports": [{ "number": 80, "protocol": "HTTP" }] }] } }),
+                |f| f,
+            ),
+        ),
+        (
+            "bad role",
+            proxy(root_id::HTTP, &bundle("REGISTRY_ONLY"), |f| {
+                f.with_property("xds.node.metadata.WARDEN_ROLE", "router")
+            }),
+        ),
+        (
+            "bad routing",
+            proxy(root_id::HTTP, &bundle("REGISTRY_ONLY"), |mut f| {
+                f.env.insert("WARDEN_ROUTING".into(), "istio".into());
+                f
+            }),
+        ),
+    ];
+    for (what, p) in cases {
+        assert!(!p.configured, "{what}: configured");
+        assert_eq!(p.metric("warden_config_rejected"), 1, "{what}");
+        assert_eq!(p.metric("warden_config_loaded"), 0, "{what}");
+    }
+}
+
+#[test]
+fn an_unknown_root_id_is_refused_before_anything_else() {
+    for id in ["", "warden", "warden.http.extra", "warden.network.gateway2"] {
+        let p = proxy(id, &bundle("REGISTRY_ONLY"), |f| f);
+        assert!(!p.configured, "{id:?}");
+    }
+    for id in [
+        root_id::HTTP,
+        root_id::NETWORK,
+        root_id::NETWORK_ENDPOINTS,
+        root_id::NETWORK_GATEWAY,
+    ] {
+        assert!(
+            proxy(id, &bundle("REGISTRY_ONLY"), |f| f).configured,
+            "{id}"
+        );
+    }
+}
+
+#[test]
+fn the_vm_configuration_holds_a_public_key_or_is_refused() {
+    let refused = proxy(root_id::HTTP, &bundle("REGISTRY_ONLY"), |mut f| {
+        f.vm_configuration = Some(br#"{"publicKey": "zz"}"#.to_vec());
+        f
+    });
+    assert!(!refused.configured);
+    let unknown_field = proxy(root_id::HTTP, &bundle("REGISTRY_ONLY"), |mut f| {
+        f.vm_configuration = Some(br#"{"publickey": "00"}"#.to_vec());
+        f
+    });
+    assert!(!unknown_field.configured);
+    // A key, and a bundle that is not signed with it: refused.
+    let (_, public) = warden_bundle::key_pair([9; 32]);
+    let unsigned = proxy(root_id::HTTP, &bundle("REGISTRY_ONLY"), move |mut f| {
+        f.vm_configuration = Some(format!(r#"{{"publicKey": "{public}"}}"#).into_bytes());
+        f
+    });
+    assert!(!unsigned.configured);
+    assert_eq!(unsigned.metric("warden_config_rejected"), 1);
+}
+
+/// Settings come from node metadata, else the VM's environment (Istio's `vmConfig.env`);
+/// an Istio gateway is recognised by its node id; an Istio sidecar's identity by its
+/// namespace and service account.
+#[test]
+fn settings_resolve_from_metadata_environment_and_node() {
+    let p = proxy(root_id::HTTP, &bundle("REGISTRY_ONLY"), |mut f| {
+        f.env.insert("WARDEN_ROLE".into(), "gateway".into());
+        f
+    });
+    assert_eq!(p.root.role(), Some(Role::Gateway));
+    let p = proxy(root_id::HTTP, &bundle("REGISTRY_ONLY"), |f| {
+        f.with_property("xds.node.id", "router~10.0.0.1~gw~egress.svc.cluster.local")
+    });
+    assert_eq!(p.root.role(), Some(Role::Gateway));
+    let p = proxy(root_id::HTTP, &bundle("REGISTRY_ONLY"), |f| {
+        f.with_property(
+            "xds.node.id",
+            "sidecar~10.0.0.2~billing~pay.svc.cluster.local",
+        )
+        .with_property("xds.node.metadata.NAMESPACE", "pay")
+        .with_property("xds.node.metadata.SERVICE_ACCOUNT", "billing")
+    });
+    assert_eq!(p.root.role(), Some(Role::Sidecar));
+    assert_eq!(p.root.identity(), Some(BILLING));
+    // Metadata wins over the environment.
+    let p = proxy(root_id::HTTP, &bundle("REGISTRY_ONLY"), |mut f| {
+        f.env.insert("WARDEN_ROLE".into(), "gateway".into());
+        f.with_property("xds.node.metadata.WARDEN_ROLE", "sidecar")
+    });
+    assert_eq!(p.root.role(), Some(Role::Sidecar));
+}
+
+/// A new configuration flushes what the old one counted.
+#[test]
+fn reconfiguring_keeps_the_counts_of_the_previous_bundle() {
+    let mut p = sidecar("REGISTRY_ONLY", BILLING);
+    super::get(&p, "unknown.example.org");
+    assert!(p.root.configure());
+    assert_eq!(p.fake.metric("warden_http_denied_not_in_registry"), 1);
+    assert_eq!(p.fake.metric("warden_config_loaded"), 2);
+}
