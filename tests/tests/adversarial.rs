@@ -400,16 +400,6 @@ fn remove_http_filter(config: &mut Value) {
     }
 }
 
-/// Envoy's own count of wasm VMs created: a VM that panicked is replaced by a new one.
-fn vms_created(envoy: &Envoy) -> u64 {
-    let (_, stats) = envoy.admin_get("/stats").expect("admin stats");
-    stats
-        .lines()
-        .filter(|l| l.starts_with("wasm.") && l.contains(".created: "))
-        .filter_map(|l| l.rsplit_once(": ")?.1.trim().parse::<u64>().ok())
-        .sum()
-}
-
 /// Hostile input never crashes the filter: bytes that are not UTF-8 in header values (HTTP/1
 /// and HTTP/2) and in the authority, huge and numerous headers, odd authorities, garbage
 /// instead of TLS. Afterwards no VM was replaced, nothing panicked, and decisions are what
@@ -434,7 +424,7 @@ fn hostile_input_never_crashes_the_filter() {
     );
     let allowed = http_request(&format!("localhost:{port}"), "GET");
     assert_eq!(raw_http(envoy.listen, b"", &allowed).0, 200);
-    let created = vms_created(&envoy);
+    let created = envoy.vms_created();
     assert!(created > 0, "no wasm VM statistics");
 
     let mut hostile: Vec<Vec<u8>> = Vec::new();
@@ -497,7 +487,7 @@ fn hostile_input_never_crashes_the_filter() {
     send_pieces(listen, &[b"\x16\x03\x01\xff\xff\x01\x00\xff\xff garbage"]);
     send_pieces(listen, &[&[0x16, 3, 1, 0, 3, 1, 0, 0]]);
 
-    assert_eq!(vms_created(&envoy), created, "a wasm VM was replaced");
+    assert_eq!(envoy.vms_created(), created, "a wasm VM was replaced");
     let log = envoy.log();
     for sign in ["panicked", "Wasm VM failed", "Function: proxy_on"] {
         assert!(!log.contains(sign), "{sign} in the log:\n{log}");
