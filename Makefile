@@ -98,6 +98,7 @@ lint: targets
 	$(CARGO) fmt --manifest-path fuzz/Cargo.toml -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy -p warden-bundle -p warden-engine -p warden-filter --target $(WASM_TARGET) -- -D warnings
+	$(CARGO) clippy --manifest-path fuzz/Cargo.toml --target-dir fuzz/target/clippy --all-targets -- -D warnings
 
 test: lint tools build
 	ENVOY_BIN=$(ENVOY) WARDEN_WASM=$(CURDIR)/dist/warden.wasm $(CARGO) test --workspace
