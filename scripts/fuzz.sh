@@ -21,8 +21,11 @@ run() {
   local t=$1 log
   log=$(mktemp)
   mkdir -p "corpus/$t"
-  local dirs=("corpus/$t")
-  [ "${SCRATCH:-0}" = 1 ] && dirs=("$(mktemp -d)" "corpus/$t")
+  local dirs=("corpus/$t") scratch=""
+  if [ "${SCRATCH:-0}" = 1 ]; then
+    scratch=$(mktemp -d)
+    dirs=("$scratch" "corpus/$t")
+  fi
   if ! cargo +nightly fuzz run "${flags[@]}" "$t" "${dirs[@]}" -- \
       -dict="$(dict "$t")" -max_total_time="$seconds" -print_final_stats=1 >"$log" 2>&1; then
     grep -E "panicked|ERROR|artifact" "$log" | head -20 >&2
@@ -36,6 +39,7 @@ run() {
   printf 'fuzz %-12s %4s s  %12s executions  %6s corpus entries  cov %s\n' \
     "$t" "$seconds" "$execs" "$corpus" "$cov"
   rm -f "$log"
+  [ -z "$scratch" ] || rm -rf "$scratch"
 }
 pids=()
 status=0
