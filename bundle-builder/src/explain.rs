@@ -6,8 +6,12 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 use serde::Serialize;
+use warden_bundle::wire;
 use warden_bundle::{Locality, Role};
-use warden_engine::{parse_authority, Decision, Host, HostBuf, Request, RequestProtocol};
+use warden_engine::{
+    parse_authority, AllHealthy, Cluster, Decision, Facts, Host, HostBuf, Listener, Request,
+    RequestProtocol, Route, Target,
+};
 
 use crate::cli::{ExplainArgs, OutputFormat, ProtocolArg, RoleArg};
 
@@ -24,10 +28,21 @@ pub fn run(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
     };
     policy.set_proxy_role(role, routes);
     let locality = args.locality.as_deref().map(Locality::parse);
-    let request = request(args, locality.as_ref())?;
-    let decision = policy.decide(&request);
+    let facts = facts(args, role, locality.as_ref())?;
+    let mut request = facts.request();
+    request.source = args.source_ip;
+    // Decided and routed as the filter does (all endpoints healthy, the first pick).
+    let mut route = None;
+    let decision =
+        policy.decide_and_route(&request, facts.listener(), false, &AllHealthy, 0, |r| {
+            route = Some(r.clone());
+            true
+        });
+    let route = route.filter(|_| decision.is_allowed());
     let out = match args.output {
-        OutputFormat::Json => serde_json::to_string_pretty(&to_json(&decision))? + "\n",
+        OutputFormat::Json => {
+            serde_json::to_string_pretty(&to_json(&decision, route.as_ref()))? + "\n"
+        }
         OutputFormat::Text => {
             // The ranking a choice came from, when there was a choice.
             let locality = request.locality.or(policy.settings().locality.as_ref());
@@ -35,69 +50,110 @@ pub fn run(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
                 Some(_) => policy.ranking(&decision, locality),
                 None => Vec::new(),
             };
-            to_text(args, &request, &decision) + &ranking_text(&ranking)
+            to_text(args, &request, &decision, route.as_ref()) + &ranking_text(&ranking)
         }
     };
     crate::output::print(&out)?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// The engine request `--to` and the other flags describe, as the filter would build it.
-fn request<'a>(
+/// What a proxy would know of the request `--to` and the other flags describe; the engine
+/// request is built from it exactly as the filter builds it ([`Facts::request`]).
+fn facts<'a>(
     args: &'a ExplainArgs,
+    role: Role,
     locality: Option<&'a Locality>,
-) -> anyhow::Result<Request<'a>> {
+) -> anyhow::Result<Facts<'a>> {
+    let mut facts = Facts {
+        role,
+        // The identity is the workload's at a sidecar, the certificate's at the gateway.
+        identity: args.from.as_deref(),
+        peer: args.from.as_deref(),
+        method: args.method.as_deref(),
+        path: args.path.as_deref(),
+        server_name: args.sni.as_deref(),
+        locality,
+        ..Facts::default()
+    };
     let protocol = match args.protocol {
-        ProtocolArg::Http => RequestProtocol::Http,
+        ProtocolArg::Http => {
+            facts.listener = Some(Listener::Http);
+            facts.authority = Some(&args.to);
+            return Ok(facts);
+        }
         ProtocolArg::Tcp => RequestProtocol::Tcp,
         ProtocolArg::Tls => RequestProtocol::Tls,
     };
-    let mut request = Request {
-        protocol,
-        client: args.from.as_deref(),
-        source: args.source_ip,
-        method: args.method.as_deref(),
-        path: args.path.as_deref(),
-        sni: args.sni.as_deref(),
-        locality,
-        ..Request::default()
-    };
-    match protocol {
-        RequestProtocol::Http => request.host = Some(&args.to),
-        // A connection carries no host name: the proxy sees the address it was sent to, and
-        // for TLS, the SNI.
-        RequestProtocol::Tcp | RequestProtocol::Tls => {
-            let mut buf = HostBuf::new();
-            let authority = parse_authority(&args.to, &mut buf)
-                .map_err(|err| anyhow::anyhow!("--to {:?}: {err}", args.to))?;
-            request.port = authority.port;
-            match authority.host {
-                Host::Ip(ip) => request.destination = Some(ip),
-                // The server name is the host alone; the port is the one connected to.
-                Host::Name(_) if protocol == RequestProtocol::Tls && args.sni.is_none() => {
-                    request.sni = Some(args.to.rsplit_once(':').map_or(&args.to, |(h, _)| h));
-                }
-                Host::Name(_) => bail!(
-                    "--to {:?} names a host, but a {} connection carries no host name; give \
-                     the IP address the client connects to{}",
-                    args.to,
-                    protocol.as_str(),
-                    if protocol == RequestProtocol::Tcp {
-                        ", or use --protocol tls"
-                    } else {
-                        ""
-                    }
-                ),
-            }
-            if request.port.is_none() && protocol == RequestProtocol::Tcp {
-                bail!(
-                    "--to {:?}: a TCP destination needs a port (ADDRESS:PORT)",
-                    args.to
-                );
-            }
+    facts.listener = Some(match role {
+        Role::Gateway => Listener::GatewayPassthrough,
+        Role::Sidecar => Listener::Tcp,
+    });
+    // A connection carries no host name: the proxy sees the address it was sent to, and for
+    // TLS, the server name.
+    let mut buf = HostBuf::new();
+    let authority = parse_authority(&args.to, &mut buf)
+        .map_err(|err| anyhow::anyhow!("--to {:?}: {err}", args.to))?;
+    facts.port = authority.port;
+    match authority.host {
+        Host::Ip(ip) => facts.destination = Some(ip),
+        // The server name is the host alone; the port is the one connected to.
+        Host::Name(_) if protocol == RequestProtocol::Tls && args.sni.is_none() => {
+            facts.server_name = Some(args.to.rsplit_once(':').map_or(&args.to, |(h, _)| h));
         }
+        Host::Name(_) => bail!(
+            "--to {:?} names a host, but a {} connection carries no host name; give \
+             the IP address the client connects to{}",
+            args.to,
+            protocol.as_str(),
+            if protocol == RequestProtocol::Tcp {
+                ", or use --protocol tls"
+            } else {
+                ""
+            }
+        ),
     }
-    Ok(request)
+    if facts.port.is_none() && protocol == RequestProtocol::Tcp {
+        bail!(
+            "--to {:?}: a TCP destination needs a port (ADDRESS:PORT)",
+            args.to
+        );
+    }
+    Ok(facts)
+}
+
+/// The cluster a route names, as the rendered configuration calls it.
+fn cluster_name<'a>(cluster: &Cluster<'a>) -> &'a str {
+    match cluster {
+        Cluster::EgressGateway => wire::GATEWAY_CLUSTER,
+        Cluster::EgressGatewayPassthrough => wire::GATEWAY_TCP_CLUSTER,
+        Cluster::TlsOrigination(name) => name,
+        Cluster::ByName => wire::TCP_BY_NAME_CLUSTER,
+        Cluster::ByAddress => wire::ORIGINAL_DST_CLUSTER,
+    }
+}
+
+/// Where an allowed request goes: `as sent`, or the cluster, target, authority and server
+/// name the filter sets.
+fn route_text(route: &Route<'_>) -> String {
+    if route.is_as_is() {
+        return "as sent".to_owned();
+    }
+    let mut parts = Vec::new();
+    if let Some(cluster) = &route.cluster {
+        parts.push(format!("cluster {}", cluster_name(cluster)));
+    }
+    match &route.target {
+        Some(Target::Name { host, port }) => parts.push(format!("to {host}:{port}")),
+        Some(Target::Address(address)) => parts.push(format!("to {address}")),
+        None => {}
+    }
+    if let Some(authority) = route.authority {
+        parts.push(format!("authority {authority}"));
+    }
+    if let Some(name) = &route.server_name {
+        parts.push(format!("server name {name}"));
+    }
+    parts.join(", ")
 }
 
 fn verdict(decision: &Decision<'_>) -> &'static str {
@@ -126,6 +182,20 @@ pub struct ExplainOutput {
     /// The cluster that originates TLS for this port (absent: none).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_cluster: Option<String>,
+    /// Where an allowed request goes (absent when denied).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route: Option<RouteOutput>,
+}
+
+/// The route the filter applies: all absent means "as sent".
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteOutput {
+    pub cluster: Option<String>,
+    /// `host:port` or `ip:port`.
+    pub target: Option<String>,
+    pub authority: Option<String>,
+    pub server_name: Option<String>,
 }
 
 /// `{address, port, locality}` of a chosen endpoint.
@@ -136,7 +206,7 @@ pub struct EndpointOutput {
     pub locality: String,
 }
 
-pub fn to_json(decision: &Decision<'_>) -> ExplainOutput {
+pub fn to_json(decision: &Decision<'_>, route: Option<&Route<'_>>) -> ExplainOutput {
     ExplainOutput {
         decision: verdict(decision),
         reason: decision.reason(),
@@ -153,10 +223,24 @@ pub fn to_json(decision: &Decision<'_>) -> ExplainOutput {
             .service()
             .and_then(|s| s.tls_cluster)
             .map(str::to_owned),
+        route: route.map(|r| RouteOutput {
+            cluster: r.cluster.as_ref().map(|c| cluster_name(c).to_owned()),
+            target: r.target.as_ref().map(|t| match t {
+                Target::Name { host, port } => format!("{host}:{port}"),
+                Target::Address(address) => address.to_string(),
+            }),
+            authority: r.authority.map(str::to_owned),
+            server_name: r.server_name.clone(),
+        }),
     }
 }
 
-fn to_text(args: &ExplainArgs, request: &Request<'_>, decision: &Decision<'_>) -> String {
+fn to_text(
+    args: &ExplainArgs,
+    request: &Request<'_>,
+    decision: &Decision<'_>,
+    route: Option<&Route<'_>>,
+) -> String {
     let mut out = String::new();
     let dash = || "-".to_string();
     let destination = match (request.destination, request.sni) {
@@ -193,15 +277,26 @@ fn to_text(args: &ExplainArgs, request: &Request<'_>, decision: &Decision<'_>) -
         "policy:   {}",
         decision.policy().map_or_else(dash, |p| p.to_string())
     );
-    if let Some(s) = decision.service().filter(|s| s.via_gateway) {
-        let route = match (args.role, decision.is_allowed()) {
-            (RoleArg::Gateway, _) => "arrives through the egress gateway",
-            (RoleArg::Sidecar, true) => {
-                "sent to the egress gateway, which chooses the endpoint and originates TLS"
-            }
-            (RoleArg::Sidecar, false) => "routed through the egress gateway",
-        };
-        let _ = writeln!(out, "route:    {route} (port {})", s.port);
+    let via_gateway = decision.service().filter(|s| s.via_gateway);
+    match (route, via_gateway, args.role) {
+        (Some(route), Some(_), RoleArg::Sidecar) => {
+            let _ = writeln!(
+                out,
+                "route:    {} (the egress gateway chooses the endpoint and originates TLS)",
+                route_text(route)
+            );
+        }
+        (Some(route), _, _) => {
+            let _ = writeln!(out, "route:    {}", route_text(route));
+        }
+        (None, Some(s), _) => {
+            let _ = writeln!(
+                out,
+                "route:    port {} goes through the egress gateway",
+                s.port
+            );
+        }
+        (None, None, _) => {}
     }
     if let Some(cluster) = decision.service().and_then(|s| s.tls_cluster) {
         if args.role == RoleArg::Gateway || decision.service().is_some_and(|s| !s.via_gateway) {

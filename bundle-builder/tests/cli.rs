@@ -82,7 +82,9 @@ fn explain_json_has_the_documented_fields() {
         out,
         "{\n  \"decision\": \"allow\",\n  \"reason\": \"client_allowed\",\n  \"dryRun\": false,\n  \
          \"service\": \"databases/orders-db\",\n  \"policy\": \"databases/orders-db-access\",\n  \
-         \"endpoint\": {\n    \"address\": \"10.20.3.4\",\n    \"port\": 5432,\n    \"locality\": \"us-east/us-east-1a\"\n  },\n  \"viaGateway\": false\n}\n"
+         \"endpoint\": {\n    \"address\": \"10.20.3.4\",\n    \"port\": 5432,\n    \"locality\": \"us-east/us-east-1a\"\n  },\n  \"viaGateway\": false,\n  \
+         \"route\": {\n    \"cluster\": \"warden_original_dst\",\n    \"target\": \"10.20.3.4:5432\",\n    \
+         \"authority\": null,\n    \"serverName\": null\n  }\n}\n"
     );
 }
 
@@ -472,7 +474,7 @@ fn explain_follows_the_egress_gateway_route() {
          reason:   client_allowed\n\
          service:  pay/partner-api port 443\n\
          policy:   pay/partner-api-billing-only\n\
-         route:    sent to the egress gateway, which chooses the endpoint and originates TLS (port 443)\n\
+         route:    cluster warden_egress_gateway (the egress gateway chooses the endpoint and originates TLS)\n\
          why:      an access policy rule allows this client\n"
     );
     let (_, out, _) = explain(&[&base[..], &["--no-gateway-route"]].concat());
@@ -480,6 +482,10 @@ fn explain_follows_the_egress_gateway_route() {
     let (_, out, _) = explain(&[&base[..], &["--role", "gateway"]].concat());
     assert!(
         out.contains("tls:      originated by cluster warden_tls|pay|partner-api|443\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("route:    cluster warden_tls|pay|partner-api|443\n"),
         "{out}"
     );
     let (_, out, _) = explain(&[

@@ -11,6 +11,7 @@ mod compile;
 mod decision;
 mod endpoint;
 mod error;
+mod facts;
 mod host;
 mod host_table;
 mod identity;
@@ -33,6 +34,7 @@ pub mod validate {
 pub use decision::{AllowReason, Decision, Denial, DenyReason, MatchedOn, Permit, ServiceMatch};
 pub use endpoint::EndpointAddress;
 pub use error::CompileError;
+pub use facts::Facts;
 pub use host::{
     canonical_ip, is_unspecified, parse_authority, parse_host, parse_ipv4_spelling, Authority,
     Host, HostBuf, InvalidHost,

@@ -11,9 +11,7 @@ use std::rc::Rc;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, Bytes};
 use warden_bundle::{wire, Role};
-use warden_engine::{
-    Cluster, Decision, DenyReason, Listener, Outcome, Request, RequestProtocol, Route, Target,
-};
+use warden_engine::{Cluster, Decision, DenyReason, Facts, Listener, Outcome, Route, Target};
 
 use crate::denial;
 use crate::filter_state::{self, Span};
@@ -92,23 +90,21 @@ impl WardenHttp {
         } else {
             (None, None)
         };
-        let client = match shared.role {
-            Role::Gateway => peer.as_deref(),
-            Role::Sidecar => shared.identity.as_deref(),
-        };
-        let request = Request {
-            protocol: RequestProtocol::Http,
-            host,
-            sni: sni.as_deref(),
+        let facts = Facts {
+            role: shared.role,
+            listener: Some(Listener::Http),
+            authority: host,
+            server_name: sni.as_deref(),
+            // With traffic capture, where the client connected is where it is going.
             destination: destination.map(|(ip, _)| ip),
-            // With traffic capture, the port the client connected to is where it is going.
             port: destination.and_then(|(_, port)| port),
-            client,
+            peer: peer.as_deref(),
+            identity: shared.identity.as_deref(),
             method: header(headers, ":method").ok().flatten(),
             path: header(headers, ":path").ok().flatten(),
             locality: shared.locality.as_ref(),
-            ..Request::default()
         };
+        let request = facts.request();
         let decision = policy.decide_and_route(
             &request,
             Listener::Http,

@@ -4,10 +4,8 @@ use std::rc::Rc;
 
 use proxy_wasm::traits::{Context, StreamContext};
 use proxy_wasm::types::Action;
-use warden_bundle::wire;
-use warden_engine::{
-    parse_gateway_server_name, Cluster, Listener, Outcome, Request, RequestProtocol, Route, Target,
-};
+use warden_bundle::{wire, Role};
+use warden_engine::{Cluster, Facts, Listener, Outcome, Route, Target};
 
 use crate::filter_state::{self, Span, ORIGINAL_DST, TCP_PROXY_CLUSTER, UPSTREAM_SERVER_NAME};
 use crate::health::{self, Chosen, SharedHealth};
@@ -106,37 +104,26 @@ impl WardenTcp {
         } else {
             None
         };
-        let (name, port) = match (&sni, gateway) {
-            (Some(sni), true) => {
-                let (name, port) = parse_gateway_server_name(sni);
-                (Some(name), port)
-            }
-            (sni, _) => (sni.as_deref(), destination.and_then(|(_, port)| port)),
-        };
-        let request = Request {
-            protocol: if name.is_some() {
-                RequestProtocol::Tls
-            } else {
-                RequestProtocol::Tcp
-            },
-            sni: name,
-            // The gateway's listener is its own address; where the caller is going is in the
-            // server name.
-            destination: destination.filter(|_| !gateway).map(|(ip, _)| ip),
-            port,
-            client: if gateway {
-                peer.as_deref()
-            } else {
-                shared.identity.as_deref()
-            },
-            locality: shared.locality.as_ref(),
-            ..Request::default()
-        };
         let listener = match self.mode {
             Mode::Forward => Listener::Tcp,
             Mode::Endpoints => Listener::TcpEndpoints,
             Mode::Gateway => Listener::GatewayPassthrough,
         };
+        // The gateway's listener is its own address; where the caller is going is in the
+        // server name.
+        let facts = Facts {
+            // The passthrough listener is the gateway's by definition.
+            role: if gateway { Role::Gateway } else { shared.role },
+            listener: Some(listener),
+            server_name: sni.as_deref(),
+            destination: destination.filter(|_| !gateway).map(|(ip, _)| ip),
+            port: destination.filter(|_| !gateway).and_then(|(_, port)| port),
+            peer: peer.as_deref(),
+            identity: shared.identity.as_deref(),
+            locality: shared.locality.as_ref(),
+            ..Facts::default()
+        };
+        let request = facts.request();
         let decision = policy.decide_and_route(
             &request,
             listener,
