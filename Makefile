@@ -101,6 +101,7 @@ lint: targets
 	$(CARGO) clippy --manifest-path fuzz/Cargo.toml --target-dir fuzz/target/clippy --all-targets -- -D warnings
 
 test: lint tools build
+	$(CARGO) build --release -p warden-crash-filter --target $(WASM_TARGET)
 	ENVOY_BIN=$(ENVOY) WARDEN_WASM=$(CURDIR)/dist/warden.wasm $(CARGO) test --workspace
 	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=$(WASM_BINDGEN) \
 	  $(CARGO) test -p warden-engine --target $(WASM_TEST_TARGET)

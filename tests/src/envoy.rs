@@ -59,6 +59,8 @@ pub struct Sidecar {
     pub role: warden_bundle::Role,
     /// Traffic capture (`render envoy --capture`); `None`: an explicit local proxy.
     pub capture: Option<bundle_builder::render::envoy::Capture>,
+    /// Another wasm module in Warden's place (the failure-mode test); `None`: Warden's.
+    pub wasm: Option<PathBuf>,
 }
 
 impl Sidecar {
@@ -80,7 +82,7 @@ impl Sidecar {
         bootstrap(
             &EnvoyOptions {
                 bundle_json: self.bundle.to_string(),
-                wasm: wasm_path(),
+                wasm: self.wasm.clone().unwrap_or_else(wasm_path),
                 listen,
                 admin,
                 tcp: self.tcp.clone(),

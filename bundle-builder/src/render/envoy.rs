@@ -24,7 +24,7 @@ use warden_bundle::wire::{
     root_id, CLUSTER_HEADER, DFP_CLUSTER, GATEWAY_CLUSTER, GATEWAY_TCP_CLUSTER,
     ORIGINAL_DST_CLUSTER, TCP_BY_NAME_CLUSTER,
 };
-use warden_bundle::{Bundle, Locality, Role};
+use warden_bundle::{Bundle, FailureMode, Locality, Role};
 
 use super::tls::{self, MeshTls, OriginationError};
 
@@ -217,8 +217,20 @@ pub fn plugin_config(
             "@type": "type.googleapis.com/google.protobuf.StringValue",
             "value": bundle_json
         },
-        "failure_policy": "FAIL_RELOAD"
+        "failure_policy": failure_policy(bundle_json)
     })
+}
+
+/// Envoy's `failure_policy` for the bundle's `failureMode`, for a VM that fails while serving:
+/// `FAIL_CLOSE` fails the request that found the VM failed and starts a new VM for the next
+/// (`FAIL_RELOAD`); `FAIL_OPEN` lets traffic through unfiltered from then on. A bundle the
+/// filter refuses is another matter: Envoy refuses that configuration whatever the mode
+/// (docs/bundle.md). A bundle that does not parse renders as `FAIL_CLOSE`.
+pub fn failure_policy(bundle_json: &str) -> &'static str {
+    match Bundle::from_json(bundle_json.as_bytes()).map(|b| b.spec.failure_mode) {
+        Ok(FailureMode::FailOpen) => "FAIL_OPEN",
+        Ok(FailureMode::FailClose) | Err(_) => "FAIL_RELOAD",
+    }
 }
 
 fn plugin(options: &EnvoyOptions, root_id: &str) -> Value {
