@@ -8,6 +8,7 @@ use warden_bundle::{AccessPolicy, Bundle, ExternalService, Provenance, TargetPor
 
 use crate::access::{CompiledPolicy, PathPattern, Rule};
 use crate::cidr::CidrTable;
+use crate::compiled::{CompiledPort, CompiledService};
 use crate::endpoint::{compile_endpoint, CompiledEndpoint};
 use crate::error::CompileError;
 use crate::host::{parse_host, Host, HostBuf};
@@ -15,7 +16,7 @@ use crate::host_table::HostTable;
 use crate::identity::{validate, IdentityPattern};
 use crate::name::ResourceName;
 use crate::outlier::OutlierSettings;
-use crate::policy::{CompiledPort, CompiledService, GatewayRoutes, Policy, Settings};
+use crate::policy::{GatewayRoutes, Policy, Settings};
 use crate::service_set::{SetArena, SetBuilder};
 
 /// Compiles a bundle into a [`Policy`]. Refuses, naming the entry and field, anything it

@@ -8,16 +8,19 @@
 mod access;
 mod cidr;
 mod compile;
+mod compiled;
 mod decision;
 mod endpoint;
 mod error;
 mod facts;
+mod health;
 mod host;
 mod host_table;
 mod identity;
 mod name;
 mod outlier;
 mod policy;
+mod ranking;
 mod request;
 mod route;
 mod selection;
@@ -35,6 +38,7 @@ pub use decision::{AllowReason, Decision, Denial, DenyReason, MatchedOn, Permit,
 pub use endpoint::EndpointAddress;
 pub use error::CompileError;
 pub use facts::Facts;
+pub use health::{AllHealthy, Health};
 pub use host::{
     canonical_ip, is_unspecified, parse_authority, parse_host, parse_ipv4_spelling, Authority,
     Host, HostBuf, InvalidHost,
@@ -43,8 +47,9 @@ pub use identity::InvalidIdentity;
 pub use name::ResourceName;
 pub use outlier::{EndpointHealth, HealthAt, Outcome, OutlierSettings, Recorded, ServiceHealth};
 pub use policy::{GatewayRoutes, Policy, Settings};
+pub use ranking::Proximity;
 pub use request::{Request, RequestProtocol};
 pub use route::{
     gateway_server_name, parse_gateway_server_name, plan, Cluster, Listener, Route, Target,
 };
-pub use selection::{AllHealthy, EndpointChoice, Health, Proximity};
+pub use selection::EndpointChoice;

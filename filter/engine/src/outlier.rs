@@ -8,8 +8,8 @@
 //! An ejected endpoint comes back when its time is up. The state is plain data so the filter
 //! can keep it in proxy-wasm shared data, where every worker sees it.
 
+use crate::health::Health;
 use crate::name::ResourceName;
-use crate::selection::Health;
 
 /// When endpoints are ejected (Gloo's `OutlierDetectionPolicy`, with its defaults).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

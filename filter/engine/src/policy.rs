@@ -2,20 +2,18 @@
 
 use std::net::IpAddr;
 
-use warden_bundle::{
-    FailureMode, Locality, LocalityMapping, OutboundMode, Protocol, Role, TargetPort,
-};
+use warden_bundle::{FailureMode, Locality, LocalityMapping, OutboundMode, Role};
 
 use crate::access::{evaluate, AccessOutcome, CompiledPolicy};
 use crate::cidr::CidrTable;
+use crate::compiled::{CompiledPort, CompiledService};
 use crate::decision::{AllowReason, Decision, Denial, DenyReason, MatchedOn, Permit, ServiceMatch};
-use crate::endpoint::CompiledEndpoint;
+use crate::health::{AllHealthy, Health};
 use crate::host::{is_unspecified, parse_authority, parse_host, Authority, Host, HostBuf};
 use crate::host_table::HostTable;
-use crate::name::ResourceName;
-use crate::outlier::OutlierSettings;
+use crate::ranking::Ranked;
 use crate::request::{Request, RequestProtocol};
-use crate::selection::{choose, AllHealthy, EndpointChoice, Health, Ranked, Vantage};
+use crate::selection::{choose, EndpointChoice, Vantage};
 use crate::service_set::{ServiceSet, SetArena};
 
 /// A bundle compiled into lookup structures. Built once per configuration; `decide` only reads.
@@ -67,33 +65,6 @@ pub struct Settings {
     pub workload_identity: Option<Box<str>>,
     pub locality: Option<Locality>,
     pub digest: Option<Box<str>>,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct CompiledService {
-    pub(crate) name: ResourceName,
-    pub(crate) ports: Box<[CompiledPort]>,
-    /// When endpoints are ejected.
-    pub(crate) outlier: OutlierSettings,
-    /// The endpoints an internal hostname stands for (empty: traffic goes to the host).
-    pub(crate) endpoints: Box<[CompiledEndpoint]>,
-    /// The endpoints ranked for [`Policy::prepared_for`].
-    pub(crate) ranked: Option<Ranked>,
-    /// Failover targets by proxy locality (`FailoverPolicy`).
-    pub(crate) failover: Box<[LocalityMapping]>,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct CompiledPort {
-    pub(crate) number: u16,
-    pub(crate) protocol: Protocol,
-    pub(crate) via_gateway: bool,
-    /// The cluster an egress gateway originates TLS through (absent: plain, or `DISABLE`).
-    pub(crate) tls_cluster: Option<Box<str>>,
-    /// The endpoint port, when it is not `number`.
-    pub(crate) target: Option<TargetPort>,
-    /// Indices of the access policies that apply to this port.
-    pub(crate) policies: Box<[u32]>,
 }
 
 /// Whether the egress gateway forwards `protocol` on this port: only ports with a gateway

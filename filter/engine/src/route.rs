@@ -15,10 +15,10 @@ use warden_bundle::Role;
 
 use crate::decision::{Decision, DenyReason, MatchedOn};
 use crate::endpoint::EndpointAddress;
+use crate::health::Health;
 use crate::host::{parse_authority, parse_host, Host, HostBuf};
 use crate::policy::Policy;
 use crate::request::Request;
-use crate::selection::Health;
 
 /// The listener a request or connection arrived on, as far as routing is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
