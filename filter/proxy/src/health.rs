@@ -17,7 +17,7 @@ fn key(service: &str) -> String {
 
 fn load(host: &dyn Host, service: &str) -> (ServiceHealth, Option<u32>) {
     match host.shared_data(&key(service)) {
-        Ok((Some(bytes), cas)) => (ServiceHealth::decode_any(&bytes).unwrap_or_default(), cas),
+        Ok((Some(bytes), cas)) => (ServiceHealth::decode(&bytes).unwrap_or_default(), cas),
         Ok((None, cas)) => (ServiceHealth::default(), cas),
         Err(_) => (ServiceHealth::default(), None),
     }

@@ -17,6 +17,7 @@ use crate::denial;
 use crate::filter_state::{self, Span};
 use crate::health::{self, Chosen, SharedHealth};
 use crate::host::Host;
+use crate::metrics::Metrics;
 use crate::properties;
 use crate::root::Shared;
 
@@ -41,15 +42,21 @@ fn header<'h>(headers: &'h [(String, Bytes)], name: &str) -> Result<Option<&'h s
 pub struct WardenHttp {
     host: Rc<dyn Host>,
     shared: Option<Rc<Shared>>,
+    metrics: Option<Rc<Metrics>>,
     /// The endpoint an internal-hostname request went to, to record its outcome.
     chosen: Option<Chosen>,
 }
 
 impl WardenHttp {
-    pub fn new(host: Rc<dyn Host>, shared: Option<Rc<Shared>>) -> Self {
+    pub fn new(
+        host: Rc<dyn Host>,
+        shared: Option<Rc<Shared>>,
+        metrics: Option<Rc<Metrics>>,
+    ) -> Self {
         Self {
             host,
             shared,
+            metrics,
             chosen: None,
         }
     }
@@ -57,10 +64,7 @@ impl WardenHttp {
     /// The decision and the route for this request, as one final verdict.
     fn decide(&mut self, shared: &Shared, headers: &[(String, Bytes)]) -> Action {
         let host_calls = &*self.host;
-        let Some(policy) = shared.policy.as_ref() else {
-            shared.metrics.http_denied(DenyReason::NoPolicy);
-            return denial::send(host_calls, DenyReason::NoPolicy, None);
-        };
+        let policy = &shared.policy;
         let host = match header(headers, ":authority") {
             Ok(None) => header(headers, "host"),
             authority => authority,
@@ -69,7 +73,7 @@ impl WardenHttp {
             Ok(host) => host,
             Err(()) => {
                 log::info!("deny invalid_host: the authority is not UTF-8");
-                shared.metrics.http_denied(DenyReason::InvalidHost);
+                self.count(|m| m.http_denied(DenyReason::InvalidHost));
                 return denial::send(host_calls, DenyReason::InvalidHost, None);
             }
         };
@@ -113,7 +117,7 @@ impl WardenHttp {
             shared.next_pick(),
             |route| apply(host_calls, shared, route),
         );
-        shared.metrics.http(&decision);
+        self.count(|m| m.http(&decision));
         let (host_text, client_text) = (host.unwrap_or("-"), request.client.unwrap_or("-"));
         let Decision::Deny(denial) = decision else {
             if decision.is_dry_run() {
@@ -164,6 +168,12 @@ fn apply(host: &dyn Host, shared: &Shared, route: &Route<'_>) -> bool {
 }
 
 impl WardenHttp {
+    fn count(&self, record: impl FnOnce(&Metrics)) {
+        if let Some(metrics) = &self.metrics {
+            record(metrics);
+        }
+    }
+
     /// `on_http_request_headers`: strips what a client could spoof, then decides.
     pub fn on_request_headers(&mut self) -> Action {
         let headers = self.host.request_headers();
@@ -172,6 +182,7 @@ impl WardenHttp {
         }
         let Some(shared) = self.shared.clone() else {
             log::warn!("no policy loaded; denying (fail closed)");
+            self.count(|m| m.http_denied(DenyReason::NoPolicy));
             return denial::send(&*self.host, DenyReason::NoPolicy, None);
         };
         self.decide(&shared, &headers)

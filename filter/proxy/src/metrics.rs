@@ -140,8 +140,7 @@ impl Metrics {
         self.http.denied(reason);
     }
 
-    /// A connection denied before the engine could decide it.
-    #[cfg(test)]
+    /// A connection denied before the engine could decide it (no policy).
     pub fn tcp_denied(&self, reason: DenyReason) {
         self.tcp.denied(reason);
     }

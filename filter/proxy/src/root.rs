@@ -17,8 +17,8 @@ use crate::properties;
 /// What every request of this VM reads.
 #[derive(Debug)]
 pub struct Shared {
-    /// `None` until a bundle loads: requests then fail closed.
-    pub policy: Option<Policy>,
+    /// The compiled bundle. Until one loads there is no `Shared`, and requests fail closed.
+    pub policy: Policy,
     /// The workload's own SPIFFE ID, for sidecar decisions.
     pub identity: Option<String>,
     /// Envoy runs as an explicit local proxy (no traffic capture): `destination.address` is
@@ -38,7 +38,6 @@ pub struct Shared {
     pub locality: Option<Locality>,
     /// Spreads internal-hostname requests over endpoints by weight (round robin per VM).
     picks: Cell<u64>,
-    pub metrics: Metrics,
 }
 
 impl Shared {
@@ -98,6 +97,9 @@ pub struct WardenRoot {
     host: Rc<dyn Host>,
     kind: FilterKind,
     shared: Option<Rc<Shared>>,
+    /// The counters, defined once per VM: every configuration counts into the same ones, and
+    /// requests that find no configuration are counted too.
+    metrics: Option<Rc<Metrics>>,
     /// From the VM configuration: when set, only bundles signed with it are accepted.
     public_key: Option<ed25519_dalek::VerifyingKey>,
 }
@@ -123,13 +125,14 @@ impl WardenRoot {
             host,
             kind: FilterKind::default(),
             shared: None,
+            metrics: None,
             public_key: None,
         }
     }
 
     /// The HTTP filter for one request.
     pub fn http_context(&self) -> crate::http::WardenHttp {
-        crate::http::WardenHttp::new(self.host.clone(), self.shared.clone())
+        crate::http::WardenHttp::new(self.host.clone(), self.shared.clone(), self.metrics.clone())
     }
 
     /// The network filter for one connection.
@@ -139,7 +142,12 @@ impl WardenRoot {
             FilterKind::NetworkGateway => crate::tcp::Mode::Gateway,
             FilterKind::Network | FilterKind::Http => crate::tcp::Mode::Forward,
         };
-        crate::tcp::WardenTcp::new(self.host.clone(), self.shared.clone(), mode)
+        crate::tcp::WardenTcp::new(
+            self.host.clone(),
+            self.shared.clone(),
+            self.metrics.clone(),
+            mode,
+        )
     }
 
     /// `on_vm_start`: the VM configuration (a public key), if any.
@@ -189,7 +197,9 @@ impl WardenRoot {
                 return false;
             }
         };
-        let metrics = Metrics::define(host);
+        let metrics = self
+            .metrics
+            .get_or_insert_with(|| Rc::new(Metrics::define(host)));
         let Some(config) = host.plugin_configuration().filter(|c| !c.is_empty()) else {
             log::error!("refused configuration: the plugin configuration is empty; it must be a Warden bundle (JSON)");
             metrics.rejected(host);
@@ -263,12 +273,8 @@ impl WardenRoot {
         };
         policy.set_proxy_role(role, routes);
         host.set_tick_period(crate::metrics::FLUSH_PERIOD);
-        // Counts of the configuration being replaced still belong in Envoy's counters.
-        if let Some(previous) = &self.shared {
-            previous.metrics.flush(host);
-        }
         self.shared = Some(Rc::new(Shared {
-            policy: Some(policy),
+            policy,
             identity,
             local_proxy,
             role,
@@ -277,7 +283,6 @@ impl WardenRoot {
             mesh_routing,
             locality,
             picks: Cell::new(0),
-            metrics,
         }));
         true
     }
@@ -296,8 +301,8 @@ impl WardenRoot {
 
     /// `on_tick`: counted decisions reach Envoy's counters.
     pub fn tick(&self) {
-        if let Some(shared) = &self.shared {
-            shared.metrics.flush(&*self.host);
+        if let Some(metrics) = &self.metrics {
+            metrics.flush(&*self.host);
         }
     }
 }

@@ -5,11 +5,12 @@ use std::rc::Rc;
 use proxy_wasm::traits::{Context, StreamContext};
 use proxy_wasm::types::Action;
 use warden_bundle::{wire, Role};
-use warden_engine::{Cluster, Facts, Listener, Outcome, Route, Target};
+use warden_engine::{Cluster, DenyReason, Facts, Listener, Outcome, Route, Target};
 
 use crate::filter_state::{self, Span, ORIGINAL_DST, TCP_PROXY_CLUSTER, UPSTREAM_SERVER_NAME};
 use crate::health::{self, Chosen, SharedHealth};
 use crate::host::Host;
+use crate::metrics::Metrics;
 use crate::properties;
 use crate::root::Shared;
 
@@ -47,6 +48,7 @@ pub enum Mode {
 pub struct WardenTcp {
     host: Rc<dyn Host>,
     shared: Option<Rc<Shared>>,
+    metrics: Option<Rc<Metrics>>,
     mode: Mode,
     /// The gateway has decided this connection.
     decided: bool,
@@ -55,10 +57,16 @@ pub struct WardenTcp {
 }
 
 impl WardenTcp {
-    pub fn new(host: Rc<dyn Host>, shared: Option<Rc<Shared>>, mode: Mode) -> Self {
+    pub fn new(
+        host: Rc<dyn Host>,
+        shared: Option<Rc<Shared>>,
+        metrics: Option<Rc<Metrics>>,
+        mode: Mode,
+    ) -> Self {
         Self {
             host,
             shared,
+            metrics,
             mode,
             decided: false,
             chosen: None,
@@ -89,11 +97,12 @@ impl WardenTcp {
     fn decide(&mut self) -> bool {
         let Some(shared) = self.shared.clone() else {
             log::warn!("no policy loaded; closing connection (fail closed)");
+            if let Some(metrics) = &self.metrics {
+                metrics.tcp_denied(DenyReason::NoPolicy);
+            }
             return false;
         };
-        let Some(policy) = shared.policy.as_ref() else {
-            return false;
-        };
+        let policy = &shared.policy;
         let host = &*self.host;
         let destination = properties::socket_address(host, &["destination", "address"]);
         let sni = properties::text(host, &["connection", "requested_server_name"])
@@ -132,7 +141,9 @@ impl WardenTcp {
             shared.next_pick(),
             |route| apply(host, &shared, route),
         );
-        shared.metrics.tcp(&decision);
+        if let Some(metrics) = &self.metrics {
+            metrics.tcp(&decision);
+        }
         // Formatted only when a line is logged: an allowed connection logs at debug level.
         let target = Destination(destination);
         let sni_text = sni.as_deref().unwrap_or("-");

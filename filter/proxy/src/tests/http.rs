@@ -210,6 +210,9 @@ fn without_a_policy_everything_fails_closed() {
     assert!(!p.configured);
     assert_eq!(get(&p, "api.example.com"), Action::Pause);
     assert_eq!(reason(&p).as_deref(), Some("no_policy"));
+    assert_eq!(p.fake.reply().unwrap().status, 503);
+    assert_eq!(p.metric("warden_http_denied_no_policy"), 1);
+    assert_eq!(p.metric("warden_config_rejected"), 1);
     let p = proxy(root_id::HTTP, &bundle("REGISTRY_ONLY"), |f| {
         f.failing("send_response")
     });

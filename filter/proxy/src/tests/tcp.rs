@@ -185,3 +185,15 @@ fn passthrough_through_the_gateway() {
     assert!(p.fake.closed.get());
     assert_eq!(p.metric("warden_tcp_denied_client_not_allowed"), 1);
 }
+
+/// Without a loaded policy a connection is closed, and counted.
+#[test]
+fn without_a_policy_connections_are_closed() {
+    let p = proxy(root_id::NETWORK, &serde_json::json!({}), |f| {
+        f.with_property("destination.address", "10.1.0.5:5432")
+    });
+    assert!(!p.configured);
+    assert_eq!(p.root.tcp_context().on_connection(), Action::Pause);
+    assert!(p.fake.closed.get());
+    assert_eq!(p.metric("warden_tcp_denied_no_policy"), 1);
+}
