@@ -1,6 +1,7 @@
 # Warden: the Makefile wraps cargo; it never replaces it.
 #   make build   the filter (dist/warden.wasm) and the bundle-builder binary
 #   make test    everything CI runs: lint, native tests, engine tests as wasm, Envoy end-to-end
+#                (with a crash fixture for the failure-mode test), a fuzz smoke run
 #   make demo    the filter in a real Envoy: requests allowed, denied, passed through; TCP
 #   make run     a local Envoy with the example manifests, applying every change live
 #   make push    IMAGE=REGISTRY/REPOSITORY:TAG: the filter as a Wasm OCI image

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the cargo-fuzz targets in fuzz/ for SECONDS each over their committed corpus, and
-# prints one line per target: executions, corpus entries, coverage. Exits non-zero on the
-# first crash (the input is in fuzz/artifacts/<target>/).
+# prints one line per target: executions, corpus entries, coverage. A target that crashes is
+# reported (the input is in fuzz/artifacts/<target>/), the others still run, and the script
+# exits non-zero.
 #   scripts/fuzz.sh SECONDS [TARGET...]     make fuzz (600 s each), make test (a smoke run)
 # JOBS=2 runs two targets at a time. SCRATCH=1 leaves the committed corpus as it is (new
 # entries go to a temporary directory): what `make test` does.

@@ -10,8 +10,8 @@ use std::sync::OnceLock;
 use arbitrary::Arbitrary;
 use warden_bundle::{Bundle, OutboundMode, Role};
 use warden_engine::{
-    compile, is_unspecified, parse_authority, parse_host, AllHealthy, GatewayRoutes, Host, HostBuf,
-    Listener, MatchedOn, Policy, Request, RequestProtocol, Route, Target,
+    compile, is_unspecified, parse_authority, parse_host, AllHealthy, Facts, GatewayRoutes, Host,
+    HostBuf, Listener, MatchedOn, Policy, Request, Route, Target,
 };
 
 /// The bundles the decision targets run against: the examples the README uses, and the demo's
@@ -68,22 +68,25 @@ impl FuzzRequest {
         self.protocol.is_multiple_of(2)
     }
 
-    pub fn request(&self) -> Request<'_> {
-        let (protocol, host, sni) = match (self.is_http(), self.sni.as_deref()) {
-            (true, _) => (RequestProtocol::Http, self.host.as_deref(), None),
-            (false, Some(sni)) => (RequestProtocol::Tls, None, Some(sni)),
-            (false, None) => (RequestProtocol::Tcp, None, None),
-        };
-        Request {
-            protocol,
-            host,
-            sni,
+    /// The request the filter would build from these facts: through `Facts::request`, as the
+    /// HTTP and network filters do (at the gateway: the caller's certificate, the server name
+    /// checked against the authority, `outbound_.PORT_._.HOST` parsed, the listener's own
+    /// address ignored).
+    pub fn request(&self, role: Role) -> Request<'_> {
+        let http = self.is_http();
+        Facts {
+            role,
+            listener: Some(self.listener()),
+            authority: self.host.as_deref().filter(|_| http),
+            server_name: self.sni.as_deref(),
             destination: self.destination,
             port: self.port,
-            client: self.client.as_deref(),
-            method: self.method.as_deref(),
-            ..Request::default()
+            peer: self.client.as_deref(),
+            identity: self.client.as_deref(),
+            method: self.method.as_deref().filter(|_| http),
+            ..Facts::default()
         }
+        .request()
     }
 
     pub fn listener(&self) -> Listener {
@@ -113,7 +116,7 @@ pub fn check(input: &FuzzRequest) {
 
 /// Decides and routes `input` against `policy`, then checks the properties of the result.
 pub fn check_with(policy: &Policy, input: &FuzzRequest) {
-    let request = input.request();
+    let request = input.request(policy.settings().role);
     let listener = input.listener();
     let mut route: Option<Route<'_>> = None;
     let decision = policy.decide_and_route(
@@ -127,9 +130,11 @@ pub fn check_with(policy: &Policy, input: &FuzzRequest) {
             true
         },
     );
-    // Deterministic: the same request gets the same verdict.
+    // Deterministic: the same request gets the same verdict (before routing, which can only
+    // turn an allow into a denial).
     let again = policy.decide_with(&request, &AllHealthy, input.pick);
-    if again.reason() != decision.reason() && decision.is_allowed() {
+    let routed_away = again.is_allowed() && !decision.is_allowed();
+    if again.reason() != decision.reason() && !routed_away {
         panic!("decide is not deterministic: {decision:?} then {again:?}");
     }
     if !decision.is_allowed() {

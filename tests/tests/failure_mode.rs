@@ -26,7 +26,7 @@ fn crash_wasm() -> PathBuf {
         });
     assert!(
         path.exists(),
-        "no crash fixture at {}: run `make build`",
+        "no crash fixture at {}: `make test` builds it (cargo build --release -p warden-crash-filter --target wasm32-wasip1)",
         path.display()
     );
     path

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 use warden_bundle::wire::{
-    root_id, CLUSTER_HEADER, DFP_CLUSTER, GATEWAY_CLUSTER, GATEWAY_TCP_CLUSTER,
+    root_id, setting, CLUSTER_HEADER, DFP_CLUSTER, GATEWAY_CLUSTER, GATEWAY_TCP_CLUSTER,
     ORIGINAL_DST_CLUSTER, TCP_BY_NAME_CLUSTER,
 };
 use warden_bundle::{Bundle, FailureMode, Locality, Role};
@@ -523,23 +523,23 @@ pub fn bootstrap(options: &EnvoyOptions, bundle: &Bundle) -> Result<Value, Rende
     }
     let mut metadata = serde_json::Map::new();
     if options.capture.is_none() {
-        metadata.insert("WARDEN_LOCAL_PROXY".into(), json!("true"));
+        metadata.insert(setting::LOCAL_PROXY.into(), json!("true"));
     }
     metadata.insert(
-        "WARDEN_ROLE".into(),
+        setting::ROLE.into(),
         json!(if gateway { "gateway" } else { "sidecar" }),
     );
     if let Some(hop) = &options.gateway {
-        metadata.insert("WARDEN_GATEWAY_CLUSTER".into(), json!(GATEWAY_CLUSTER));
+        metadata.insert(setting::GATEWAY_CLUSTER.into(), json!(GATEWAY_CLUSTER));
         if hop.tcp_address.is_some() {
             metadata.insert(
-                "WARDEN_GATEWAY_TCP_CLUSTER".into(),
+                setting::GATEWAY_TCP_CLUSTER.into(),
                 json!(GATEWAY_TCP_CLUSTER),
             );
         }
     }
     if let Some(id) = &options.identity {
-        metadata.insert("WARDEN_WORKLOAD_IDENTITY".into(), json!(id));
+        metadata.insert(setting::WORKLOAD_IDENTITY.into(), json!(id));
     }
     let mut node = serde_json::Map::new();
     let id = if gateway {

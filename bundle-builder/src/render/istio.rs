@@ -14,7 +14,7 @@
 //!   their sidecar and the gateway.
 
 use serde_json::{json, Map, Value};
-use warden_bundle::wire::root_id;
+use warden_bundle::wire::{root_id, setting};
 use warden_bundle::{
     Bundle, Endpoint, ExternalService, FailureMode, Protocol, ServicePort, TargetPort, TlsMode,
 };
@@ -180,8 +180,8 @@ pub fn resources(bundle: &Bundle, options: &IstioOptions) -> Result<Vec<Value>, 
             spec.insert(
                 "vmConfig".into(),
                 json!({ "env": [
-                { "name": "WARDEN_ROLE", "value": role },
-                { "name": "WARDEN_ROUTING", "value": "mesh" }
+                { "name": setting::ROLE, "value": role },
+                { "name": setting::ROUTING, "value": "mesh" }
             ] }),
             );
             spec.insert("pluginConfig".into(), plugin_config.clone());

@@ -36,3 +36,21 @@ pub mod root_id {
     /// The network filter of the egress gateway's TLS passthrough listener.
     pub const NETWORK_GATEWAY: &str = "warden.network.gateway";
 }
+
+/// The proxy's settings: keys of the bootstrap's `node.metadata` (`render envoy`), or of the
+/// VM's environment (`render istio`: a `WasmPlugin`'s `vmConfig.env`, since Istio owns the node
+/// metadata). The filter reads the metadata first, then the environment.
+pub mod setting {
+    /// `sidecar` or `gateway`.
+    pub const ROLE: &str = "WARDEN_ROLE";
+    /// `warden` (the filter steers allowed traffic) or `mesh` (Istio's routes do).
+    pub const ROUTING: &str = "WARDEN_ROUTING";
+    /// `true`: an explicit local proxy, whose `destination.address` is its own listener.
+    pub const LOCAL_PROXY: &str = "WARDEN_LOCAL_PROXY";
+    /// A sidecar's cluster to the egress gateway's HTTPS listener.
+    pub const GATEWAY_CLUSTER: &str = "WARDEN_GATEWAY_CLUSTER";
+    /// A sidecar's cluster to the egress gateway's TLS passthrough listener.
+    pub const GATEWAY_TCP_CLUSTER: &str = "WARDEN_GATEWAY_TCP_CLUSTER";
+    /// The workload's SPIFFE ID (a sidecar outside Istio).
+    pub const WORKLOAD_IDENTITY: &str = "WARDEN_WORKLOAD_IDENTITY";
+}

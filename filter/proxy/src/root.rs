@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext, StreamContext};
 use proxy_wasm::types::ContextType;
-use warden_bundle::wire::root_id;
+use warden_bundle::wire::{self, root_id};
 use warden_bundle::{Bundle, Locality, Role};
 use warden_engine::{compile, GatewayRoutes, Policy};
 
@@ -200,6 +200,9 @@ impl WardenRoot {
         let metrics = self
             .metrics
             .get_or_insert_with(|| Rc::new(Metrics::define(host)));
+        // Counts reach Envoy on ticks, also those of requests a refused configuration leaves
+        // without a policy.
+        host.set_tick_period(crate::metrics::FLUSH_PERIOD);
         let Some(config) = host.plugin_configuration().filter(|c| !c.is_empty()) else {
             log::error!("refused configuration: the plugin configuration is empty; it must be a Warden bundle (JSON)");
             metrics.rejected(host);
@@ -216,7 +219,7 @@ impl WardenRoot {
         // Under Istio the node metadata is Istio's: the WasmPlugin's `vmConfig.env` carries
         // Warden's settings instead.
         let setting = |key: &str| node_metadata(host, key).or_else(|| host.env(key));
-        let role = match setting("WARDEN_ROLE").as_deref() {
+        let role = match setting(wire::setting::ROLE).as_deref() {
             Some("gateway") => Role::Gateway,
             Some("sidecar") => Role::Sidecar,
             Some(other) => {
@@ -233,9 +236,10 @@ impl WardenRoot {
             }
             None => policy.settings().role,
         };
-        let gateway_cluster = setting("WARDEN_GATEWAY_CLUSTER").filter(|c| !c.is_empty());
-        let gateway_tcp_cluster = setting("WARDEN_GATEWAY_TCP_CLUSTER").filter(|c| !c.is_empty());
-        let mesh_routing = match setting("WARDEN_ROUTING").as_deref() {
+        let gateway_cluster = setting(wire::setting::GATEWAY_CLUSTER).filter(|c| !c.is_empty());
+        let gateway_tcp_cluster =
+            setting(wire::setting::GATEWAY_TCP_CLUSTER).filter(|c| !c.is_empty());
+        let mesh_routing = match setting(wire::setting::ROUTING).as_deref() {
             Some("mesh") => true,
             Some("warden") | None => false,
             Some(other) => {
@@ -259,9 +263,10 @@ impl WardenRoot {
             .workload_identity
             .as_deref()
             .map(str::to_owned)
-            .or_else(|| node_metadata(host, "WARDEN_WORKLOAD_IDENTITY"))
+            .or_else(|| node_metadata(host, wire::setting::WORKLOAD_IDENTITY))
             .or_else(|| istio_identity(host, &settings.trust_domain));
-        let local_proxy = node_metadata(host, "WARDEN_LOCAL_PROXY").is_some_and(|v| v == "true");
+        let local_proxy =
+            node_metadata(host, wire::setting::LOCAL_PROXY).is_some_and(|v| v == "true");
         let locality = settings.locality.clone().or_else(|| node_locality(host));
         // Rank internal hostnames' endpoints once for this proxy.
         if settings.locality.is_none() && locality.is_some() {
@@ -272,7 +277,6 @@ impl WardenRoot {
             tls: gateway_tcp_cluster.is_some() || mesh_routing,
         };
         policy.set_proxy_role(role, routes);
-        host.set_tick_period(crate::metrics::FLUSH_PERIOD);
         self.shared = Some(Rc::new(Shared {
             policy,
             identity,

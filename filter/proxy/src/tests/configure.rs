@@ -57,6 +57,11 @@ fn refused_configurations_are_counted_and_say_why() {
     ];
     for (what, p) in cases {
         assert!(!p.configured, "{what}: configured");
+        assert_eq!(
+            p.fake.tick_period.get(),
+            Some(crate::metrics::FLUSH_PERIOD),
+            "{what}: no tick, so nothing counted would reach Envoy"
+        );
         assert_eq!(p.metric("warden_config_rejected"), 1, "{what}");
         assert_eq!(p.metric("warden_config_loaded"), 0, "{what}");
     }
