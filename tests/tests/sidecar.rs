@@ -343,3 +343,62 @@ fn rendered_sidecar_config_validates() {
     assert!(out.status.success(), "{text}");
     assert!(text.contains("OK"), "{text}");
 }
+
+/// Every counter a sidecar's traffic can move, moved by real requests through Envoy, each by
+/// exactly the requests that should: one per reason a workload can cause, allowed, passthrough
+/// and dry-run. (`no_policy`, `route_failed`, `no_healthy_endpoint` and the gateway's reasons
+/// are counted by the same code; the glue's native tests and the gateway and internal-hostname
+/// suites drive them.)
+#[test]
+fn each_outcome_moves_its_own_counter() {
+    let up = HttpUpstream::start("local", free_addr("127.0.0.1"));
+    let port = up.addr.port();
+    let mut gated = service("gated", &["gated.example"], &[], 443, "HTTPS");
+    gated["ports"][0]["egressGateway"] =
+        json!({ "gateways": [{ "namespace": "egress", "name": "egress-gateway" }] });
+    let bundle = bundle(
+        "ALLOW_ANY",
+        vec![
+            service("local", &["localhost"], &[], port, "HTTP"),
+            service("restricted", &["restricted.example"], &[], 80, "HTTP"),
+            service("trial", &["trial.example"], &[], 80, "HTTP"),
+            gated,
+        ],
+        vec![
+            policy("restricted-billing", "restricted", &[BILLING], false),
+            policy("trial-billing", "trial", &[BILLING], true),
+        ],
+    );
+    let mut sidecar = Sidecar::new(bundle);
+    sidecar.identity = Some(FRONTEND.into());
+    let envoy = sidecar.start();
+    let cases: [(&str, &str, u16); 8] = [
+        (&format!("localhost:{port}"), "allowed", 200),
+        ("unregistered.example", "passthrough", 0),
+        ("restricted.example", "denied_client_not_allowed", 403),
+        ("trial.example", "dry_run_denied", 0),
+        ("localhost:1", "denied_port_not_declared", 403),
+        ("a..b.example", "denied_invalid_host", 400),
+        ("gated.example:443", "denied_must_use_gateway", 403),
+        ("0.0.0.0", "denied_unspecified_address", 403),
+    ];
+    for (authority, _, status) in &cases {
+        let r = get(envoy.listen, authority, "/", &[]);
+        if *status != 0 {
+            assert_eq!(r.status, *status, "{authority}: {r:?}");
+        }
+    }
+    // Passthrough and dry-run requests are allowed too.
+    let expected = |counter: &str| match counter {
+        "allowed" => 3,
+        _ => 1,
+    };
+    for (authority, counter, _) in &cases {
+        let name = format!("warden_http_{counter}");
+        assert_eq!(
+            envoy.wait_metric(&name, expected(counter)),
+            expected(counter),
+            "{name} after {authority}"
+        );
+    }
+}
