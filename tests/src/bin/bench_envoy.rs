@@ -8,7 +8,8 @@
 //! filter / with it) does not depend on what else limits the request rate.
 //!
 //! Options (environment): `BENCH_ROUNDS` (default 3), `BENCH_SECONDS` per run (default 8),
-//! `BENCH_SIZES` (default `10,1000,100000`).
+//! `BENCH_SIZES` (default `10,1000,100000`), `BENCH_BASELINE_WASM` (another build of the
+//! filter, such as the previous commit's, run beside the current one at every size).
 #![allow(
     clippy::expect_used,
     clippy::unwrap_used,
@@ -218,12 +219,22 @@ fn main() {
     configs.push(start("no filter".into(), render(&base), &|c| {
         http_filters(c).remove(0);
     }));
+    let baseline_wasm = std::env::var_os("BENCH_BASELINE_WASM").map(std::path::PathBuf::from);
     for &n in &sizes {
         configs.push(start(
             format!("warden, {n} services"),
             render(&bundle(n, upstream_addr.port())),
             &|_| {},
         ));
+        if let Some(wasm) = &baseline_wasm {
+            let mut sidecar = Sidecar::new(bundle(n, upstream_addr.port()));
+            sidecar.wasm = Some(wasm.clone());
+            configs.push(start(
+                format!("warden baseline build, {n} services"),
+                sidecar.render(free_addr("127.0.0.1"), free_addr("127.0.0.1")),
+                &|_| {},
+            ));
+        }
     }
     let big = bundle(largest, upstream_addr.port());
     let rbac_filter = rbac::http_filter(&serde_json::from_value(big.clone()).unwrap());
