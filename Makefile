@@ -73,7 +73,7 @@ registry-tools:
 CARGO_FUZZ_VERSION := 0.13.2
 CARGO_FUZZ := $(TOOLS)/bin/cargo-fuzz
 $(CARGO_FUZZ):
-	rustup toolchain install nightly --profile minimal
+	rustup run nightly rustc --version >/dev/null 2>&1 || rustup toolchain install nightly --profile minimal
 	$(CARGO) install --locked --quiet --root $(TOOLS) cargo-fuzz --version $(CARGO_FUZZ_VERSION)
 
 fuzz-tools: $(CARGO_FUZZ)
