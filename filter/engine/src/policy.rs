@@ -183,15 +183,13 @@ impl Policy {
             .unwrap_or(0);
 
         let gateway = self.settings.role == Role::Gateway;
-        let target_ip = match authority.map(|a| a.host) {
+        let named_ip = match authority.map(|a| a.host) {
             Some(Host::Ip(ip)) => Some(ip),
-            Some(Host::Name(_)) => None,
-            None => request.destination,
+            _ => None,
         };
         // Never a destination, whether named or dialled: a connection decided on a name
         // can still fall back to the dialled address.
-        if target_ip.is_some_and(is_unspecified) || request.destination.is_some_and(is_unspecified)
-        {
+        if named_ip.is_some_and(is_unspecified) || request.destination.is_some_and(is_unspecified) {
             return Decision::deny(DenyReason::UnspecifiedAddress);
         }
         let by_destination = || {
