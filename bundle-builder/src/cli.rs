@@ -270,7 +270,8 @@ pub struct WatchArgs {
     /// Build for the workloads of this workspace.
     #[arg(long, value_name = "NAME")]
     pub workspace: Option<String>,
-    /// How often to look for changes, in milliseconds.
+    /// How often to look for changes, in milliseconds. A change is built once the files have
+    /// stayed the same for one interval.
     #[arg(long, value_name = "MS", default_value_t = 500)]
     pub interval_ms: u64,
     /// Sign every bundle with this private key.

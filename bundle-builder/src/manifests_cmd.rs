@@ -91,12 +91,18 @@ pub fn watch(args: &WatchArgs) -> anyhow::Result<ExitCode> {
         workspace: args.workspace.clone(),
     };
     let public_key = read_key(args.public_key.as_deref())?;
-    let mut seen = None;
+    // A change is built once the files have stayed the same for one interval: an editor or a
+    // copy that truncates a file and then writes it must not be read half-way (an empty
+    // manifest is a valid, empty registry, which would deny everything).
+    let mut previous = None;
+    let mut built = None;
     let mut applied: Option<String> = None;
     loop {
         let now = snapshot(&args.paths);
-        if seen.as_ref() != Some(&now) {
-            seen = Some(now);
+        let settled = previous.as_ref() == Some(&now);
+        previous = Some(now.clone());
+        if settled && built.as_ref() != Some(&now) {
+            built = Some(now);
             let mut diagnostics = Diagnostics::default();
             let bundle = match read_all(&args.paths) {
                 Ok(files) => {

@@ -383,13 +383,21 @@ fn watch_rebuilds_on_change_and_keeps_the_policy_on_errors() {
 
     std::fs::write(&manifest, service("b.example.com")).unwrap();
     wait_for(
-        &|| version().is_some_and(|v| v != first),
+        &|| {
+            version().is_some_and(|v| v != first)
+                && std::fs::read_to_string(&ecds).is_ok_and(|t| t.contains("b.example.com"))
+        },
         "the change was not applied",
     );
     let second = version().unwrap();
-    assert!(std::fs::read_to_string(&ecds)
-        .unwrap()
-        .contains("b.example.com"));
+    // Only settled files are built: nothing was applied between the two versions (such as
+    // the empty registry a half-written file would have given).
+    assert_eq!(
+        log.lock().unwrap().matches("applied sha256:").count(),
+        2,
+        "{}",
+        log.lock().unwrap()
+    );
 
     std::fs::write(&manifest, service("b.*.example.com")).unwrap();
     wait_for(
