@@ -78,6 +78,11 @@ fn snapshot(paths: &[std::path::PathBuf]) -> Vec<(String, u64, Option<std::time:
                 stack.extend(entries.filter_map(|e| e.ok()).map(|e| e.path()));
             }
         } else if let Ok(meta) = std::fs::metadata(&path) {
+            // Only manifests count: an editor's swap file or a log that keeps changing beside
+            // them must not keep the snapshot from settling.
+            if path.is_file() && !bundle_builder::manifest::source::is_manifest(&path) {
+                continue;
+            }
             files.push((path.display().to_string(), meta.len(), meta.modified().ok()));
         }
     }

@@ -18,7 +18,8 @@ pub struct SourceError {
     pub reason: String,
 }
 
-fn is_manifest(path: &Path) -> bool {
+/// Whether `path` names a manifest file (by extension: YAML or JSON).
+pub fn is_manifest(path: &Path) -> bool {
     matches!(
         path.extension().and_then(|e| e.to_str()),
         Some("yaml" | "yml" | "json")

@@ -194,6 +194,7 @@ pub fn plugin_config(
     wasm: &Path,
     root_id: &str,
     public_key: Option<&str>,
+    role: Role,
 ) -> Value {
     let mut vm_config = json!({
         "vm_id": "warden",
@@ -217,7 +218,7 @@ pub fn plugin_config(
             "@type": "type.googleapis.com/google.protobuf.StringValue",
             "value": bundle_json
         },
-        "failure_policy": failure_policy(bundle_json)
+        "failure_policy": failure_policy(bundle_json, role)
     })
 }
 
@@ -225,11 +226,18 @@ pub fn plugin_config(
 /// `FAIL_CLOSE` fails the request that found the VM failed and starts a new VM for the next
 /// (`FAIL_RELOAD`); `FAIL_OPEN` lets traffic through unfiltered from then on. A bundle the
 /// filter refuses is another matter: Envoy refuses that configuration whatever the mode
-/// (docs/bundle.md). A bundle that does not parse renders as `FAIL_CLOSE`.
-pub fn failure_policy(bundle_json: &str) -> &'static str {
-    match Bundle::from_json(bundle_json.as_bytes()).map(|b| b.spec.failure_mode) {
-        Ok(FailureMode::FailOpen) => "FAIL_OPEN",
-        Ok(FailureMode::FailClose) | Err(_) => "FAIL_RELOAD",
+/// (docs/bundle.md). The egress gateway never fails open (it would forward anything to anyone
+/// holding a mesh certificate): `role` `Gateway`, or a bundle built for the gateway, is always
+/// `FAIL_RELOAD`. A bundle that does not parse renders as `FAIL_CLOSE`.
+pub fn failure_policy(bundle_json: &str, role: Role) -> &'static str {
+    let bundle = Bundle::from_json(bundle_json.as_bytes());
+    let gateway = role == Role::Gateway
+        || bundle
+            .as_ref()
+            .is_ok_and(|b| b.spec.proxy.role == Role::Gateway);
+    match bundle.map(|b| b.spec.failure_mode) {
+        Ok(FailureMode::FailOpen) if !gateway => "FAIL_OPEN",
+        _ => "FAIL_RELOAD",
     }
 }
 
@@ -239,6 +247,7 @@ fn plugin(options: &EnvoyOptions, root_id: &str) -> Value {
         &options.wasm,
         root_id,
         options.public_key.as_deref(),
+        options.role,
     )
 }
 
@@ -253,7 +262,8 @@ fn ecds_response(bundle_json: &str, wasm: &Path, version: &str, public_key: Opti
             "name": ECDS_RESOURCE,
             "typed_config": {
                 "@type": HTTP_WASM_TYPE,
-                "config": plugin_config(bundle_json, wasm, root_id::HTTP, public_key)
+                // A local sidecar's HTTP filter (a gateway's bundle still never fails open).
+                "config": plugin_config(bundle_json, wasm, root_id::HTTP, public_key, Role::Sidecar)
             }
         }]
     })

@@ -175,6 +175,13 @@ pub fn resources(bundle: &Bundle, options: &IstioOptions) -> Result<Vec<Value>, 
             };
             spec.insert("pluginName".into(), json!(plugin_name));
             spec.insert("phase".into(), json!("AUTHZ"));
+            // The egress gateway never fails open: it would forward anything to anyone holding
+            // a mesh certificate.
+            let fail = if selector.is_some() {
+                "FAIL_CLOSE"
+            } else {
+                fail
+            };
             spec.insert("failStrategy".into(), json!(fail));
             spec.insert("type".into(), json!(kind));
             spec.insert(

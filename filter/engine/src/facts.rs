@@ -70,7 +70,10 @@ impl<'a> Facts<'a> {
         } else {
             RequestProtocol::Tcp
         };
-        match (server_name, gateway) {
+        // Only the gateway's passthrough listener takes the destination from the server name;
+        // any other TCP listener, on any proxy, goes where the client dialled.
+        let passthrough = gateway && self.listener() == Listener::GatewayPassthrough;
+        match (server_name, passthrough) {
             (Some(name), true) => {
                 let (host, port) = parse_gateway_server_name(name);
                 request.sni = Some(host);

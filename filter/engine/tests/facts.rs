@@ -129,3 +129,30 @@ fn at_the_gateway_a_connection_goes_where_its_server_name_says() {
         (RequestProtocol::Tcp, None, None)
     );
 }
+
+/// A TCP listener that is not the passthrough, on a gateway-role proxy: the connection goes
+/// where it was dialled, and its server name is a name, not a destination.
+#[test]
+fn only_the_passthrough_listener_reads_its_destination_from_the_server_name() {
+    for listener in [Listener::Tcp, Listener::TcpEndpoints] {
+        let r = Facts {
+            role: Role::Gateway,
+            listener: Some(listener),
+            server_name: Some("outbound_.8443_._.api.example.com"),
+            destination: ip("10.1.0.5"),
+            port: Some(5432),
+            ..Facts::default()
+        }
+        .request();
+        assert_eq!(
+            r.sni,
+            Some("outbound_.8443_._.api.example.com"),
+            "{listener:?}"
+        );
+        assert_eq!(
+            (r.destination, r.port),
+            (ip("10.1.0.5"), Some(5432)),
+            "{listener:?}"
+        );
+    }
+}

@@ -26,8 +26,8 @@ pub trait Host: std::fmt::Debug {
     /// A property (attribute) as bytes; `None` when absent or refused.
     fn property(&self, path: &[&str]) -> Option<Bytes>;
     /// The request headers, values as bytes. Names are tokens, which Envoy's codecs check
-    /// before any filter runs. Empty when the host refuses the call.
-    fn request_headers(&self) -> Vec<(String, Bytes)>;
+    /// before any filter runs. `None` when the host refuses the call.
+    fn request_headers(&self) -> Option<Vec<(String, Bytes)>>;
     /// Sets (or replaces) a request header.
     fn set_request_header(&self, name: &str, value: &str) -> bool;
     /// Removes a request header.
@@ -71,8 +71,8 @@ impl Host for Envoy {
         hostcalls::get_property(path.to_vec()).ok().flatten()
     }
 
-    fn request_headers(&self) -> Vec<(String, Bytes)> {
-        hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default()
+    fn request_headers(&self) -> Option<Vec<(String, Bytes)>> {
+        hostcalls::get_map_bytes(MapType::HttpRequestHeaders).ok()
     }
 
     fn set_request_header(&self, name: &str, value: &str) -> bool {
@@ -243,11 +243,11 @@ pub mod fake {
             self.properties.get(&path.join(".")).cloned()
         }
 
-        fn request_headers(&self) -> Vec<(String, Bytes)> {
+        fn request_headers(&self) -> Option<Vec<(String, Bytes)>> {
             if !self.ok("request_headers") {
-                return Vec::new();
+                return None;
             }
-            self.headers.borrow().clone()
+            Some(self.headers.borrow().clone())
         }
 
         fn set_request_header(&self, name: &str, value: &str) -> bool {

@@ -176,9 +176,19 @@ impl WardenHttp {
 
     /// `on_http_request_headers`: strips what a client could spoof, then decides.
     pub fn on_request_headers(&mut self) -> Action {
-        let headers = self.host.request_headers();
+        // A request whose headers cannot be read, or still carry what a client must not
+        // send, is not let through: it fails closed (`route_failed`).
+        let Some(headers) = self.host.request_headers() else {
+            log::error!("cannot read the request headers; denying");
+            self.count(|m| m.http_denied(DenyReason::RouteFailed));
+            return denial::send(&*self.host, DenyReason::RouteFailed, None);
+        };
         for (name, _) in headers.iter().filter(|(n, _)| is_spoofable(n)) {
-            self.host.remove_request_header(name);
+            if !self.host.remove_request_header(name) {
+                log::error!("cannot remove the request header {name}; denying");
+                self.count(|m| m.http_denied(DenyReason::RouteFailed));
+                return denial::send(&*self.host, DenyReason::RouteFailed, None);
+            }
         }
         let Some(shared) = self.shared.clone() else {
             log::warn!("no policy loaded; denying (fail closed)");

@@ -121,8 +121,13 @@ impl WardenTcp {
         // The gateway's listener is its own address; where the caller is going is in the
         // server name.
         let facts = Facts {
-            // The passthrough listener is the gateway's by definition.
-            role: if gateway { Role::Gateway } else { shared.role },
+            // The caller is the certificate's on the gateway's passthrough listener, and the
+            // workload's on any other listener, whatever the proxy's role.
+            role: if gateway {
+                Role::Gateway
+            } else {
+                Role::Sidecar
+            },
             listener: Some(listener),
             server_name: sni.as_deref(),
             destination: destination.filter(|_| !gateway).map(|(ip, _)| ip),

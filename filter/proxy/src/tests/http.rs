@@ -219,3 +219,27 @@ fn without_a_policy_everything_fails_closed() {
     assert_eq!(get(&p, "unknown.example.org"), Action::Pause);
     assert!(p.fake.reply().is_none());
 }
+
+/// A request whose headers cannot be read, or whose spoofable headers cannot be removed, is
+/// denied `route_failed`: nothing a client sent to steer Envoy goes through.
+#[test]
+fn headers_that_cannot_be_read_or_cleaned_fail_closed() {
+    for call in ["request_headers", "remove_request_header"] {
+        let p = proxy(root_id::HTTP, &bundle("ALLOW_ANY"), move |f| {
+            f.with_property("xds.node.metadata.WARDEN_WORKLOAD_IDENTITY", BILLING)
+                .with_property("xds.node.metadata.WARDEN_LOCAL_PROXY", "true")
+                .failing(call)
+        });
+        let action = http(
+            &p,
+            &[
+                (":authority", b"api.example.com"),
+                ("x-warden-cluster", b"warden_tcp_0"),
+            ],
+        );
+        assert_eq!(action, Action::Pause, "{call}");
+        assert_eq!(reason(&p).as_deref(), Some("route_failed"), "{call}");
+        assert_eq!(p.metric("warden_http_denied_route_failed"), 1, "{call}");
+        assert_eq!(p.metric("warden_http_allowed"), 0, "{call}");
+    }
+}
