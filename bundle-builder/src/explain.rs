@@ -142,10 +142,8 @@ fn route_text(route: &Route<'_>) -> String {
     if let Some(cluster) = &route.cluster {
         parts.push(format!("cluster {}", cluster_name(cluster)));
     }
-    match &route.target {
-        Some(Target::Name { host, port }) => parts.push(format!("to {host}:{port}")),
-        Some(Target::Address(address)) => parts.push(format!("to {address}")),
-        None => {}
+    if let Some(target) = &route.target {
+        parts.push(format!("to {target}"));
     }
     if let Some(authority) = route.authority {
         parts.push(format!("authority {authority}"));
@@ -225,10 +223,7 @@ pub fn to_json(decision: &Decision<'_>, route: Option<&Route<'_>>) -> ExplainOut
             .map(str::to_owned),
         route: route.map(|r| RouteOutput {
             cluster: r.cluster.as_ref().map(|c| cluster_name(c).to_owned()),
-            target: r.target.as_ref().map(|t| match t {
-                Target::Name { host, port } => format!("{host}:{port}"),
-                Target::Address(address) => address.to_string(),
-            }),
+            target: r.target.as_ref().map(Target::to_string),
             authority: r.authority.map(str::to_owned),
             server_name: r.server_name.clone(),
         }),

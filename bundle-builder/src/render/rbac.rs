@@ -10,7 +10,8 @@ use std::collections::BTreeSet;
 use serde_json::{json, Map, Value};
 use warden_bundle::Bundle;
 
-fn action(name: &str, verdict: &str) -> Value {
+/// An RBAC `matcher` action (`on_match` / `on_no_match`) with this name and verdict.
+pub(crate) fn action(name: &str, verdict: &str) -> Value {
     json!({ "action": {
         "name": name,
         "typed_config": {

@@ -68,16 +68,7 @@ pub fn one_spiffe_id(trust_domain: &str) -> Value {
             escape.into_iter().chain(std::iter::once(c))
         })
         .collect();
-    let action = |name: &str, verdict: &str| {
-        json!({ "action": {
-            "name": name,
-            "typed_config": {
-                "@type": "type.googleapis.com/envoy.config.rbac.v3.Action",
-                "name": name,
-                "action": verdict
-            }
-        }})
-    };
+    let action = super::rbac::action;
     json!({
         "name": "envoy.filters.network.rbac",
         "typed_config": {

@@ -61,6 +61,16 @@ pub enum Target {
     Address(SocketAddr),
 }
 
+impl std::fmt::Display for Target {
+    /// `host:port` or `ip:port` (`[v6]:port`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Name { host, port } => write!(f, "{host}:{port}"),
+            Self::Address(address) => address.fmt(f),
+        }
+    }
+}
+
 /// Where an allowed request or connection goes. `Route::default()` is "as it is": the
 /// listener's own route already connects to what was decided.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

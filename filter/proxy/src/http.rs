@@ -73,8 +73,7 @@ impl WardenHttp {
             Ok(host) => host,
             Err(()) => {
                 log::info!("deny invalid_host: the authority is not UTF-8");
-                self.count(|m| m.http_denied(DenyReason::InvalidHost));
-                return denial::send(host_calls, DenyReason::InvalidHost, None);
+                return self.refuse(DenyReason::InvalidHost);
             }
         };
         let destination = if shared.local_proxy {
@@ -174,26 +173,29 @@ impl WardenHttp {
         }
     }
 
+    /// Denies a request the engine never decided (unreadable, no policy), counted.
+    fn refuse(&self, reason: DenyReason) -> Action {
+        self.count(|m| m.http_denied(reason));
+        denial::send(&*self.host, reason, None)
+    }
+
     /// `on_http_request_headers`: strips what a client could spoof, then decides.
     pub fn on_request_headers(&mut self) -> Action {
         // A request whose headers cannot be read, or still carry what a client must not
         // send, is not let through: it fails closed (`route_failed`).
         let Some(headers) = self.host.request_headers() else {
             log::error!("cannot read the request headers; denying");
-            self.count(|m| m.http_denied(DenyReason::RouteFailed));
-            return denial::send(&*self.host, DenyReason::RouteFailed, None);
+            return self.refuse(DenyReason::RouteFailed);
         };
         for (name, _) in headers.iter().filter(|(n, _)| is_spoofable(n)) {
             if !self.host.remove_request_header(name) {
                 log::error!("cannot remove the request header {name}; denying");
-                self.count(|m| m.http_denied(DenyReason::RouteFailed));
-                return denial::send(&*self.host, DenyReason::RouteFailed, None);
+                return self.refuse(DenyReason::RouteFailed);
             }
         }
         let Some(shared) = self.shared.clone() else {
             log::warn!("no policy loaded; denying (fail closed)");
-            self.count(|m| m.http_denied(DenyReason::NoPolicy));
-            return denial::send(&*self.host, DenyReason::NoPolicy, None);
+            return self.refuse(DenyReason::NoPolicy);
         };
         self.decide(&shared, &headers)
     }

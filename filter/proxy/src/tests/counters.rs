@@ -6,7 +6,6 @@ use std::collections::BTreeSet;
 use warden_engine::{AllowReason, DenyReason};
 
 use crate::host::fake::Fake;
-use crate::host::Host;
 use crate::metrics::Metrics;
 
 const DECISIONS_MD: &str = include_str!("../../../../docs/decisions.md");
@@ -59,7 +58,7 @@ fn every_denial_counter_can_increase() {
     assert_eq!(fake.metric("warden_http_denied_no_policy"), 1);
 }
 
-/// A proxy that refuses metric definitions still decides; counting is lost, not the request.
+/// A proxy that refuses metric definitions loses the counts, and nothing fails.
 #[test]
 fn counters_that_cannot_be_defined_are_skipped() {
     let fake = Fake::new().failing("define_metric");
@@ -68,7 +67,4 @@ fn counters_that_cannot_be_defined_are_skipped() {
     metrics.flush(&fake);
     metrics.loaded(&fake, 3);
     assert!(fake.metrics.borrow().is_empty());
-    assert!(fake
-        .define_metric(proxy_wasm::types::MetricType::Counter, "x")
-        .is_none());
 }
