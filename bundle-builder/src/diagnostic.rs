@@ -96,12 +96,14 @@ impl Diagnostics {
         out
     }
 
-    /// Rewrites file names that start with `prefix` (golden tests report relative names).
+    /// Rewrites file names that start with `prefix`, and drops it where a message names a file
+    /// (golden tests report relative names).
     pub fn strip_file_prefix(&mut self, prefix: &str) {
         for d in &mut self.items {
             if let Some(rest) = d.file.strip_prefix(prefix) {
                 d.file = rest.to_owned();
             }
+            d.message = d.message.replace(prefix, "");
         }
     }
 }

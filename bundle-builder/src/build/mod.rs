@@ -4,12 +4,13 @@
 
 mod overlap;
 mod policies;
+mod refusals;
 mod resilience;
 mod services;
 mod workspaces;
 
 use warden_bundle::{Bundle, BundleSpec, FailureMode, OutboundMode, DEFAULT_TRUST_DOMAIN};
-use warden_engine::{compile, validate::spiffe_id};
+use warden_engine::{compile_all, validate::spiffe_id};
 
 use crate::diagnostic::{Diagnostic, Diagnostics, Severity};
 use crate::manifest::load::Resources;
@@ -109,9 +110,6 @@ pub fn build(
         ))
     });
     spec.access_policies = policies;
-    if diagnostics.has_errors() {
-        return None;
-    }
     let mut bundle = Bundle::new(spec);
     bundle.metadata.workspace = options.workspace.clone();
     bundle.metadata.generator = Some(format!("bundle-builder {}", env!("CARGO_PKG_VERSION")));
@@ -122,10 +120,12 @@ pub fn build(
             return None;
         }
     };
-    if let Err(err) = compile(&bundle) {
-        diagnostics.push(internal(format!(
-            "the engine refuses the built bundle (a builder bug): {err}"
-        )));
+    // The engine checks what is built from the valid resources even when others were
+    // refused above, so that one run reports everything to fix.
+    if let Err(errors) = compile_all(&bundle) {
+        refusals::report(errors, resources, diagnostics);
+    }
+    if diagnostics.has_errors() {
         return None;
     }
     Some(bundle)

@@ -6,7 +6,8 @@ use warden_bundle::{
     Endpoint, EndpointPort, ExternalService, GatewayRef, GatewayRoute, Locality, Protocol,
     Provenance, ResourceKind, ServicePort, TargetPort, TlsMode, TlsOrigination,
 };
-use warden_engine::validate::{address, host_pattern};
+use warden_engine::validate::{self, address, host_pattern};
+use warden_engine::CompileError;
 
 use super::workspaces::Workspaces;
 use crate::diagnostic::{Diagnostics, Severity};
@@ -137,45 +138,59 @@ pub fn build_services<'r>(
                 "selects no ExternalEndpoint in this workspace; traffic goes to the hosts themselves",
             ));
         }
-        if spec.ports.is_empty() {
-            error(
-                diagnostics,
-                "spec.ports",
-                "a service needs at least one port".into(),
-            );
-        }
-        let mut ports: Vec<ServicePort> = Vec::new();
-        for (i, port) in spec.ports.iter().enumerate() {
-            if spec.ports.iter().take(i).any(|q| q.number == port.number) {
-                error(
-                    diagnostics,
-                    &format!("spec.ports[{i}].number"),
-                    format!(
-                        "port {} is declared twice; declare each port number once",
-                        port.number
-                    ),
-                );
+        let ports: Vec<ServicePort> = spec
+            .ports
+            .iter()
+            .enumerate()
+            .filter_map(|(i, port)| service_port(es, i, port, diagnostics))
+            .collect();
+        let mut endpoints: Vec<Endpoint> =
+            selected.iter().filter_map(|(_, e, _)| e.clone()).collect();
+        endpoints.sort_by(|a, b| {
+            (&a.source.namespace, &a.source.name).cmp(&(&b.source.namespace, &b.source.name))
+        });
+        let service = ExternalService {
+            source: Provenance::new(ResourceKind::ExternalService, es.namespace(), es.name()),
+            hosts,
+            addresses,
+            ports,
+            endpoints,
+            subject_alt_names: spec.subject_alt_names.clone(),
+            outlier_detection: None,
+            failover: Vec::new(),
+        };
+        // Ports missing or declared twice, port names the endpoints lack: the engine's own
+        // checks, made on every port whose number could be read even when other fields are
+        // wrong, so that one run reports all of them.
+        let (indices, shapes): (Vec<usize>, Vec<ServicePort>) = spec
+            .ports
+            .iter()
+            .enumerate()
+            .filter_map(|(i, port)| Some((i, port_shape(port)?)))
+            .unzip();
+        let shape = ExternalService {
+            ports: shapes,
+            ..service.clone()
+        };
+        for error in validate::ports(&shape) {
+            let (field, problem) = match error {
+                CompileError::Invalid { field, problem, .. } => (field, problem),
+                other => ("spec.ports".into(), other.to_string()),
+            };
+            if field == "spec.ports" && !spec.ports.is_empty() {
+                continue; // it has ports, none of them readable: each is reported already
             }
-            ports.extend(service_port(es, i, port, &selected, diagnostics));
+            if field.ends_with(".targetPort.name") && selected.iter().any(|(_, e, _)| e.is_none()) {
+                continue; // a selected endpoint is invalid, and reported: its ports are unknown
+            }
+            let field = manifest_port_field(&field, &indices);
+            diagnostics.push(es.diagnostic(Severity::Error, &field, problem));
         }
         if diagnostics.count(Severity::Error) > before {
             continue;
         }
-        let mut built: Vec<Endpoint> = selected.iter().filter_map(|(_, e, _)| e.clone()).collect();
-        built.sort_by(|a, b| {
-            (&a.source.namespace, &a.source.name).cmp(&(&b.source.namespace, &b.source.name))
-        });
         out.push(BuiltService {
-            service: ExternalService {
-                source: Provenance::new(ResourceKind::ExternalService, es.namespace(), es.name()),
-                hosts,
-                addresses,
-                ports,
-                endpoints: built,
-                subject_alt_names: spec.subject_alt_names.clone(),
-                outlier_detection: None,
-                failover: Vec::new(),
-            },
+            service,
             workspace,
             resource: es,
         });
@@ -183,11 +198,44 @@ pub fn build_services<'r>(
     out
 }
 
+/// `spec.ports[k]...` of the ports that could be read is `spec.ports[indices[k]]...` of the
+/// manifest.
+fn manifest_port_field(field: &str, indices: &[usize]) -> String {
+    let renumbered = field
+        .strip_prefix("spec.ports[")
+        .and_then(|rest| rest.split_once(']'))
+        .and_then(|(k, rest)| {
+            let index = indices.get(k.parse::<usize>().ok()?)?;
+            Some(format!("spec.ports[{index}]{rest}"))
+        });
+    renumbered.unwrap_or_else(|| field.to_owned())
+}
+
+/// What the engine's port checks look at (number and target port), for any port whose number
+/// is valid.
+fn port_shape(port: &ExternalServicePort) -> Option<ServicePort> {
+    let target_port = port
+        .target_port
+        .as_ref()
+        .and_then(|t| match (t.number, &t.name) {
+            (None, Some(name)) => Some(TargetPort::Name(name.clone())),
+            (Some(n), None) => port_number(n).map(TargetPort::Number),
+            _ => None,
+        });
+    Some(ServicePort {
+        name: port.name.clone(),
+        number: u16::try_from(port.number).ok()?,
+        protocol: Protocol::Tcp,
+        target_port,
+        tls: None,
+        egress_gateway: None,
+    })
+}
+
 fn service_port(
     es: &Located<ExternalServiceSpec>,
     i: usize,
     port: &ExternalServicePort,
-    selected: &[&(&str, Option<Endpoint>, &Located<ExternalEndpointSpec>)],
     diagnostics: &mut Diagnostics,
 ) -> Option<ServicePort> {
     let at = |field: &str| format!("spec.ports[{i}].{field}");
@@ -223,29 +271,7 @@ fn service_port(
                     None
                 }
             },
-            (None, Some(name)) => {
-                if selected.is_empty() {
-                    error("targetPort.name", format!("targetPort names {name:?}, but the service selects no endpoints whose ports could carry that name; use targetPort.number"));
-                }
-                for (_, _, ep) in selected {
-                    if !ep
-                        .manifest
-                        .spec
-                        .ports
-                        .iter()
-                        .any(|p| p.name.as_deref() == Some(name))
-                    {
-                        error(
-                            "targetPort.name",
-                            format!(
-                                "selected endpoint {} has no port named {name:?}",
-                                ep.display()
-                            ),
-                        );
-                    }
-                }
-                Some(TargetPort::Name(name.clone()))
-            }
+            (None, Some(name)) => Some(TargetPort::Name(name.clone())),
             (None, None) => None,
             (Some(_), Some(_)) => {
                 error(
@@ -363,19 +389,6 @@ fn endpoint(e: &Located<ExternalEndpointSpec>, diagnostics: &mut Diagnostics) ->
                 "{raw:?}: write the address without a port or prefix; ports go under spec.ports"
             ),
         ));
-    } else if !is_ip && host_pattern(raw).is_err() {
-        diagnostics.push(e.diagnostic(
-            Severity::Error,
-            "spec.address",
-            format!("{raw:?} is neither an IP address nor a host name"),
-        ));
-    }
-    if spec.ports.is_empty() {
-        diagnostics.push(e.diagnostic(
-            Severity::Error,
-            "spec.ports",
-            "an endpoint needs at least one port",
-        ));
     }
     let mut ports = Vec::new();
     for (i, p) in spec.ports.iter().enumerate() {
@@ -409,13 +422,25 @@ fn endpoint(e: &Located<ExternalEndpointSpec>, diagnostics: &mut Diagnostics) ->
             zone: l.zone.clone(),
             sub_zone: l.sub_zone.clone(),
         });
-    Some(Endpoint {
+    let built = Endpoint {
         source: Provenance::new(ResourceKind::ExternalEndpoint, e.namespace(), e.name()),
         address: raw.to_owned(),
         ports,
         locality,
         weight: 1,
-    })
+    };
+    // The rest is the engine's: address syntax, at least one port, port names unique.
+    match validate::endpoint(&built) {
+        Ok(()) => Some(built),
+        Err(CompileError::Invalid { field, problem, .. }) => {
+            diagnostics.push(e.diagnostic(Severity::Error, &field, problem));
+            None
+        }
+        Err(other) => {
+            diagnostics.push(e.diagnostic(Severity::Error, "", other.to_string()));
+            None
+        }
+    }
 }
 
 /// What is wrong with a `clientsideTls` block, field by field.

@@ -20,103 +20,114 @@ use crate::policy::{GatewayRoutes, Policy, Settings};
 use crate::service_set::{SetArena, SetBuilder};
 
 /// Compiles a bundle into a [`Policy`]. Refuses, naming the entry and field, anything it
-/// cannot enforce exactly as written: nothing is silently dropped.
+/// cannot enforce exactly as written: nothing is silently dropped. The error is the first of
+/// [`compile_all`]'s.
 pub fn compile(bundle: &Bundle) -> Result<Policy, CompileError> {
-    bundle.verify_digest()?;
+    compile_all(bundle).map_err(|mut errors| errors.swap_remove(0))
+}
+
+/// [`compile`], reporting every problem instead of the first: each entry (service, endpoint,
+/// port, policy rule) is checked even when an earlier one is invalid, so that a tool can show a
+/// user everything to fix at once. On error the list is never empty.
+pub fn compile_all(bundle: &Bundle) -> Result<Policy, Vec<CompileError>> {
+    bundle.verify_digest().map_err(|e| vec![e.into()])?;
     let spec = &bundle.spec;
-    let settings = compile_settings(bundle)?;
+    let mut errors = Vec::new();
+    let settings = compile_settings(bundle, &mut errors);
 
     let mut names: FxHashMap<(&str, &str), u32> = FxHashMap::default();
     let mut hosts: SetBuilder<Box<str>> = SetBuilder::new();
     let mut v4: SetBuilder<(u32, u8)> = SetBuilder::new();
     let mut v6: SetBuilder<(u128, u8)> = SetBuilder::new();
-    let mut services = Vec::with_capacity(spec.services.len());
+    // `None` for a service with errors: the list stays indexed like `spec.services`.
+    let mut services: Vec<Option<CompiledService>> = Vec::with_capacity(spec.services.len());
     let mut port_policies: Vec<Vec<Vec<u32>>> = Vec::with_capacity(spec.services.len());
 
     for (i, service) in spec.services.iter().enumerate() {
-        let index = u32::try_from(i).map_err(|_| too_many("spec.services"))?;
+        let Ok(index) = u32::try_from(i) else {
+            errors.push(too_many("spec.services"));
+            break;
+        };
         let field = format!("spec.services[{i}]");
         let src = &service.source;
+        let before = errors.len();
+        let mut fail = |at: String, problem: String| {
+            errors.push(CompileError::invalid(Some(src), at, problem));
+        };
         if names.insert((&src.namespace, &src.name), index).is_some() {
-            return Err(CompileError::invalid(
-                Some(src),
+            fail(
                 format!("{field}.source"),
-                "another service in the bundle has the same namespace/name",
-            ));
+                "another service in the bundle has the same namespace/name".into(),
+            );
         }
         if service.hosts.is_empty() && service.addresses.is_empty() {
-            return Err(CompileError::invalid(
-                Some(src),
-                field,
-                "a service needs at least one host or address",
-            ));
+            fail(
+                field.clone(),
+                "a service needs at least one host or address".into(),
+            );
         }
         for (h, raw) in service.hosts.iter().enumerate() {
-            let pattern = host_pattern(raw)
-                .map_err(|p| CompileError::invalid(Some(src), format!("{field}.hosts[{h}]"), p))?;
-            hosts.add(pattern, index);
-        }
-        for (a, raw) in service.addresses.iter().enumerate() {
-            match address(raw).map_err(|p| {
-                CompileError::invalid(Some(src), format!("{field}.addresses[{a}]"), p)
-            })? {
-                IpNet::V4(net) => v4.add((u32::from(net.addr()), net.prefix_len()), index),
-                IpNet::V6(net) => v6.add((u128::from(net.addr()), net.prefix_len()), index),
+            match host_pattern(raw) {
+                Ok(pattern) => hosts.add(pattern, index),
+                Err(p) => fail(format!("{field}.hosts[{h}]"), p),
             }
         }
-        let endpoints = service
-            .endpoints
-            .iter()
-            .enumerate()
-            .map(|(e, ep)| compile_endpoint(ep, &format!("{field}.endpoints[{e}]")))
-            .collect::<Result<Box<[_]>, _>>()?;
-        let ports = compile_ports(service, &endpoints, &field)?;
+        for (a, raw) in service.addresses.iter().enumerate() {
+            match address(raw) {
+                Ok(IpNet::V4(net)) => v4.add((u32::from(net.addr()), net.prefix_len()), index),
+                Ok(IpNet::V6(net)) => v6.add((u128::from(net.addr()), net.prefix_len()), index),
+                Err(p) => fail(format!("{field}.addresses[{a}]"), p),
+            }
+        }
+        let mut endpoints = Vec::with_capacity(service.endpoints.len());
+        for (e, ep) in service.endpoints.iter().enumerate() {
+            match compile_endpoint(ep, &format!("{field}.endpoints[{e}]")) {
+                Ok(ep) => endpoints.push(ep),
+                Err(err) => errors.push(err),
+            }
+        }
+        let ports = compile_ports(service, &endpoints, &field, &mut errors);
         port_policies.push(vec![Vec::new(); ports.len()]);
-        let defaults = OutlierSettings::default();
-        let outlier = service
-            .outlier_detection
-            .as_ref()
-            .map_or(defaults, |o| OutlierSettings {
-                consecutive_errors: o
-                    .consecutive_errors
-                    .unwrap_or(defaults.consecutive_errors)
-                    .max(1),
-                consecutive_gateway_errors: o.consecutive_gateway_errors.map(|n| n.max(1)),
-                base_ejection_ms: o.base_ejection_millis.unwrap_or(defaults.base_ejection_ms),
-                max_ejection_percent: o
-                    .max_ejection_percent
-                    .unwrap_or(defaults.max_ejection_percent)
-                    .min(100),
-            });
-        services.push(CompiledService {
+        if errors.len() > before {
+            services.push(None);
+            continue;
+        }
+        services.push(Some(CompiledService {
             name: ResourceName::new(&src.namespace, &src.name),
-            outlier,
-            ports,
-            endpoints,
+            outlier: outlier_settings(service),
+            ports: ports.into_boxed_slice(),
+            endpoints: endpoints.into_boxed_slice(),
             ranked: None,
             failover: service.failover.clone().into_boxed_slice(),
-        });
+        }));
     }
 
     let mut policies = Vec::with_capacity(spec.access_policies.len());
     for (j, policy) in spec.access_policies.iter().enumerate() {
-        let index = u32::try_from(j).map_err(|_| too_many("spec.accessPolicies"))?;
+        let Ok(index) = u32::try_from(j) else {
+            errors.push(too_many("spec.accessPolicies"));
+            break;
+        };
         let field = format!("spec.accessPolicies[{j}]");
-        policies.push(compile_policy(policy, &field)?);
+        if let Some(compiled) = compile_policy(policy, &field, &mut errors) {
+            policies.push(compiled);
+        }
         for (t, target) in policy.targets.iter().enumerate() {
             let at = format!("{field}.targets[{t}]");
             let key = (
                 target.service.namespace.as_str(),
                 target.service.name.as_str(),
             );
-            let service = names.get(&key).copied().ok_or_else(|| {
-                CompileError::invalid(
+            let Some(service) = names.get(&key).copied() else {
+                errors.push(CompileError::invalid(
                     Some(&policy.source),
                     format!("{at}.service"),
                     format!("no ExternalService {}/{} in this bundle", key.0, key.1),
-                )
-            })?;
-            let (Some(compiled), Some(slots)) = (
+                ));
+                continue;
+            };
+            // A service with errors has been reported already; its ports are unknown.
+            let (Some(Some(compiled)), Some(slots)) = (
                 services.get(service as usize),
                 port_policies.get_mut(service as usize),
             ) else {
@@ -130,7 +141,7 @@ pub fn compile(bundle: &Bundle) -> Result<Policy, CompileError> {
                 }
             }
             if !attached {
-                return Err(CompileError::invalid(
+                errors.push(CompileError::invalid(
                     Some(&policy.source),
                     format!("{at}.port"),
                     format!(
@@ -143,6 +154,10 @@ pub fn compile(bundle: &Bundle) -> Result<Policy, CompileError> {
             }
         }
     }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let mut services: Vec<CompiledService> = services.into_iter().flatten().collect();
     for (service, slots) in services.iter_mut().zip(port_policies) {
         for (port, slot) in service.ports.iter_mut().zip(slots) {
             port.policies = slot.into_boxed_slice();
@@ -176,30 +191,69 @@ pub fn compile(bundle: &Bundle) -> Result<Policy, CompileError> {
     Ok(policy)
 }
 
+/// The checks `compile` makes of an endpoint, on its own; fields are named from `spec`, as in
+/// an ExternalEndpoint manifest (`spec.address`, `spec.ports[1].name`).
+pub fn endpoint(endpoint: &warden_bundle::Endpoint) -> Result<(), CompileError> {
+    compile_endpoint(endpoint, "spec").map(|_| ())
+}
+
+/// The checks `compile` makes of a service's ports (numbers, duplicates, target port names
+/// against the service's endpoints; endpoints that are invalid themselves are skipped here).
+/// Fields are named from `spec`, as in an ExternalService manifest (`spec.ports[1].number`).
+pub fn ports(service: &ExternalService) -> Vec<CompileError> {
+    let endpoints: Vec<CompiledEndpoint> = service
+        .endpoints
+        .iter()
+        .filter_map(|e| compile_endpoint(e, "").ok())
+        .collect();
+    let mut errors = Vec::new();
+    compile_ports(service, &endpoints, "spec", &mut errors);
+    errors
+}
+
+fn outlier_settings(service: &ExternalService) -> OutlierSettings {
+    let defaults = OutlierSettings::default();
+    service
+        .outlier_detection
+        .as_ref()
+        .map_or(defaults, |o| OutlierSettings {
+            consecutive_errors: o
+                .consecutive_errors
+                .unwrap_or(defaults.consecutive_errors)
+                .max(1),
+            consecutive_gateway_errors: o.consecutive_gateway_errors.map(|n| n.max(1)),
+            base_ejection_ms: o.base_ejection_millis.unwrap_or(defaults.base_ejection_ms),
+            max_ejection_percent: o
+                .max_ejection_percent
+                .unwrap_or(defaults.max_ejection_percent)
+                .min(100),
+        })
+}
+
 fn too_many(field: &str) -> CompileError {
     CompileError::invalid(None, field, "more than 2^31 entries")
 }
 
-fn compile_settings(bundle: &Bundle) -> Result<Settings, CompileError> {
+fn compile_settings(bundle: &Bundle, errors: &mut Vec<CompileError>) -> Settings {
     let spec = &bundle.spec;
     let domain = spec.trust_domain.as_str();
     if let Err(err) = validate(&format!("spiffe://{domain}"), false) {
-        return Err(CompileError::invalid(
+        errors.push(CompileError::invalid(
             None,
             "spec.trustDomain",
             format!("{domain:?} is not a valid trust domain: {err}"),
         ));
     }
     if let Some(id) = &spec.proxy.workload_identity {
-        validate(id, false).map_err(|err| {
-            CompileError::invalid(
+        if let Err(err) = validate(id, false) {
+            errors.push(CompileError::invalid(
                 None,
                 "spec.proxy.workloadIdentity",
                 format!("{id:?} is not a SPIFFE ID: {err}"),
-            )
-        })?;
+            ));
+        }
     }
-    Ok(Settings {
+    Settings {
         outbound_mode: spec.outbound_mode,
         failure_mode: spec.failure_mode,
         trust_domain: domain.into(),
@@ -208,7 +262,7 @@ fn compile_settings(bundle: &Bundle) -> Result<Settings, CompileError> {
         workload_identity: spec.proxy.workload_identity.as_deref().map(Box::from),
         locality: spec.proxy.locality.clone(),
         digest: bundle.metadata.digest.as_deref().map(Box::from),
-    })
+    }
 }
 
 /// A host pattern, normalised: `name` or `*.suffix`; the error says what is wrong and what
@@ -261,48 +315,50 @@ fn compile_ports(
     service: &ExternalService,
     endpoints: &[CompiledEndpoint],
     field: &str,
-) -> Result<Box<[CompiledPort]>, CompileError> {
+    errors: &mut Vec<CompileError>,
+) -> Vec<CompiledPort> {
     let src = &service.source;
+    let mut fail = |at: String, problem: String| {
+        errors.push(CompileError::invalid(Some(src), at, problem));
+    };
     if service.ports.is_empty() {
-        return Err(CompileError::invalid(
-            Some(src),
+        fail(
             format!("{field}.ports"),
-            "a service needs at least one port",
-        ));
+            "a service needs at least one port".into(),
+        );
     }
     let mut ports: Vec<CompiledPort> = Vec::with_capacity(service.ports.len());
     for (p, port) in service.ports.iter().enumerate() {
         let at = format!("{field}.ports[{p}]");
         if port.number == 0 {
-            return Err(CompileError::invalid(
-                Some(src),
+            fail(
                 format!("{at}.number"),
-                "port 0 is not a port; use 1 to 65535",
-            ));
+                "port 0 is not a port; use 1 to 65535".into(),
+            );
         }
         if ports.iter().any(|q| q.number == port.number) {
-            return Err(CompileError::invalid(
-                Some(src),
+            fail(
                 format!("{at}.number"),
-                format!("port {} is declared twice", port.number),
-            ));
+                format!(
+                    "port {} is declared twice; declare each port number once",
+                    port.number
+                ),
+            );
         }
         if let Some(TargetPort::Name(name)) = &port.target_port {
-            if endpoints.is_empty() {
-                return Err(CompileError::invalid(
-                    Some(src),
+            if service.endpoints.is_empty() {
+                fail(
                     format!("{at}.targetPort.name"),
                     format!(
-                        "targetPort names {name:?}, but the service has no endpoints to name ports"
+                        "targetPort names {name:?}, but the service has no endpoints whose ports could carry that name; use targetPort.number"
                     ),
-                ));
+                );
             }
-            if let Some(ep) = endpoints.iter().find(|e| e.port_named(name).is_none()) {
-                return Err(CompileError::invalid(
-                    Some(src),
+            for ep in endpoints.iter().filter(|e| e.port_named(name).is_none()) {
+                fail(
                     format!("{at}.targetPort.name"),
-                    format!("endpoint {} has no port named {name:?}", ep.name),
-                ));
+                    format!("ExternalEndpoint {} has no port named {name:?}", ep.name),
+                );
             }
         }
         ports.push(CompiledPort {
@@ -321,14 +377,20 @@ fn compile_ports(
             policies: Box::default(),
         });
     }
-    Ok(ports.into_boxed_slice())
+    ports
 }
 
-fn compile_policy(policy: &AccessPolicy, field: &str) -> Result<CompiledPolicy, CompileError> {
+/// The policy, or `None` with its problems added to `errors` (every rule is checked).
+fn compile_policy(
+    policy: &AccessPolicy,
+    field: &str,
+    errors: &mut Vec<CompileError>,
+) -> Option<CompiledPolicy> {
     let src: &Provenance = &policy.source;
     let fail = |at: String, problem: String| CompileError::invalid(Some(src), at, problem);
+    let before = errors.len();
     if policy.targets.is_empty() {
-        return Err(fail(
+        errors.push(fail(
             format!("{field}.targets"),
             "a policy needs at least one target".into(),
         ));
@@ -348,13 +410,15 @@ fn compile_policy(policy: &AccessPolicy, field: &str) -> Result<CompiledPolicy, 
                     )
                 })
             })
-            .collect::<Result<_, _>>()?;
+            .filter_map(|r| r.map_err(|e| errors.push(e)).ok())
+            .collect();
         let ip_blocks = rule
             .ip_blocks
             .iter()
             .enumerate()
             .map(|(b, raw)| address(raw).map_err(|p| fail(format!("{at}.ipBlocks[{b}]"), p)))
-            .collect::<Result<_, _>>()?;
+            .filter_map(|r| r.map_err(|e| errors.push(e)).ok())
+            .collect();
         let methods = rule
             .methods
             .iter()
@@ -369,7 +433,8 @@ fn compile_policy(policy: &AccessPolicy, field: &str) -> Result<CompiledPolicy, 
                     Ok(method.to_ascii_uppercase().into_boxed_str())
                 }
             })
-            .collect::<Result<_, _>>()?;
+            .filter_map(|r| r.map_err(|e| errors.push(e)).ok())
+            .collect();
         let paths = rule
             .paths
             .iter()
@@ -385,7 +450,8 @@ fn compile_policy(policy: &AccessPolicy, field: &str) -> Result<CompiledPolicy, 
                     Ok(PathPattern::parse(path))
                 }
             })
-            .collect::<Result<_, _>>()?;
+            .filter_map(|r| r.map_err(|e| errors.push(e)).ok())
+            .collect();
         rules.push(Rule {
             clients,
             ip_blocks,
@@ -393,7 +459,7 @@ fn compile_policy(policy: &AccessPolicy, field: &str) -> Result<CompiledPolicy, 
             paths,
         });
     }
-    Ok(CompiledPolicy {
+    (errors.len() == before).then(|| CompiledPolicy {
         name: ResourceName::new(&src.namespace, &src.name),
         dry_run: policy.dry_run,
         rules: rules.into_boxed_slice(),

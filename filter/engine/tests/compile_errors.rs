@@ -66,7 +66,7 @@ fn duplicate_port_is_refused() {
     );
     assert_eq!(
         error_of(&b),
-        "ExternalService saas/api: spec.services[0].ports[1].number: port 443 is declared twice"
+        "ExternalService saas/api: spec.services[0].ports[1].number: port 443 is declared twice; declare each port number once"
     );
 }
 
@@ -139,4 +139,50 @@ fn parse_errors_name_path_and_resource() {
         ),
         "{err}"
     );
+}
+
+/// `compile_all` reports every problem, across services, ports and policies, in bundle
+/// order; `compile` reports the first of them. A policy on a service with errors is not
+/// blamed for that service's ports.
+#[test]
+fn compile_all_reports_every_problem() {
+    let b = bundle(
+        RegistryOnly,
+        vec![
+            service("saas/api", &["api.*.example"], &[], &[443, 443]),
+            service("saas/ok", &["ok.example"], &[], &[443]),
+            service("onprem/net", &[], &["10.30.1.7/16"], &[5432]),
+        ],
+        vec![
+            policy("pay/a", &[("saas/api", Some(80))], vec![]),
+            policy(
+                "pay/b",
+                &[("saas/ok", Some(80)), ("saas/gone", None)],
+                vec![clients(&["spiffe://cluster.local/ns/pay/sa/bill*", "nope"])],
+            ),
+        ],
+    );
+    let errors: Vec<String> = warden_engine::compile_all(&b)
+        .expect_err("bundle must be refused")
+        .iter()
+        .map(|e| e.to_string())
+        .collect();
+    let fields: Vec<&str> = errors
+        .iter()
+        .map(|e| e.split(": ").nth(1).unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "spec.services[0].hosts[0]",
+            "spec.services[0].ports[1].number",
+            "spec.services[2].addresses[0]",
+            "spec.accessPolicies[1].rules[0].clients[0]",
+            "spec.accessPolicies[1].rules[0].clients[1]",
+            "spec.accessPolicies[1].targets[0].port",
+            "spec.accessPolicies[1].targets[1].service",
+        ],
+        "{errors:#?}"
+    );
+    assert_eq!(error_of(&b), errors[0]);
 }
