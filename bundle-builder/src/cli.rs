@@ -78,6 +78,10 @@ pub struct IstioArgs {
     /// namespace also the declared external addresses. Repeatable.
     #[arg(long = "network-policy", value_name = "NS")]
     pub network_policy: Vec<String>,
+    /// Also count every verdict for its service (`WARDEN_SERVICE_METRICS` in the plugins'
+    /// `vmConfig.env`): one counter per service and outcome seen.
+    #[arg(long)]
+    pub service_metrics: bool,
     /// Write here instead of standard output.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -159,6 +163,10 @@ pub struct EnvoyArgs {
     /// TLS connections to gateway-routed ports go there by server name.
     #[arg(long, value_name = "IP:PORT", requires = "gateway")]
     pub gateway_tcp: Option<std::net::SocketAddr>,
+    /// Also count every verdict for its service (`warden_http_service_allowed` etc., with a
+    /// `warden_service="NAMESPACE.NAME"` label): one counter per service and outcome seen.
+    #[arg(long)]
+    pub service_metrics: bool,
     /// Write here instead of standard output.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,

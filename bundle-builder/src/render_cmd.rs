@@ -43,6 +43,7 @@ pub fn envoy(args: &EnvoyArgs) -> anyhow::Result<ExitCode> {
             _ => None,
         },
         capture: args.capture,
+        service_metrics: args.service_metrics,
     };
     if let Some(key) = &options.public_key {
         warden_bundle::public_key(key).with_context(|| "--public-key")?;
@@ -124,6 +125,7 @@ pub fn istio(args: &IstioArgs) -> anyhow::Result<ExitCode> {
         namespaces: args.namespaces.clone(),
         gateway,
         network_policy_namespaces: args.network_policy.clone(),
+        service_metrics: args.service_metrics,
     };
     let values = resources(&bundle, &options)?;
     for warning in bundle_builder::render::istio::warnings(&bundle) {

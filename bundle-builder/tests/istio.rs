@@ -165,6 +165,7 @@ fn options() -> IstioOptions {
         namespaces: vec!["istio-system".into()],
         gateway: Some(IstioGateway::new("istio-egress")),
         network_policy_namespaces: vec!["pay".into(), "web".into()],
+        service_metrics: false,
     }
 }
 

@@ -59,6 +59,8 @@ pub struct Sidecar {
     pub role: warden_bundle::Role,
     /// Traffic capture (`render envoy --capture`); `None`: an explicit local proxy.
     pub capture: Option<bundle_builder::render::envoy::Capture>,
+    /// Count verdicts per service too (`render envoy --service-metrics`).
+    pub service_metrics: bool,
     /// Another wasm module in Warden's place (the failure-mode test); `None`: Warden's.
     pub wasm: Option<PathBuf>,
 }
@@ -95,6 +97,7 @@ impl Sidecar {
                 mesh_tls: self.mesh_tls.clone(),
                 gateway: self.gateway.clone(),
                 capture: self.capture,
+                service_metrics: self.service_metrics,
             },
             &bundle,
         )
@@ -235,13 +238,19 @@ impl Envoy {
         Some((code, body))
     }
 
-    /// The value of a Prometheus counter or gauge from `/stats/prometheus` (0 when absent).
+    /// The value of a Prometheus counter or gauge from `/stats/prometheus` (0 when absent):
+    /// `name` is a metric name (labels ignored), or a name with its labels exactly as Envoy
+    /// writes them (`warden_http_service_allowed{warden_service="e2e.api"}`).
     pub fn metric(&self, name: &str) -> u64 {
         let (_, body) = self.admin_get("/stats/prometheus").expect("admin stats");
         body.lines()
             .find_map(|line| {
                 let (key, value) = line.rsplit_once(' ')?;
-                let key = key.split('{').next()?;
+                let key = if name.contains('{') {
+                    key
+                } else {
+                    key.split('{').next()?
+                };
                 (key == name).then(|| value.parse().ok()).flatten()
             })
             .unwrap_or(0)

@@ -35,6 +35,8 @@ fn plugin(name: &str) -> Value {
         namespaces: vec!["istio-system".into()],
         gateway: Some(IstioGateway::new("istio-egress")),
         network_policy_namespaces: Vec::new(),
+        // The per-service counters' switch travels in `vmConfig.env`, as every setting does.
+        service_metrics: true,
     };
     resources(&examples_bundle(), &options)
         .unwrap()
@@ -160,6 +162,14 @@ fn sidecar_plugin_decides_on_the_istio_identity_and_leaves_routing_to_istio() {
     assert_eq!(r.status, 403);
     assert_eq!(r.header("x-warden-reason"), Some("client_not_allowed"));
     assert_eq!(upstream.seen().len(), 1);
+    // `vmConfig.env` switched the per-service counters on (no stats tag under Istio: the
+    // service is in the name).
+    let name = "wasmcustom.warden_http_service_denied_client_not_allowed.pay.partner-api";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while frontend.stat(name) == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(frontend.stat(name), 1, "{name}");
 }
 
 /// The gateway plugin (`WARDEN_ROLE=gateway` in its environment), and the mesh-wide sidecar

@@ -183,6 +183,7 @@ fn access_policy_denies_and_dry_run_allows_and_counts() {
         ],
     ));
     sidecar.identity = Some(FRONTEND.into());
+    sidecar.service_metrics = true;
     let envoy = sidecar.start();
 
     let denied = get(envoy.listen, &format!("127.0.0.23:{port}"), "/", &[]);
@@ -203,6 +204,19 @@ fn access_policy_denies_and_dry_run_allows_and_counts() {
     assert!(envoy
         .log()
         .contains("allow client_not_allowed dry_run=true service=e2e/audited"));
+    // `--service-metrics`: the same verdicts per service, the service as a label.
+    for (name, service) in [
+        (
+            "warden_http_service_denied_client_not_allowed",
+            "e2e.guarded",
+        ),
+        ("warden_http_service_allowed", "e2e.audited"),
+        ("warden_http_service_dry_run_denied", "e2e.audited"),
+    ] {
+        let labelled = format!("{name}{{warden_service=\"{service}\"}}");
+        assert_eq!(envoy.wait_metric(&labelled, 1), 1, "{labelled}");
+    }
+    assert_eq!(envoy.metric("warden_http_service_allowed"), 1);
 
     // The same bundle with the billing identity is allowed by the policy.
     sidecar.identity = Some(BILLING.into());

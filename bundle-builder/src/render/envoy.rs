@@ -21,8 +21,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 use warden_bundle::wire::{
-    root_id, setting, CLUSTER_HEADER, DFP_CLUSTER, GATEWAY_CLUSTER, GATEWAY_TCP_CLUSTER,
-    ORIGINAL_DST_CLUSTER, TCP_BY_NAME_CLUSTER,
+    root_id, service_tag, setting, CLUSTER_HEADER, DFP_CLUSTER, GATEWAY_CLUSTER,
+    GATEWAY_TCP_CLUSTER, ORIGINAL_DST_CLUSTER, TCP_BY_NAME_CLUSTER,
 };
 use warden_bundle::{Bundle, FailureMode, Locality, Role};
 
@@ -60,6 +60,9 @@ pub struct EnvoyOptions {
     /// How traffic reaches the sidecar: `None` as an explicit local proxy; with capture, the
     /// listeners learn each connection's original destination.
     pub capture: Option<Capture>,
+    /// Count verdicts per service too (`WARDEN_SERVICE_METRICS`), with a `warden_service`
+    /// stats tag.
+    pub service_metrics: bool,
 }
 
 /// How a sidecar learns where captured traffic was going.
@@ -551,6 +554,9 @@ pub fn bootstrap(options: &EnvoyOptions, bundle: &Bundle) -> Result<Value, Rende
     if let Some(id) = &options.identity {
         metadata.insert(setting::WORKLOAD_IDENTITY.into(), json!(id));
     }
+    if options.service_metrics {
+        metadata.insert(setting::SERVICE_METRICS.into(), json!("true"));
+    }
     let mut node = serde_json::Map::new();
     let id = if gateway {
         "warden-gateway"
@@ -641,9 +647,22 @@ pub fn bootstrap(options: &EnvoyOptions, bundle: &Bundle) -> Result<Value, Rende
             "cluster_type": dfp_cluster_type(&dns_cache(), false)
         }));
     }
-    Ok(json!({
-        "node": node,
-        "admin": { "address": socket_address(options.admin) },
-        "static_resources": { "listeners": listeners, "clusters": clusters }
-    }))
+    let mut bootstrap = serde_json::Map::new();
+    bootstrap.insert("node".into(), Value::Object(node));
+    bootstrap.insert(
+        "admin".into(),
+        json!({ "address": socket_address(options.admin) }),
+    );
+    bootstrap.insert(
+        "static_resources".into(),
+        json!({ "listeners": listeners, "clusters": clusters }),
+    );
+    if options.service_metrics {
+        // `wasmcustom.warden_http_service_allowed.pay.db` -> `..._allowed{warden_service="pay.db"}`.
+        bootstrap.insert(
+            "stats_config".into(),
+            json!({ "stats_tags": [{ "tag_name": service_tag::NAME, "regex": service_tag::REGEX }] }),
+        );
+    }
+    Ok(Value::Object(bootstrap))
 }

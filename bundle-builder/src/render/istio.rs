@@ -62,6 +62,8 @@ pub struct IstioOptions {
     pub gateway: Option<IstioGateway>,
     /// Render `NetworkPolicy`s for these workload namespaces (and the gateway's).
     pub network_policy_namespaces: Vec<String>,
+    /// Count every verdict for its service too (`WARDEN_SERVICE_METRICS`).
+    pub service_metrics: bool,
 }
 
 /// Why the resources cannot be rendered.
@@ -184,13 +186,14 @@ pub fn resources(bundle: &Bundle, options: &IstioOptions) -> Result<Vec<Value>, 
             };
             spec.insert("failStrategy".into(), json!(fail));
             spec.insert("type".into(), json!(kind));
-            spec.insert(
-                "vmConfig".into(),
-                json!({ "env": [
-                { "name": setting::ROLE, "value": role },
-                { "name": setting::ROUTING, "value": "mesh" }
-            ] }),
-            );
+            let mut env = vec![
+                json!({ "name": setting::ROLE, "value": role }),
+                json!({ "name": setting::ROUTING, "value": "mesh" }),
+            ];
+            if options.service_metrics {
+                env.push(json!({ "name": setting::SERVICE_METRICS, "value": "true" }));
+            }
+            spec.insert("vmConfig".into(), json!({ "env": env }));
             spec.insert("pluginConfig".into(), plugin_config.clone());
             json!({
                 "apiVersion": "extensions.istio.io/v1alpha1",

@@ -53,4 +53,15 @@ pub mod setting {
     pub const GATEWAY_TCP_CLUSTER: &str = "WARDEN_GATEWAY_TCP_CLUSTER";
     /// The workload's SPIFFE ID (a sidecar outside Istio).
     pub const WORKLOAD_IDENTITY: &str = "WARDEN_WORKLOAD_IDENTITY";
+    /// `true`: count every verdict for its service too (one counter per service and outcome).
+    pub const SERVICE_METRICS: &str = "WARDEN_SERVICE_METRICS";
+}
+
+/// The per-service counters' names end in `.<namespace>.<name>`; this Envoy stats tag
+/// (`stats_config.stats_tags`) turns that suffix into a `warden_service` label, `<ns>.<name>`.
+pub mod service_tag {
+    /// The label.
+    pub const NAME: &str = "warden_service";
+    /// The first group is cut from the name, the second is the label's value.
+    pub const REGEX: &str = r"^wasmcustom\.warden_(?:http|tcp)_service_[a-z_]+(\.(.+))$";
 }

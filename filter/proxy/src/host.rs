@@ -178,7 +178,8 @@ pub mod fake {
         pub filter_state: RefCell<BTreeMap<String, (String, Span)>>,
         pub replies: RefCell<Vec<Reply>>,
         pub closed: Cell<bool>,
-        metric_names: RefCell<Vec<(String, MetricType)>>,
+        /// Every metric defined, in order.
+        pub metric_names: RefCell<Vec<(String, MetricType)>>,
         pub metrics: RefCell<BTreeMap<String, i64>>,
         pub shared: RefCell<BTreeMap<String, (Bytes, u32)>>,
         pub now_ms: Cell<u64>,
@@ -198,6 +199,12 @@ pub mod fake {
         /// Sets a property; `path` joined with dots (`destination.address`).
         pub fn with_property(mut self, path: &str, value: impl Into<Bytes>) -> Self {
             self.properties.insert(path.to_owned(), value.into());
+            self
+        }
+
+        /// Sets a variable of the VM's environment (`vmConfig.env` under Istio).
+        pub fn with_env(mut self, key: &str, value: &str) -> Self {
+            self.env.insert(key.to_owned(), value.to_owned());
             self
         }
 

@@ -116,7 +116,7 @@ impl WardenHttp {
             shared.next_pick(),
             |route| apply(host_calls, shared, route),
         );
-        self.count(|m| m.http(&decision));
+        self.count(|m| m.http(host_calls, &decision, shared.service_metrics));
         let (host_text, client_text) = (host.unwrap_or("-"), request.client.unwrap_or("-"));
         let Decision::Deny(denial) = decision else {
             if decision.is_dry_run() {

@@ -3,15 +3,23 @@
 //! Envoy keeps metric names process-wide and has no labels for wasm metrics, so the decision
 //! and reason are part of the name: `warden_http_denied_not_in_registry`.
 //!
+//! With `WARDEN_SERVICE_METRICS=true` every decided request is also counted for its service:
+//! `warden_http_service_allowed.<namespace>.<name>`, `..._dry_run_denied.<ns>.<name>`,
+//! `..._denied_<reason>.<ns>.<name>`, defined the first time they occur (a namespace has no
+//! dots, so the split is unambiguous). `render envoy` adds a stats tag that turns the suffix
+//! into a `warden_service` label. One counter per service and outcome that happened: the
+//! option is for registries whose size a metrics backend can take.
+//!
 //! A host call costs microseconds, more than a decision. Requests therefore count in cells
 //! local to the VM, and the root context adds them to Envoy's counters once per tick
 //! ([`FLUSH_PERIOD`]): counters lag by at most that long and cost no host call per request.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use proxy_wasm::types::MetricType;
-use warden_engine::{AllowReason, Decision, DenyReason};
+use warden_engine::{AllowReason, Decision, DenyReason, ResourceName};
 
 use crate::host::Host;
 
@@ -106,10 +114,57 @@ impl Counters {
     }
 }
 
+/// Counters per service and outcome, by full metric name, defined on first use.
+#[derive(Debug, Default)]
+struct PerService {
+    counters: RefCell<HashMap<String, Counter>>,
+}
+
+impl PerService {
+    fn record(&self, host: &dyn Host, scope: &str, decision: &Decision<'_>) {
+        let (service, outcome) = match decision {
+            Decision::Allow(p) => match p.service {
+                Some(s) => (s.service, "allowed".to_owned()),
+                None => return,
+            },
+            Decision::Deny(d) => match d.service {
+                Some(s) => (s.service, format!("denied_{}", d.reason.code())),
+                None => return,
+            },
+        };
+        self.add(host, scope, &outcome, service);
+        if let Decision::Allow(p) = decision {
+            if p.dry_run_denial.is_some() {
+                self.add(host, scope, "dry_run_denied", service);
+            }
+        }
+    }
+
+    fn add(&self, host: &dyn Host, scope: &str, outcome: &str, service: &ResourceName) {
+        let name = format!(
+            "warden_{scope}_service_{outcome}.{}.{}",
+            service.namespace(),
+            service.name()
+        );
+        let mut counters = self.counters.borrow_mut();
+        counters
+            .entry(name)
+            .or_insert_with_key(|name| Counter::define(host, name))
+            .add();
+    }
+
+    fn flush(&self, host: &dyn Host) {
+        for counter in self.counters.borrow().values() {
+            counter.flush(host);
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Metrics {
     http: Counters,
     tcp: Counters,
+    per_service: PerService,
     config_loaded: Option<u32>,
     config_rejected: Option<u32>,
     services: Option<u32>,
@@ -120,18 +175,28 @@ impl Metrics {
         Self {
             http: Counters::define(host, "http"),
             tcp: Counters::define(host, "tcp"),
+            per_service: PerService::default(),
             config_loaded: define(host, MetricType::Counter, "warden_config_loaded"),
             config_rejected: define(host, MetricType::Counter, "warden_config_rejected"),
             services: define(host, MetricType::Gauge, "warden_services_loaded"),
         }
     }
 
-    pub fn http(&self, decision: &Decision<'_>) {
+    /// An HTTP request's final verdict; with `per_service` (`WARDEN_SERVICE_METRICS`) also
+    /// for its service.
+    pub fn http(&self, host: &dyn Host, decision: &Decision<'_>, per_service: bool) {
         self.http.record(decision);
+        if per_service {
+            self.per_service.record(host, "http", decision);
+        }
     }
 
-    pub fn tcp(&self, decision: &Decision<'_>) {
+    /// A connection's final verdict; with `per_service` also for its service.
+    pub fn tcp(&self, host: &dyn Host, decision: &Decision<'_>, per_service: bool) {
         self.tcp.record(decision);
+        if per_service {
+            self.per_service.record(host, "tcp", decision);
+        }
     }
 
     /// An HTTP request denied before the engine could decide it (no policy, an authority
@@ -149,6 +214,7 @@ impl Metrics {
     pub fn flush(&self, host: &dyn Host) {
         self.http.flush(host);
         self.tcp.flush(host);
+        self.per_service.flush(host);
     }
 
     pub fn loaded(&self, host: &dyn Host, services: usize) {

@@ -24,6 +24,8 @@ pub struct Shared {
     /// Envoy runs as an explicit local proxy (no traffic capture): `destination.address` is
     /// Envoy's own listener, not where the client meant to go, so HTTP decisions ignore it.
     pub local_proxy: bool,
+    /// Count every verdict for its service too (`WARDEN_SERVICE_METRICS=true`).
+    pub service_metrics: bool,
     /// Sidecar or egress gateway: the node's `WARDEN_ROLE`, else the bundle's.
     pub role: Role,
     /// A sidecar's cluster to the egress gateway (node metadata `WARDEN_GATEWAY_CLUSTER`).
@@ -250,6 +252,17 @@ impl WardenRoot {
                 return false;
             }
         };
+        let service_metrics = match setting(wire::setting::SERVICE_METRICS).as_deref() {
+            Some("true") => true,
+            Some("false") | None => false,
+            Some(other) => {
+                log::error!(
+                    "refused setting WARDEN_SERVICE_METRICS {other:?}: expected \"true\" or \"false\""
+                );
+                metrics.rejected(host);
+                return false;
+            }
+        };
         let settings = policy.settings();
         log::info!(
             "loaded bundle {} ({} services, outbound {:?}, {:?}, {role:?}, root_id {root_id:?})",
@@ -281,6 +294,7 @@ impl WardenRoot {
             policy,
             identity,
             local_proxy,
+            service_metrics,
             role,
             gateway_cluster,
             gateway_tcp_cluster,

@@ -147,7 +147,7 @@ impl WardenTcp {
             |route| apply(host, &shared, route),
         );
         if let Some(metrics) = &self.metrics {
-            metrics.tcp(&decision);
+            metrics.tcp(&*self.host, &decision, shared.service_metrics);
         }
         // Formatted only when a line is logged: an allowed connection logs at debug level.
         let target = Destination(destination);
