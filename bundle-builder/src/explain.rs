@@ -28,7 +28,7 @@ pub fn run(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
     };
     policy.set_proxy_role(role, routes);
     let locality = args.locality.as_deref().map(Locality::parse);
-    let facts = facts(args, role, locality.as_ref())?;
+    let (facts, resolved) = facts(args, role, locality.as_ref(), &policy)?;
     let mut request = facts.request();
     request.source = args.source_ip;
     // Decided and routed as the filter does (all endpoints healthy, the first pick).
@@ -41,7 +41,9 @@ pub fn run(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
     let route = route.filter(|_| decision.is_allowed());
     let out = match args.output {
         OutputFormat::Json => {
-            serde_json::to_string_pretty(&to_json(&decision, route.as_ref()))? + "\n"
+            let mut json = to_json(&decision, route.as_ref());
+            json.resolved = resolved.clone();
+            serde_json::to_string_pretty(&json)? + "\n"
         }
         OutputFormat::Text => {
             // The ranking a choice came from, when there was a choice.
@@ -50,20 +52,37 @@ pub fn run(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
                 Some(_) => policy.ranking(&decision, locality),
                 None => Vec::new(),
             };
-            to_text(args, &request, &decision, route.as_ref()) + &ranking_text(&ranking)
+            let resolved = resolved.as_ref().map_or_else(String::new, |r| {
+                format!(
+                    "resolved: {} -> {} (a virtual address of {})\n",
+                    r.name, r.address, r.service
+                )
+            });
+            resolved + &to_text(args, &request, &decision, route.as_ref()) + &ranking_text(&ranking)
         }
     };
     crate::output::print(&out)?;
     Ok(ExitCode::SUCCESS)
 }
 
+/// A TCP destination given by name, resolved as Warden's DNS would resolve it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Resolved {
+    pub name: String,
+    pub address: IpAddr,
+    /// `namespace/name` of the service the virtual address stands for.
+    pub service: String,
+}
+
 /// What a proxy would know of the request `--to` and the other flags describe; the engine
-/// request is built from it exactly as the filter builds it ([`Facts::request`]).
+/// request is built from it exactly as the filter builds it ([`Facts::request`]). A TCP
+/// destination given by name is the address Warden's DNS answers for it.
 fn facts<'a>(
     args: &'a ExplainArgs,
     role: Role,
     locality: Option<&'a Locality>,
-) -> anyhow::Result<Facts<'a>> {
+    policy: &warden_engine::Policy,
+) -> anyhow::Result<(Facts<'a>, Option<Resolved>)> {
     let mut facts = Facts {
         role,
         // The identity is the workload's at a sidecar, the certificate's at the gateway.
@@ -79,7 +98,7 @@ fn facts<'a>(
         ProtocolArg::Http => {
             facts.listener = Some(Listener::Http);
             facts.authority = Some(&args.to);
-            return Ok(facts);
+            return Ok((facts, None));
         }
         ProtocolArg::Tcp => RequestProtocol::Tcp,
         ProtocolArg::Tls => RequestProtocol::Tls,
@@ -94,23 +113,42 @@ fn facts<'a>(
     let authority = parse_authority(&args.to, &mut buf)
         .map_err(|err| anyhow::anyhow!("--to {:?}: {err}", args.to))?;
     facts.port = authority.port;
+    let mut resolved = None;
     match authority.host {
         Host::Ip(ip) => facts.destination = Some(ip),
         // The server name is the host alone; the port is the one connected to.
         Host::Name(_) if protocol == RequestProtocol::Tls && args.sni.is_none() => {
             facts.server_name = Some(args.to.rsplit_once(':').map_or(&args.to, |(h, _)| h));
         }
-        Host::Name(_) => bail!(
-            "--to {:?} names a host, but a {} connection carries no host name; give \
-             the IP address the client connects to{}",
-            args.to,
-            protocol.as_str(),
-            if protocol == RequestProtocol::Tcp {
-                ", or use --protocol tls"
-            } else {
-                ""
+        // A client resolves the name through Warden's DNS (or Istio's, from the
+        // ServiceEntry): it connects to the name's virtual address, IPv4 first.
+        Host::Name(name) => match policy.virtual_addresses_of(name) {
+            Some((addresses, service)) => {
+                let address = addresses
+                    .iter()
+                    .find(|a| a.is_ipv4())
+                    .or(addresses.first())
+                    .copied()
+                    .ok_or_else(|| anyhow::anyhow!("--to {:?}: no address", args.to))?;
+                facts.destination = Some(address);
+                resolved = Some(Resolved {
+                    name: name.to_owned(),
+                    address,
+                    service: service.to_string(),
+                });
             }
-        ),
+            None => bail!(
+                "--to {:?} names a host that has no virtual address in this bundle, and a {} \
+                 connection carries no host name; give the IP address the client connects to{}",
+                args.to,
+                protocol.as_str(),
+                if protocol == RequestProtocol::Tcp {
+                    ", or use --protocol tls"
+                } else {
+                    ""
+                }
+            ),
+        },
     }
     if facts.port.is_none() && protocol == RequestProtocol::Tcp {
         bail!(
@@ -118,7 +156,7 @@ fn facts<'a>(
             args.to
         );
     }
-    Ok(facts)
+    Ok((facts, resolved))
 }
 
 /// The cluster a route names, as the rendered configuration calls it.
@@ -183,6 +221,9 @@ pub struct ExplainOutput {
     /// Where an allowed request goes (absent when denied).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub route: Option<RouteOutput>,
+    /// A TCP destination given by name: the virtual address it resolves to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolved: Option<Resolved>,
 }
 
 /// The route the filter applies: all absent means "as sent".
@@ -227,6 +268,7 @@ pub fn to_json(decision: &Decision<'_>, route: Option<&Route<'_>>) -> ExplainOut
             authority: r.authority.map(str::to_owned),
             server_name: r.server_name.clone(),
         }),
+        resolved: None,
     }
 }
 

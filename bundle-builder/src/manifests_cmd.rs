@@ -16,12 +16,33 @@ pub fn validate(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
     let files = read_all(&args.paths)?;
     let mut diagnostics = Diagnostics::default();
     let resources = load(&files, &mut diagnostics);
-    let _ = build_bundle(&resources, &BuildOptions::default(), &mut diagnostics);
+    let bundle = build_bundle(&resources, &BuildOptions::default(), &mut diagnostics);
     match args.output {
         OutputFormat::Text => crate::output::print(&diagnostics.report())?,
         OutputFormat::Json => {
-            let value =
-                json!({ "valid": !diagnostics.has_errors(), "diagnostics": diagnostics.sorted() });
+            // The address each name resolves to (virtual addresses): what clients will dial.
+            let names: Vec<_> = bundle
+                .iter()
+                .flat_map(|b| &b.spec.services)
+                .filter(|s| !s.virtual_addresses.is_empty())
+                .flat_map(|s| {
+                    s.hosts
+                        .iter()
+                        .filter(|h| !h.starts_with("*."))
+                        .map(move |h| {
+                            json!({
+                                "name": h,
+                                "addresses": s.virtual_addresses,
+                                "service": format!("{}/{}", s.source.namespace, s.source.name)
+                            })
+                        })
+                })
+                .collect();
+            let value = json!({
+                "valid": !diagnostics.has_errors(),
+                "diagnostics": diagnostics.sorted(),
+                "virtualAddresses": names
+            });
             crate::output::print(&(serde_json::to_string_pretty(&value)? + "\n"))?;
         }
     }

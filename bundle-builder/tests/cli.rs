@@ -111,7 +111,8 @@ fn explain_normalises_ip_spellings() {
     assert!(out.contains("\"reason\": \"not_in_registry\""), "{out}");
 }
 
-/// Asking about a host name over plain TCP is refused with what to do instead.
+/// Asking about a host name with no virtual address over plain TCP is refused with what to do
+/// instead.
 #[test]
 fn explain_refuses_a_tcp_host_name() {
     let (code, out, err) = explain(&["--to", "db.example:5432", "--protocol", "tcp"]);
@@ -119,8 +120,9 @@ fn explain_refuses_a_tcp_host_name() {
     assert_eq!(out, "");
     assert_eq!(
         err,
-        "bundle-builder: --to \"db.example:5432\" names a host, but a tcp connection carries no \
-         host name; give the IP address the client connects to, or use --protocol tls\n"
+        "bundle-builder: --to \"db.example:5432\" names a host that has no virtual address in \
+         this bundle, and a tcp connection carries no host name; give the IP address the client \
+         connects to, or use --protocol tls\n"
     );
 }
 

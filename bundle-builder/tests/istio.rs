@@ -465,25 +465,37 @@ fn sidecar_plugins_per_workspace_namespace() {
     assert_eq!(entries, examples_bundle().spec.services.len());
 }
 
-/// An internal hostname with a TCP port and no virtual IP cannot work under Istio's DNS proxy:
-/// the command says so, once, naming the service and the fix.
+/// A name with a TCP port gets a virtual address from the builder, and the ServiceEntry
+/// carries it (Istio's DNS proxy answers the name with it). A bundle without one (from an
+/// older builder) cannot work under Istio's DNS proxy: the command says so, naming the fix.
 #[test]
-fn internal_tcp_names_without_addresses_are_warned_about() {
-    let warnings = bundle_builder::render::istio::warnings(&examples_bundle());
+fn internal_tcp_names_carry_their_virtual_addresses() {
+    let bundle = examples_bundle();
+    assert!(bundle_builder::render::istio::warnings(&bundle).is_empty());
+    let orders = bundle
+        .spec
+        .services
+        .iter()
+        .find(|s| s.source.name == "orders-db")
+        .unwrap();
+    assert_eq!(orders.virtual_addresses.len(), 1);
+    let rendered = resources(&bundle, &options()).unwrap();
+    let entry = rendered
+        .iter()
+        .find(|r| r["kind"] == "ServiceEntry" && r["metadata"]["name"] == "warden-orders-db")
+        .unwrap();
+    assert_eq!(entry["spec"]["addresses"], json!(orders.virtual_addresses));
+    assert_eq!(entry["spec"]["hosts"], json!(["orders-db.mesh.internal"]));
+
+    let mut older = examples_bundle();
+    for service in &mut older.spec.services {
+        service.virtual_addresses.clear();
+    }
+    let warnings = bundle_builder::render::istio::warnings(&older);
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(
         warnings[0].starts_with("databases/orders-db: port 5432 is TCP-level"),
         "{}",
         warnings[0]
     );
-    assert!(warnings[0].contains("spec.addresses [VIP]"));
-    // The same endpoints behind a virtual IP: nothing to warn about.
-    let mut with_vip = examples_bundle();
-    for service in &mut with_vip.spec.services {
-        if service.source.name == "orders-db" {
-            service.hosts.clear();
-            service.addresses = vec!["10.255.0.10".into()];
-        }
-    }
-    assert!(bundle_builder::render::istio::warnings(&with_vip).is_empty());
 }

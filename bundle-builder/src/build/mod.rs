@@ -7,6 +7,7 @@ mod policies;
 mod refusals;
 mod resilience;
 mod services;
+mod virtual_ips;
 mod workspaces;
 
 use warden_bundle::{Bundle, BundleSpec, FailureMode, OutboundMode, DEFAULT_TRUST_DOMAIN};
@@ -53,6 +54,9 @@ pub fn build(
         &workspaces,
         diagnostics,
     );
+    // Across every workspace, so that a service has the same address in every bundle.
+    let ranges = virtual_ips::ranges(resources, diagnostics);
+    virtual_ips::assign(&mut services, &ranges, resources, diagnostics);
     let rejected = overlap::reject_overlaps(&services, &workspaces, diagnostics);
     if let Some(w) = &options.workspace {
         if !workspaces.names().contains(w) {

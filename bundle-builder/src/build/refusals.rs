@@ -103,6 +103,10 @@ fn manifest_field(kind: ResourceKind, bundle_path: &str) -> Option<String> {
         ResourceKind::ExternalService => match rest {
             "" => Some("spec".into()),
             ".source" => Some("metadata.name".into()),
+            _ if rest.starts_with(".virtualAddresses") => Some(format!(
+                "metadata.annotations[{}]",
+                super::virtual_ips::ANNOTATION
+            )),
             _ if [".hosts", ".addresses", ".ports"]
                 .iter()
                 .any(|p| rest.starts_with(p)) =>

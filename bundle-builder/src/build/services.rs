@@ -154,6 +154,7 @@ pub fn build_services<'r>(
             hosts,
             addresses,
             ports,
+            virtual_addresses: Vec::new(),
             endpoints,
             subject_alt_names: spec.subject_alt_names.clone(),
             outlier_detection: None,

@@ -17,6 +17,9 @@ pub struct ObjectMeta {
     pub namespace: Option<String>,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// Read: `warden.dev/virtual-addresses` on an ExternalService.
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
     /// RFC 3339; orders resources for the overlap rule (earlier wins).
     #[serde(default)]
     pub creation_timestamp: Option<String>,
@@ -403,6 +406,10 @@ pub struct EgressSettingsSpec {
     pub failure_mode: Option<String>,
     #[serde(default)]
     pub trust_domain: Option<String>,
+    /// Where virtual addresses for services known only by name come from: at most one IPv4
+    /// and one IPv6 CIDR (default `241.0.0.0/8`).
+    #[serde(default)]
+    pub virtual_address_ranges: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -125,19 +125,24 @@ fn k8s_name(parts: &[&str]) -> String {
     name.trim_matches('-').to_owned()
 }
 
-/// What the resources cannot do for this bundle, one line each: an internal hostname with a
-/// TCP-level port and no `addresses` is resolved by Istio's DNS proxy to a virtual IP the
+/// What the resources cannot do for this bundle, one line each: a service known by name with a
+/// TCP-level port and no address of its own or virtual address (a bundle from before virtual
+/// addresses, or only wildcard hosts) is resolved by Istio's DNS proxy to a virtual IP the
 /// bundle does not know, so the sidecar's network filter would find no service for it.
 pub fn warnings(bundle: &Bundle) -> Vec<String> {
     bundle
         .spec
         .services
         .iter()
-        .filter(|s| !s.hosts.is_empty() && s.addresses.is_empty() && !s.endpoints.is_empty())
+        .filter(|s| !s.hosts.is_empty() && s.addresses.is_empty() && s.virtual_addresses.is_empty())
         .filter_map(|s| {
-            let port = s.ports.iter().find(|p| !p.protocol.is_http() && p.tls.is_none())?;
+            // Traffic that carries no name (TLS carries its server name).
+            let port = s
+                .ports
+                .iter()
+                .find(|p| matches!(p.protocol, Protocol::Tcp | Protocol::Mongo))?;
             Some(format!(
-                "{}/{}: port {} is TCP-level; under Istio a connection to {} reaches the sidecar at a virtual IP Istio allocates and the bundle does not know, so the network filter cannot find the service (REGISTRY_ONLY denies it). For TCP clients, put the endpoints behind a virtual IP of your own: an ExternalService with spec.addresses [VIP] and the same selector",
+                "{}/{}: port {} is TCP-level and {} has no virtual address in the bundle; under Istio a connection to it reaches the sidecar at a virtual IP Istio allocates and the bundle does not know, so the network filter cannot find the service (REGISTRY_ONLY denies it). Rebuild the bundle with this bundle-builder (names get virtual addresses), or give the service exact hosts",
                 s.source.namespace, s.source.name, port.number, s.hosts.first().map_or("it", String::as_str)
             ))
         })
@@ -324,8 +329,15 @@ fn service_entry(service: &ExternalService) -> Value {
         .collect();
     let mut spec = Map::new();
     spec.insert("hosts".into(), json!(hosts(service)));
-    if !service.addresses.is_empty() {
-        spec.insert("addresses".into(), json!(service.addresses));
+    // Virtual addresses: Istio's DNS proxy answers the hosts with them, and the sidecar's
+    // network filter finds the service by them.
+    let addresses: Vec<&String> = service
+        .addresses
+        .iter()
+        .chain(&service.virtual_addresses)
+        .collect();
+    if !addresses.is_empty() {
+        spec.insert("addresses".into(), json!(addresses));
     }
     spec.insert("ports".into(), Value::Array(ports));
     spec.insert("location".into(), json!("MESH_EXTERNAL"));

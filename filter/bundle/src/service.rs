@@ -17,6 +17,13 @@ pub struct ExternalService {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub addresses: Vec<String>,
     pub ports: Vec<ServicePort>,
+    /// Addresses that stand for the service's hosts (IPs, no prefix): given by the builder to
+    /// a service known only by name with TCP ports, so that a plain connection, which
+    /// carries no name, can still be matched to it. A connection to one is decided for this
+    /// service and goes to its endpoint, else to its first exact host, never to the virtual
+    /// address itself. At most one per IP family is usual; none is shared between services.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub virtual_addresses: Vec<String>,
     /// The endpoints this service stands for. When present, the service's hosts and addresses
     /// are internal names: traffic to them is rewritten to one of these endpoints.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -95,6 +95,7 @@ fn service(i: usize) -> ExternalService {
         hosts,
         addresses,
         ports,
+        virtual_addresses: Vec::new(),
         endpoints: Vec::new(),
         subject_alt_names: Vec::new(),
         outlier_detection: None,

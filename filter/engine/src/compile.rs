@@ -39,6 +39,9 @@ pub fn compile_all(bundle: &Bundle) -> Result<Policy, Vec<CompileError>> {
     let mut hosts: SetBuilder<Box<str>> = SetBuilder::new();
     let mut v4: SetBuilder<(u32, u8)> = SetBuilder::new();
     let mut v6: SetBuilder<(u128, u8)> = SetBuilder::new();
+    // Virtual addresses, and where each was given (checked against the tables once built).
+    let mut virtual_addresses: FxHashMap<IpAddr, u32> = FxHashMap::default();
+    let mut virtual_fields: Vec<(IpAddr, String, &Provenance)> = Vec::new();
     // `None` for a service with errors: the list stays indexed like `spec.services`.
     let mut services: Vec<Option<CompiledService>> = Vec::with_capacity(spec.services.len());
     let mut port_policies: Vec<Vec<Vec<u32>>> = Vec::with_capacity(spec.services.len());
@@ -66,9 +69,16 @@ pub fn compile_all(bundle: &Bundle) -> Result<Policy, Vec<CompileError>> {
                 "a service needs at least one host or address".into(),
             );
         }
+        // The first exact host, normalised: where a virtual address's connections go.
+        let mut exact_host: Option<Box<str>> = None;
         for (h, raw) in service.hosts.iter().enumerate() {
             match host_pattern(raw) {
-                Ok(pattern) => hosts.add(pattern, index),
+                Ok(pattern) => {
+                    if exact_host.is_none() && !pattern.starts_with("*.") {
+                        exact_host = Some(pattern.clone());
+                    }
+                    hosts.add(pattern, index);
+                }
                 Err(p) => fail(format!("{field}.hosts[{h}]"), p),
             }
         }
@@ -79,6 +89,47 @@ pub fn compile_all(bundle: &Bundle) -> Result<Policy, Vec<CompileError>> {
                 Err(p) => fail(format!("{field}.addresses[{a}]"), p),
             }
         }
+        let first_virtual = virtual_fields.len();
+        for (v, raw) in service.virtual_addresses.iter().enumerate() {
+            let at = format!("{field}.virtualAddresses[{v}]");
+            let ip = match address(raw) {
+                Ok(net) if net.prefix_len() == net.max_prefix_len() => net.addr(),
+                Ok(_) => {
+                    fail(
+                        at,
+                        format!("{raw:?}: a virtual address is one IP, not a network"),
+                    );
+                    continue;
+                }
+                Err(p) => {
+                    fail(at, p);
+                    continue;
+                }
+            };
+            if exact_host.is_none() || !service.addresses.is_empty() {
+                fail(
+                    at,
+                    "a virtual address stands for the service's exact hosts; this service has addresses, or no exact host".into(),
+                );
+                continue;
+            }
+            if let Some(other) = virtual_addresses.insert(ip, index) {
+                let other = spec
+                    .services
+                    .get(other as usize)
+                    .map(|s| format!("ExternalService {}/{}", s.source.namespace, s.source.name))
+                    .unwrap_or_default();
+                fail(at, format!("{ip} is already a virtual address of {other}"));
+                continue;
+            }
+            virtual_fields.push((ip, format!("{field}.virtualAddresses[{v}]"), src));
+        }
+        let own_virtual: Box<[IpAddr]> = virtual_fields
+            .get(first_virtual..)
+            .unwrap_or_default()
+            .iter()
+            .map(|&(ip, _, _)| ip)
+            .collect();
         let mut endpoints = Vec::with_capacity(service.endpoints.len());
         for (e, ep) in service.endpoints.iter().enumerate() {
             match compile_endpoint(ep, &format!("{field}.endpoints[{e}]")) {
@@ -94,6 +145,8 @@ pub fn compile_all(bundle: &Bundle) -> Result<Policy, Vec<CompileError>> {
         }
         services.push(Some(CompiledService {
             name: ResourceName::new(&src.namespace, &src.name),
+            host: exact_host,
+            virtual_addresses: own_virtual,
             outlier: outlier_settings(service),
             ports: ports.into_boxed_slice(),
             endpoints: endpoints.into_boxed_slice(),
@@ -176,6 +229,25 @@ pub fn compile_all(bundle: &Bundle) -> Result<Policy, Vec<CompileError>> {
             .into_iter()
             .map(|((addr, len), set)| (addr, len, set)),
     );
+    // A virtual address inside a service's addresses would make a connection ambiguous.
+    for (ip, field, src) in virtual_fields {
+        let inside = match ip {
+            IpAddr::V4(ip) => v4.lookup(u32::from(ip)),
+            IpAddr::V6(ip) => v6.lookup(u128::from(ip)),
+        };
+        if let Some(&index) = inside.and_then(|set| sets.get(set).first()) {
+            let other = spec
+                .services
+                .get(index as usize)
+                .map(|s| format!("ExternalService {}/{}", s.source.namespace, s.source.name))
+                .unwrap_or_default();
+            return Err(vec![CompileError::invalid(
+                Some(src),
+                field,
+                format!("{ip} is inside the addresses of {other}"),
+            )]);
+        }
+    }
     let locality = settings.locality.clone();
     let mut policy = Policy {
         prepared_for: None,
@@ -184,6 +256,7 @@ pub fn compile_all(bundle: &Bundle) -> Result<Policy, Vec<CompileError>> {
         hosts: host_table,
         v4,
         v6,
+        virtual_addresses,
         sets,
         policies: policies.into_boxed_slice(),
     };

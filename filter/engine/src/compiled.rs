@@ -11,6 +11,11 @@ use crate::ranking::Ranked;
 #[derive(Debug, Clone)]
 pub(crate) struct CompiledService {
     pub(crate) name: ResourceName,
+    /// The first exact host: where a connection to a virtual address goes when the service
+    /// has no endpoints.
+    pub(crate) host: Option<Box<str>>,
+    /// The addresses that stand for the service's hosts (canonical).
+    pub(crate) virtual_addresses: Box<[std::net::IpAddr]>,
     pub(crate) ports: Box<[CompiledPort]>,
     /// When endpoints are ejected.
     pub(crate) outlier: OutlierSettings,

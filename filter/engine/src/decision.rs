@@ -151,6 +151,9 @@ pub enum MatchedOn {
     Host,
     /// An address: the host was an IP literal, or the destination the client connected to.
     Address,
+    /// A virtual address (the builder's, standing for the service's hosts): the IP literal or
+    /// the destination. Traffic goes to the service's endpoint or host, never to the address.
+    VirtualAddress,
 }
 
 /// The registered service (and port) a request matched.
@@ -160,6 +163,9 @@ pub struct ServiceMatch<'p> {
     /// Whether the host or an address found the service. When the address did, traffic must
     /// go to that address, whatever name the request carries.
     pub matched_on: MatchedOn,
+    /// The service's first exact host: where a match on a virtual address connects when the
+    /// service has no endpoints.
+    pub host: Option<&'p str>,
     pub port: u16,
     /// The port's declared protocol; `None` when the port is not declared.
     pub protocol: Option<Protocol>,

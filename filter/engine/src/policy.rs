@@ -10,11 +10,13 @@ use crate::compiled::{CompiledPort, CompiledService};
 use crate::decision::{AllowReason, Decision, Denial, DenyReason, MatchedOn, Permit, ServiceMatch};
 use crate::health::{AllHealthy, Health};
 use crate::host::{is_unspecified, parse_authority, parse_host, Authority, Host, HostBuf};
-use crate::host_table::HostTable;
+use crate::host_table::{HostMatch, HostTable};
+use crate::name::ResourceName;
 use crate::ranking::Ranked;
 use crate::request::{Request, RequestProtocol};
 use crate::selection::{choose, EndpointChoice, Vantage};
 use crate::service_set::{ServiceSet, SetArena};
+use rustc_hash::FxHashMap;
 
 /// A bundle compiled into lookup structures. Built once per configuration; `decide` only reads.
 #[derive(Debug, Clone)]
@@ -26,6 +28,8 @@ pub struct Policy {
     pub(crate) hosts: HostTable,
     pub(crate) v4: CidrTable<u32>,
     pub(crate) v6: CidrTable<u128>,
+    /// Virtual addresses (canonical) and the one service each stands for.
+    pub(crate) virtual_addresses: FxHashMap<IpAddr, u32>,
     pub(crate) sets: SetArena,
     pub(crate) policies: Box<[CompiledPolicy]>,
 }
@@ -79,6 +83,7 @@ impl<'p> ServiceMatch<'p> {
         Self {
             service: &service.name,
             matched_on,
+            host: service.host.as_deref(),
             port: port.number,
             protocol: Some(port.protocol),
             via_gateway: port.via_gateway,
@@ -192,29 +197,23 @@ impl Policy {
         if named_ip.is_some_and(is_unspecified) || request.destination.is_some_and(is_unspecified) {
             return Decision::deny(DenyReason::UnspecifiedAddress);
         }
-        let by_destination = || {
-            request
-                .destination
-                .and_then(|ip| self.lookup_ip(ip))
-                .map(|set| (set, MatchedOn::Address))
-        };
+        let by_destination = || request.destination.and_then(|ip| self.by_address(ip));
         let found = match authority.map(|a| a.host) {
             Some(Host::Name(name)) => self
                 .hosts
                 .lookup(name)
-                .map(|(set, _)| (set, MatchedOn::Host))
+                .map(|(set, _)| (self.sets.get(set), MatchedOn::Host))
                 .or_else(by_destination),
-            Some(Host::Ip(ip)) => self.lookup_ip(ip).map(|set| (set, MatchedOn::Address)),
+            Some(Host::Ip(ip)) => self.by_address(ip),
             None => by_destination(),
         };
-        let Some((set, matched_on)) = found else {
+        let Some((candidates, matched_on)) = found else {
             // The gateway is no general proxy, whatever the outbound mode.
             if gateway {
                 return Decision::deny(DenyReason::NotGatewayRouted);
             }
             return self.unregistered();
         };
-        let candidates = self.sets.get(set);
         let mut first = None;
         for service in candidates
             .iter()
@@ -238,6 +237,7 @@ impl Policy {
             service: first.map(|s| ServiceMatch {
                 service: &s.name,
                 matched_on,
+                host: s.host.as_deref(),
                 port,
                 protocol: None,
                 via_gateway: false,
@@ -247,7 +247,37 @@ impl Policy {
         })
     }
 
-    fn lookup_ip(&self, ip: IpAddr) -> Option<&ServiceSet> {
+    /// The services an address finds: the one a virtual address stands for, else those whose
+    /// addresses hold it (longest prefix).
+    fn by_address(&self, ip: IpAddr) -> Option<(&[u32], MatchedOn)> {
+        let ip = crate::host::canonical_ip(ip);
+        if let Some(index) = self
+            .virtual_addresses
+            .get(&ip)
+            .filter(|_| !self.virtual_addresses.is_empty())
+        {
+            return Some((std::slice::from_ref(index), MatchedOn::VirtualAddress));
+        }
+        self.lookup_ip(ip)
+            .map(|set| (self.sets.get(set), MatchedOn::Address))
+    }
+
+    /// What Warden's DNS answers for `name` (normalised): the virtual addresses of the
+    /// service whose exact host it is, and that service. Names matched only by a wildcard
+    /// have none.
+    pub fn virtual_addresses_of(&self, name: &str) -> Option<(&[IpAddr], &ResourceName)> {
+        let (set, HostMatch::Exact) = self.hosts.lookup(name)? else {
+            return None;
+        };
+        self.sets
+            .get(set)
+            .iter()
+            .filter_map(|&i| self.services.get(i as usize))
+            .find(|s| !s.virtual_addresses.is_empty())
+            .map(|s| (&s.virtual_addresses[..], &s.name))
+    }
+
+    pub(crate) fn lookup_ip(&self, ip: IpAddr) -> Option<&ServiceSet> {
         match crate::host::canonical_ip(ip) {
             IpAddr::V4(v4) => self.v4.lookup(u32::from(v4)),
             IpAddr::V6(v6) => self.v6.lookup(u128::from(v6)),

@@ -4,7 +4,9 @@
 //! The rule (docs/decisions.md): **every allow holds for the endpoint Envoy actually connects
 //! to.** A request decided on a registered *name* goes to that name, on the port decided; one
 //! decided on an *address* (an IP literal, or the address the client dialled) goes to that
-//! address, on the port decided; an internal hostname goes to the endpoint chosen. Nothing is
+//! address, on the port decided; an internal hostname goes to the endpoint chosen; one decided
+//! on a *virtual* address (the builder's, standing for a name) goes to the endpoint chosen, else
+//! to the service's own host name, never to the virtual address. Nothing is
 //! left to a later reading of the request by Envoy (the authority's own port, the dialled
 //! address of a connection allowed on its SNI). The glue applies a [`Route`] and decides
 //! nothing itself.
@@ -171,7 +173,7 @@ pub fn plan<'p>(
         return Ok(Route::default());
     }
     if listener == Listener::Http {
-        return Ok(http(decision, request, via_gateway));
+        return http(decision, request, via_gateway);
     }
     // TCP and TLS: the port decided is the service's, else the dialled one.
     let port = service
@@ -194,8 +196,12 @@ pub fn plan<'p>(
         });
     }
     let by_name = service.is_some_and(|s| s.matched_on == MatchedOn::Host);
-    let (cluster, target) = match (decision.endpoint(), name) {
-        (Some(endpoint), _) => match endpoint.address {
+    let virtual_host = service
+        .filter(|s| s.matched_on == MatchedOn::VirtualAddress)
+        .map(|s| s.host.ok_or(DenyReason::RouteFailed))
+        .transpose()?;
+    let (cluster, target) = match (decision.endpoint(), name, virtual_host) {
+        (Some(endpoint), _, _) => match endpoint.address {
             EndpointAddress::Ip(ip) => (
                 Cluster::ByAddress,
                 Target::Address(SocketAddr::new(*ip, endpoint.port)),
@@ -209,10 +215,18 @@ pub fn plan<'p>(
             ),
         },
         // Allowed on its server name: connect to that name, never to the dialled address.
-        (None, Some(name)) if by_name => (
+        (None, Some(name), _) if by_name => (
             Cluster::ByName,
             Target::Name {
                 host: name.to_owned(),
+                port,
+            },
+        ),
+        // Decided on a virtual address: the service's own name, on the port decided.
+        (None, _, Some(host)) => (
+            Cluster::ByName,
+            Target::Name {
+                host: host.to_owned(),
                 port,
             },
         ),
@@ -235,13 +249,17 @@ pub fn plan<'p>(
 
 /// HTTP: the gateway, a TLS-originating cluster, and the target the dynamic forward proxy
 /// connects to when the authority alone would not take the request there.
-fn http<'p>(decision: &Decision<'p>, request: &Request<'_>, via_gateway: bool) -> Route<'p> {
+fn http<'p>(
+    decision: &Decision<'p>,
+    request: &Request<'_>,
+    via_gateway: bool,
+) -> Result<Route<'p>, DenyReason> {
     if via_gateway {
         // The authority goes as the client sent it; the gateway decides and routes again.
-        return Route {
+        return Ok(Route {
             cluster: Some(Cluster::EgressGateway),
             ..Route::default()
-        };
+        });
     }
     let service = decision.service();
     let tls_cluster = service.and_then(|s| s.tls_cluster);
@@ -265,14 +283,14 @@ fn http<'p>(decision: &Decision<'p>, request: &Request<'_>, via_gateway: bool) -
             host,
             port: endpoint.port,
         });
-        return route;
+        return Ok(route);
     }
     let mut buf = HostBuf::new();
     let Some(raw) = request.host else {
-        return route;
+        return Ok(route);
     };
     let Ok(authority) = parse_authority(raw, &mut buf) else {
-        return route;
+        return Ok(route);
     };
     // The port decided: the service's, else the dialled one, the authority's, the default.
     let port = service
@@ -282,6 +300,11 @@ fn http<'p>(decision: &Decision<'p>, request: &Request<'_>, via_gateway: bool) -
         .unwrap_or(80);
     let by_name = service.is_some_and(|s| s.matched_on == MatchedOn::Host);
     let host = match (authority.host, request.destination) {
+        // Decided on a virtual address (named, or dialled): the service's own name.
+        _ if service.is_some_and(|s| s.matched_on == MatchedOn::VirtualAddress) => service
+            .and_then(|s| s.host)
+            .ok_or(DenyReason::RouteFailed)?
+            .to_owned(),
         // Decided on the address the authority names.
         (Host::Ip(ip), _) => ip.to_string(),
         // Decided on the dialled address (the name is unregistered, or the address matched):
@@ -292,13 +315,13 @@ fn http<'p>(decision: &Decision<'p>, request: &Request<'_>, via_gateway: bool) -
             // origination and 80 otherwise.
             let default_port = if tls_cluster.is_some() { 443 } else { 80 };
             if host_part(raw) == name && authority.port.unwrap_or(default_port) == port {
-                return route;
+                return Ok(route);
             }
             name.to_owned()
         }
     };
     route.target = Some(Target::Name { host, port });
-    route
+    Ok(route)
 }
 
 #[cfg(test)]

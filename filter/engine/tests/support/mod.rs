@@ -22,6 +22,7 @@ pub fn service(
         source: Provenance::new(ResourceKind::ExternalService, ns, name),
         hosts: hosts.iter().map(|h| h.to_string()).collect(),
         addresses: addresses.iter().map(|a| a.to_string()).collect(),
+        virtual_addresses: Vec::new(),
         ports: ports
             .iter()
             .map(|&number| ServicePort {
