@@ -167,6 +167,20 @@ pub struct EnvoyArgs {
     /// `warden_service="NAMESPACE.NAME"` label): one counter per service and outcome seen.
     #[arg(long)]
     pub service_metrics: bool,
+    /// Listen on every virtual address and TCP port of the bundle, each standing for its name
+    /// (a proxy without traffic capture; it must own the addresses: on one machine, a
+    /// loopback range in EgressSettings spec.virtualAddressRanges, such as 127.77.0.0/16).
+    #[arg(long, conflicts_with = "capture")]
+    pub virtual_addresses: bool,
+    /// A DNS listener (UDP) answering the registry's names with their virtual addresses and
+    /// forwarding other names (to --resolver, else the system's resolvers). Point a
+    /// workload's resolver at it.
+    #[arg(long, value_name = "IP:PORT")]
+    pub dns: Option<std::net::SocketAddr>,
+    /// A DNS server for the proxy's own lookups (host names it connects to) and for names the
+    /// DNS listener forwards; repeatable. Default: the system's (/etc/resolv.conf).
+    #[arg(long = "resolver", value_name = "IP:PORT")]
+    pub resolvers: Vec<std::net::SocketAddr>,
     /// Write here instead of standard output.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,

@@ -44,6 +44,9 @@ pub fn envoy(args: &EnvoyArgs) -> anyhow::Result<ExitCode> {
         },
         capture: args.capture,
         service_metrics: args.service_metrics,
+        virtual_listeners: args.virtual_addresses,
+        dns: args.dns,
+        resolvers: args.resolvers.clone(),
     };
     if let Some(key) = &options.public_key {
         warden_bundle::public_key(key).with_context(|| "--public-key")?;

@@ -61,6 +61,12 @@ pub struct Sidecar {
     pub capture: Option<bundle_builder::render::envoy::Capture>,
     /// Count verdicts per service too (`render envoy --service-metrics`).
     pub service_metrics: bool,
+    /// Listen on the bundle's virtual addresses (`render envoy --virtual-addresses`).
+    pub virtual_listeners: bool,
+    /// The DNS listener (`render envoy --dns`).
+    pub dns: Option<SocketAddr>,
+    /// The proxy's resolvers (`render envoy --resolver`).
+    pub resolvers: Vec<SocketAddr>,
     /// Another wasm module in Warden's place (the failure-mode test); `None`: Warden's.
     pub wasm: Option<PathBuf>,
 }
@@ -98,6 +104,9 @@ impl Sidecar {
                 gateway: self.gateway.clone(),
                 capture: self.capture,
                 service_metrics: self.service_metrics,
+                virtual_listeners: self.virtual_listeners,
+                dns: self.dns,
+                resolvers: self.resolvers.clone(),
             },
             &bundle,
         )

@@ -12,6 +12,7 @@
 )]
 
 pub mod client;
+pub mod dns;
 pub mod envoy;
 pub mod pki;
 pub mod postgres;

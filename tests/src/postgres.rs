@@ -90,9 +90,9 @@ impl Postgres {
                 "-p",
                 &addr.port().to_string(),
             ])
-            .args(["-c", "fsync=off"])
+            .args(["-c", "fsync=off", "-c", "log_connections=on"])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("server.log")).unwrap())
             .spawn()
             .expect("start postgres");
         let server = Self {
@@ -112,11 +112,32 @@ impl Postgres {
     }
 }
 
+impl Postgres {
+    /// Connections the server has received so far (its `log_connections` lines), readiness
+    /// probes included: compare before and after.
+    pub fn connections_received(&self) -> usize {
+        std::fs::read_to_string(self._dir.path().join("server.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("connection received"))
+            .count()
+    }
+}
+
 impl Drop for Postgres {
     fn drop(&mut self) {
         // `runuser` runs postgres as its child: stop the whole process group of the server.
         let _ = Command::new("pkill")
-            .args(["-KILL", "-f", &format!("-p {}", self.addr.port())])
+            .args([
+                "-KILL",
+                "-f",
+                "--",
+                &format!(
+                    "listen_addresses={} -p {}",
+                    self.addr.ip(),
+                    self.addr.port()
+                ),
+            ])
             .status();
         let _ = self.child.kill();
         let _ = self.child.wait();

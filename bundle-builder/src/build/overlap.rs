@@ -95,7 +95,8 @@ type Clash = (usize, (&'static str, String));
 /// The plain-TCP ports of a service that has hosts and no addresses: traffic to them can only
 /// be recognised by port.
 fn blind_tcp_ports<'a>(s: &'a BuiltService<'_>) -> impl Iterator<Item = u16> + 'a {
-    let blind = s.service.addresses.is_empty();
+    // A virtual address tells services known by name apart (only wildcard hosts get none).
+    let blind = s.service.addresses.is_empty() && s.service.virtual_addresses.is_empty();
     s.service
         .ports
         .iter()

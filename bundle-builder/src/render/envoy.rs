@@ -24,7 +24,7 @@ use warden_bundle::wire::{
     root_id, service_tag, setting, CLUSTER_HEADER, DFP_CLUSTER, GATEWAY_CLUSTER,
     GATEWAY_TCP_CLUSTER, ORIGINAL_DST_CLUSTER, TCP_BY_NAME_CLUSTER,
 };
-use warden_bundle::{Bundle, FailureMode, Locality, Role};
+use warden_bundle::{Bundle, FailureMode, Locality, Protocol, Role};
 
 use super::tls::{self, MeshTls, OriginationError};
 
@@ -63,6 +63,13 @@ pub struct EnvoyOptions {
     /// Count verdicts per service too (`WARDEN_SERVICE_METRICS`), with a `warden_service`
     /// stats tag.
     pub service_metrics: bool,
+    /// Listen on every virtual address and TCP port of the bundle (no capture).
+    pub virtual_listeners: bool,
+    /// A DNS listener (UDP) answering the registry's names with their virtual addresses.
+    pub dns: Option<SocketAddr>,
+    /// Resolvers for the proxy's DNS cache and the DNS listener's forwarding (empty: the
+    /// system's).
+    pub resolvers: Vec<SocketAddr>,
 }
 
 /// How a sidecar learns where captured traffic was going.
@@ -305,8 +312,78 @@ fn http_filter(options: &EnvoyOptions) -> Value {
     }
 }
 
-fn dns_cache() -> Value {
-    json!({ "name": "warden_dns", "dns_lookup_family": "V4_PREFERRED" })
+/// The proxy's DNS cache (every dynamic forward proxy shares it): the system's resolvers, or
+/// `resolvers`.
+fn dns_cache(resolvers: &[SocketAddr]) -> Value {
+    let mut cache = json!({ "name": "warden_dns", "dns_lookup_family": "V4_PREFERRED" });
+    if let (Some(fields), Some(config)) = (cache.as_object_mut(), resolver_config(resolvers)) {
+        fields.insert("typed_dns_resolver_config".into(), config);
+    }
+    cache
+}
+
+/// c-ares with these resolvers; `None` for the system's (`/etc/resolv.conf`).
+fn resolver_config(resolvers: &[SocketAddr]) -> Option<Value> {
+    if resolvers.is_empty() {
+        return None;
+    }
+    let resolvers: Vec<Value> = resolvers.iter().map(|r| socket_address(*r)).collect();
+    Some(json!({
+        "name": "envoy.network.dns_resolver.cares",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.network.dns_resolver.cares.v3.CaresDnsResolverConfig",
+            "resolvers": resolvers,
+            "dns_resolver_options": { "no_default_search_domain": true }
+        }
+    }))
+}
+
+/// The DNS listener (`--dns`): Envoy's UDP DNS filter answers each exact host of a service
+/// that has virtual addresses with them, and forwards every other name to the resolvers
+/// (`--resolver`, else the system's).
+fn dns_listener(listen: SocketAddr, bundle: &Bundle, resolvers: &[SocketAddr]) -> Value {
+    let domains: Vec<Value> = bundle
+        .spec
+        .services
+        .iter()
+        .filter(|s| !s.virtual_addresses.is_empty())
+        .flat_map(|s| {
+            s.hosts
+                .iter()
+                .filter(|h| !h.starts_with("*."))
+                .map(move |host| {
+                    json!({
+                        "name": host,
+                        "endpoint": { "address_list": { "address": s.virtual_addresses } }
+                    })
+                })
+        })
+        .collect();
+    let mut client = json!({ "resolver_timeout": "5s", "max_pending_lookups": 256 });
+    if let (Some(fields), Some(config)) = (client.as_object_mut(), resolver_config(resolvers)) {
+        fields.insert("typed_dns_resolver_config".into(), config);
+    }
+    let mut address = socket_address(listen);
+    if let Some(inner) = address
+        .get_mut("socket_address")
+        .and_then(Value::as_object_mut)
+    {
+        inner.insert("protocol".into(), json!("UDP"));
+    }
+    json!({
+        "name": "warden_dns",
+        "address": address,
+        "udp_listener_config": {},
+        "listener_filters": [{
+            "name": "envoy.filters.udp.dns_filter",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.udp.dns_filter.v3.DnsFilterConfig",
+                "stat_prefix": "warden_dns",
+                "server_config": { "inline_dns_table": { "virtual_domains": domains } },
+                "client_config": client
+            }
+        }]
+    })
 }
 
 /// A `dynamic_forward_proxy` cluster type on `dns_cache`. `insecure_options` lets the cluster
@@ -343,7 +420,7 @@ fn http_listener(options: &EnvoyOptions) -> Value {
             "name": "envoy.filters.http.dynamic_forward_proxy",
             "typed_config": {
                 "@type": "type.googleapis.com/envoy.extensions.filters.http.dynamic_forward_proxy.v3.FilterConfig",
-                "dns_cache_config": dns_cache(),
+                "dns_cache_config": dns_cache(&options.resolvers),
                 "allow_dynamic_host_from_filter_state": true
             }
         },
@@ -489,7 +566,7 @@ fn tcp_listener(options: &EnvoyOptions, index: usize, forward: &TcpForward) -> V
                 "name": "envoy.filters.network.sni_dynamic_forward_proxy",
                 "typed_config": {
                     "@type": "type.googleapis.com/envoy.extensions.filters.network.sni_dynamic_forward_proxy.v3.FilterConfig",
-                    "dns_cache_config": dns_cache(),
+                    "dns_cache_config": dns_cache(&options.resolvers),
                     "port_value": 443
                 }
             },
@@ -575,7 +652,7 @@ pub fn bootstrap(options: &EnvoyOptions, bundle: &Bundle) -> Result<Value, Rende
         "name": DFP_CLUSTER,
         "connect_timeout": "5s",
         "lb_policy": "CLUSTER_PROVIDED",
-        "cluster_type": dfp_cluster_type(&dns_cache(), false)
+        "cluster_type": dfp_cluster_type(&dns_cache(&options.resolvers), false)
     });
     // A local sidecar resolves names itself: the guard checks what they resolved to.
     if !gateway && options.capture.is_none() {
@@ -619,16 +696,41 @@ pub fn bootstrap(options: &EnvoyOptions, bundle: &Bundle) -> Result<Value, Rende
     clusters.extend(tls::origination_clusters(
         spec,
         options.mesh_tls.as_ref(),
-        &dns_cache(),
+        &dns_cache(&options.resolvers),
         |port| gateway || port.egress_gateway.is_none(),
     )?);
-    for (i, forward) in options.tcp.iter().enumerate() {
+    // `--virtual-addresses`: a listener on each virtual address and TCP port, standing for
+    // its name (the proxy must own the addresses: a loopback range on one machine).
+    let mut tcp = options.tcp.clone();
+    if options.virtual_listeners && !gateway {
+        for service in &spec.services {
+            let ports = service
+                .ports
+                .iter()
+                .filter(|p| matches!(p.protocol, Protocol::Tcp | Protocol::Mongo));
+            for port in ports {
+                for address in &service.virtual_addresses {
+                    let Ok(ip) = address.parse::<std::net::IpAddr>() else {
+                        continue;
+                    };
+                    tcp.push(TcpForward {
+                        listen: SocketAddr::new(ip, port.number),
+                        upstream: None,
+                    });
+                }
+            }
+        }
+    }
+    for (i, forward) in tcp.iter().enumerate() {
         listeners.push(tcp_listener(options, i, forward));
         if let Some(upstream) = forward.upstream {
             clusters.push(tcp_cluster(i, upstream));
         }
     }
-    if !options.tcp.is_empty() {
+    if let Some(listen) = options.dns {
+        listeners.push(dns_listener(listen, bundle, &options.resolvers));
+    }
+    if !tcp.is_empty() {
         // Where the filter sends connections: to an address it sets (else the original
         // destination), or, from a sidecar, to a name it sets (a connection allowed on its
         // server name; the gateway's passthrough connects to addresses only).
@@ -639,12 +741,12 @@ pub fn bootstrap(options: &EnvoyOptions, bundle: &Bundle) -> Result<Value, Rende
             "lb_policy": "CLUSTER_PROVIDED"
         }));
     }
-    if !options.tcp.is_empty() && !gateway {
+    if !tcp.is_empty() && !gateway {
         clusters.push(json!({
             "name": TCP_BY_NAME_CLUSTER,
             "connect_timeout": "5s",
             "lb_policy": "CLUSTER_PROVIDED",
-            "cluster_type": dfp_cluster_type(&dns_cache(), false)
+            "cluster_type": dfp_cluster_type(&dns_cache(&options.resolvers), false)
         }));
     }
     let mut bootstrap = serde_json::Map::new();
