@@ -105,7 +105,6 @@ struct World {
     bundle: Value,
     zone: Zone,
     dns: SocketAddr,
-    port: u16,
 }
 
 fn world(port: u16) -> World {
@@ -122,7 +121,6 @@ fn world(port: u16) -> World {
         bundle,
         zone,
         dns: free_udp_addr("127.0.0.1"),
-        port,
     }
 }
 
