@@ -14,11 +14,13 @@ use warden_engine::{
     HostBuf, Listener, MatchedOn, Policy, Request, Route, Target,
 };
 
-/// The bundles the decision targets run against: the examples the README uses, and the demo's
-/// loopback registry (TLS origination, internal hostnames, access policies).
-const BUNDLES: [&[u8]; 2] = [
+/// The bundles the decision targets run against: the examples the README uses, the demo's
+/// loopback registry (TLS origination, internal hostnames, access policies), and what the
+/// builder makes of `manifests/examples` (a name with a virtual address, 241.13.92.78).
+const BUNDLES: [&[u8]; 3] = [
     include_bytes!("../../manifests/bundles/example.json"),
     include_bytes!("../../manifests/bundles/demo-local.json"),
+    include_bytes!("../../bundle-builder/tests/golden/examples/bundle.json"),
 ];
 
 /// Each bundle compiled as a sidecar and as a gateway, under both outbound modes.
@@ -33,6 +35,8 @@ pub fn policies() -> &'static [Policy] {
                         panic!("a committed bundle does not parse");
                     };
                     bundle.spec.outbound_mode = mode;
+                    // The spec changed: its digest no longer holds.
+                    bundle.metadata.digest = None;
                     let Ok(mut policy) = compile(&bundle) else {
                         panic!("a committed bundle does not compile");
                     };
@@ -165,6 +169,30 @@ pub fn check_with(policy: &Policy, input: &FuzzRequest) {
     let Some(service) = decision.service() else {
         return;
     };
+    // Decided on a virtual address: never connected as dialled, never to the virtual address.
+    if service.matched_on == MatchedOn::VirtualAddress && !input.mesh_routing && !service.via_gateway {
+        let dialled = request.destination.or_else(|| {
+            let mut buf = HostBuf::new();
+            match request.host.map(|h| parse_authority(h, &mut buf)) {
+                Some(Ok(a)) => match a.host {
+                    Host::Ip(ip) => Some(ip),
+                    Host::Name(_) => None,
+                },
+                _ => None,
+            }
+        });
+        let to_virtual = match &route.target {
+            None => true,
+            Some(Target::Address(addr)) => Some(addr.ip()) == dialled,
+            Some(Target::Name { host, .. }) => {
+                let mut buf = HostBuf::new();
+                matches!(parse_host(host, &mut buf), Ok(Host::Ip(ip)) if Some(ip) == dialled)
+            }
+        };
+        if to_virtual {
+            panic!("decided on a virtual address but routed to it: {request:?} -> {route:?}");
+        }
+    }
     if !sidecar || input.mesh_routing || service.via_gateway || decision.endpoint().is_some() {
         return;
     }

@@ -3,7 +3,8 @@
 //! Builds the bundle from `manifests/demo/` (Gloo manifests whose destinations are on
 //! loopback), makes a test PKI, starts the upstreams the manifests name (HTTP, TCP echo, and an
 //! HTTPS partner API), an egress gateway and three sidecars (frontend, billing, and frontend
-//! under ALLOW_ANY), sends requests and connections through them, prints what happened, the
+//! under ALLOW_ANY; billing also answers DNS and reaches a database by name over plain TCP),
+//! sends requests and connections through them, prints what happened, the
 //! filter's counters and its denial log lines, and stops everything it started.
 #![allow(
     clippy::expect_used,
@@ -21,6 +22,7 @@ use bundle_builder::render::envoy::GatewayHop;
 use serde_json::Value;
 use warden_bundle::Role;
 use warden_e2e::client::get;
+use warden_e2e::dns::{free_udp_addr, query};
 use warden_e2e::envoy::{Envoy, Sidecar};
 use warden_e2e::pki::Ca;
 use warden_e2e::repo_root;
@@ -129,6 +131,7 @@ fn main() {
     let _databases = (
         EchoServer::start(addr("127.0.0.41:15432")),
         EchoServer::start(addr("127.0.0.42:15432")),
+        EchoServer::start(addr("127.0.0.43:15432")),
     );
 
     let mut gateway = Sidecar::new(bundle.clone());
@@ -168,7 +171,13 @@ fn main() {
             .expect("tcp forward"),
     ];
     let strict = strict.start();
-    let billing = sidecar(BILLING, "billing", &bundle).start();
+    // The billing sidecar also answers DNS for the registry's names and listens on their
+    // virtual addresses (a database known only by name).
+    let mut billing = sidecar(BILLING, "billing", &bundle);
+    let dns = free_udp_addr("127.0.0.1");
+    billing.dns = Some(dns);
+    billing.virtual_listeners = true;
+    let billing = billing.start();
     // The same bundle with ALLOW_ANY, sealed again (the filter refuses a changed spec).
     let mut open_bundle = warden_bundle::Bundle::from_json(bundle.to_string().as_bytes()).unwrap();
     open_bundle.spec.outbound_mode = warden_bundle::OutboundMode::AllowAny;
@@ -200,6 +209,23 @@ fn main() {
     http(&open, "[frontend, allow-any]", "127.0.0.99:18080");
     tcp(f, addr("127.0.0.40:15432"));
     tcp(f, addr("127.0.0.60:15432"));
+    // By name over plain TCP: resolve through the sidecar's DNS, connect to the answer.
+    let name = "ledger-db.mesh.internal";
+    match query(dns, name, false).map(|a| a.addresses) {
+        Ok(addresses) if !addresses.is_empty() => {
+            row(
+                &format!("[billing]  dns {name}"),
+                "answer",
+                "virtual address",
+                &addresses[0].to_string(),
+            );
+            tcp(
+                "[billing]  by name ->",
+                SocketAddr::new(addresses[0], 15433),
+            );
+        }
+        other => row(&format!("[billing]  dns {name}"), "failed", "-", &format!("{other:?}")),
+    }
     let direct = https_get(
         gateway.listen,
         "partner.demo.test",
