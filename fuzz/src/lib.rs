@@ -170,7 +170,10 @@ pub fn check_with(policy: &Policy, input: &FuzzRequest) {
         return;
     };
     // Decided on a virtual address: never connected as dialled, never to the virtual address.
-    if service.matched_on == MatchedOn::VirtualAddress && !input.mesh_routing && !service.via_gateway {
+    if service.matched_on == MatchedOn::VirtualAddress
+        && !input.mesh_routing
+        && !service.via_gateway
+    {
         let dialled = request.destination.or_else(|| {
             let mut buf = HostBuf::new();
             match request.host.map(|h| parse_authority(h, &mut buf)) {

@@ -224,7 +224,12 @@ fn main() {
                 SocketAddr::new(addresses[0], 15433),
             );
         }
-        other => row(&format!("[billing]  dns {name}"), "failed", "-", &format!("{other:?}")),
+        other => row(
+            &format!("[billing]  dns {name}"),
+            "failed",
+            "-",
+            &format!("{other:?}"),
+        ),
     }
     let direct = https_get(
         gateway.listen,
