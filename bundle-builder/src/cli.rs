@@ -269,6 +269,11 @@ pub struct BuildArgs {
     /// Build for the workloads of this workspace: its services and those it imports.
     #[arg(long, value_name = "NAME")]
     pub workspace: Option<String>,
+    /// Keep the virtual addresses of this bundle (the one deployed): a service keeps its
+    /// address even when a new service's hash lands on it. Default: the --output file, when
+    /// it exists.
+    #[arg(long, value_name = "FILE")]
+    pub previous: Option<PathBuf>,
     /// Sign the bundle with this private key (from `bundle-builder keygen`).
     #[arg(long, value_name = "KEY_FILE")]
     pub sign: Option<PathBuf>,

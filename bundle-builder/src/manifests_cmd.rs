@@ -11,6 +11,7 @@ use bundle_builder::render::envoy::write_ecds_file;
 use serde_json::json;
 
 use crate::cli::{BuildArgs, KeygenArgs, OutputFormat, ValidateArgs, WatchArgs};
+use bundle_builder::build::virtual_ips;
 
 pub fn validate(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
     let files = read_all(&args.paths)?;
@@ -57,8 +58,22 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<ExitCode> {
     let files = read_all(&args.paths)?;
     let mut diagnostics = Diagnostics::default();
     let resources = load(&files, &mut diagnostics);
+    // The previous bundle's virtual addresses are kept (`--previous`, else the output file
+    // being replaced, when it is a bundle).
+    let previous = args
+        .previous
+        .as_ref()
+        .or(args.output.as_ref().filter(|p| p.exists()))
+        .map(|path| crate::bundle_file::load(path).map(|(_, bundle, _)| bundle));
+    let previous = match (previous, &args.previous) {
+        (Some(Ok(bundle)), _) => virtual_ips::previous_of(&bundle),
+        (Some(Err(err)), Some(_)) => return Err(err.context("--previous")),
+        // An output file that is not a bundle is only overwritten.
+        _ => virtual_ips::Previous::default(),
+    };
     let options = BuildOptions {
         workspace: args.workspace.clone(),
+        previous,
     };
     let bundle = build_bundle(&resources, &options, &mut diagnostics);
     eprint!("{}", diagnostics.report());
@@ -113,8 +128,9 @@ fn snapshot(paths: &[std::path::PathBuf]) -> Vec<(String, u64, Option<std::time:
 
 pub fn watch(args: &WatchArgs) -> anyhow::Result<ExitCode> {
     let wasm = std::path::absolute(&args.wasm)?;
-    let options = BuildOptions {
+    let mut options = BuildOptions {
         workspace: args.workspace.clone(),
+        previous: virtual_ips::Previous::default(),
     };
     let public_key = read_key(args.public_key.as_deref())?;
     // A change is built once the files have stayed the same for one interval: an editor or a
@@ -146,6 +162,8 @@ pub fn watch(args: &WatchArgs) -> anyhow::Result<ExitCode> {
                     applied.as_deref().unwrap_or("none applied yet")
                 ),
                 Some(bundle) => {
+                    // The next build keeps these virtual addresses.
+                    options.previous = virtual_ips::previous_of(&bundle);
                     let bundle = sign(bundle, args.sign.as_deref())?;
                     let digest = bundle.metadata.digest.clone().unwrap_or_default();
                     if applied.as_deref() != Some(digest.as_str()) {

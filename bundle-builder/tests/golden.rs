@@ -34,7 +34,14 @@ fn run(case: &Path) -> (Option<String>, String) {
     let files = read_all(&[input]).unwrap();
     let mut diagnostics = Diagnostics::default();
     let resources = load(&files, &mut diagnostics);
-    let bundle = build(&resources, &BuildOptions { workspace }, &mut diagnostics);
+    let bundle = build(
+        &resources,
+        &BuildOptions {
+            workspace,
+            ..BuildOptions::default()
+        },
+        &mut diagnostics,
+    );
     diagnostics.strip_file_prefix(&prefix);
     (
         bundle.map(|b| b.to_json_pretty().unwrap() + "\n"),

@@ -7,7 +7,7 @@ mod policies;
 mod refusals;
 mod resilience;
 mod services;
-mod virtual_ips;
+pub mod virtual_ips;
 mod workspaces;
 
 use warden_bundle::{Bundle, BundleSpec, FailureMode, OutboundMode, DEFAULT_TRUST_DOMAIN};
@@ -23,6 +23,9 @@ use workspaces::{Shared, Workspaces};
 pub struct BuildOptions {
     /// Build the bundle for this workspace's workloads; `None` builds one for everything.
     pub workspace: Option<String>,
+    /// Virtual addresses to keep, by `namespace/name` (a previous bundle's): a service keeps
+    /// its address even when a new one would hash onto it.
+    pub previous: virtual_ips::Previous,
 }
 
 /// Builds the bundle, or `None` when any error was reported.
@@ -56,7 +59,13 @@ pub fn build(
     );
     // Across every workspace, so that a service has the same address in every bundle.
     let ranges = virtual_ips::ranges(resources, diagnostics);
-    virtual_ips::assign(&mut services, &ranges, resources, diagnostics);
+    virtual_ips::assign(
+        &mut services,
+        &ranges,
+        &options.previous,
+        resources,
+        diagnostics,
+    );
     let rejected = overlap::reject_overlaps(&services, &workspaces, diagnostics);
     if let Some(w) = &options.workspace {
         if !workspaces.names().contains(w) {

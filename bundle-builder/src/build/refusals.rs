@@ -13,11 +13,10 @@ use crate::manifest::load::{Located, Resources};
 /// Adds one error per refusal (duplicates, such as one bad endpoint selected by two services,
 /// once).
 pub fn report(errors: Vec<CompileError>, resources: &Resources, diagnostics: &mut Diagnostics) {
-    let mut seen: Vec<Diagnostic> = Vec::new();
+    let mut seen: std::collections::HashSet<Diagnostic> = std::collections::HashSet::new();
     for error in errors {
         let diagnostic = locate(error, resources);
-        if !seen.contains(&diagnostic) {
-            seen.push(diagnostic.clone());
+        if seen.insert(diagnostic.clone()) {
             diagnostics.push(diagnostic);
         }
     }

@@ -70,20 +70,14 @@ pub fn ranges(resources: &Resources, diagnostics: &mut Diagnostics) -> Ranges {
         let mut error = |message: String| {
             diagnostics.push(settings.diagnostic(Severity::Error, &field, message));
         };
-        let net = match text.parse::<IpNet>() {
+        // The engine's reading: host bits clear, an IPv4-mapped IPv6 range is the IPv4 one.
+        let net = match warden_engine::validate::address(text) {
             Ok(net) => net,
-            Err(_) => {
-                error(format!("{text:?} is not a CIDR (such as {DEFAULT_V4})"));
+            Err(problem) => {
+                error(problem);
                 continue;
             }
         };
-        if net.addr() != net.network() {
-            error(format!(
-                "{text:?} has host bits set; the network is {}",
-                net.trunc()
-            ));
-            continue;
-        }
         if host_count(net) < 4 {
             error(format!("{text:?} is too small to hand out addresses"));
             continue;
@@ -128,11 +122,12 @@ fn needs_address(service: &BuiltService<'_>) -> bool {
     service.service.addresses.is_empty() && has_exact_host(service) && carries_no_name(service)
 }
 
-/// Gives every service that needs one its virtual addresses (user-given ones first), and
-/// reports what cannot be given.
+/// Gives every service that needs one its virtual addresses (user-given ones first, then
+/// the `previous` bundle's, then new ones), and reports what cannot be given.
 pub fn assign(
     services: &mut [BuiltService<'_>],
     ranges: &Ranges,
+    previous: &Previous,
     resources: &Resources,
     diagnostics: &mut Diagnostics,
 ) {
@@ -152,7 +147,18 @@ pub fn assign(
         })
     };
     check_ranges(services, ranges, diagnostics);
+    check_shared_hosts(services, diagnostics);
     let names: Vec<String> = services.iter().map(|s| s.resource.display()).collect();
+    let declared: Vec<(IpNet, usize)> = services
+        .iter()
+        .enumerate()
+        .flat_map(|(i, s)| {
+            s.service
+                .addresses
+                .iter()
+                .filter_map(move |a| a.parse::<IpNet>().ok().map(|n| (n, i)))
+        })
+        .collect();
     let mut taken: HashMap<IpAddr, usize> = HashMap::new();
     for (index, built) in services.iter_mut().enumerate() {
         let resource = built.resource;
@@ -171,33 +177,33 @@ pub fn assign(
             continue;
         };
         let field = format!("metadata.annotations[{ANNOTATION}]");
+        let mut error = |message: String| {
+            diagnostics.push(resource.diagnostic(Severity::Error, &field, message));
+        };
         if !needs_address(built) {
-            diagnostics.push(resource.diagnostic(
-                Severity::Error,
-                &field,
-                "virtual addresses stand for a service's exact hosts on TCP or MONGO ports; this service has none to stand for",
-            ));
+            error("virtual addresses stand for a service's exact hosts on TCP or MONGO ports; this service has none to stand for".into());
             continue;
         }
         let mut given = Vec::new();
-        for text in raw.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        for text in raw.split(',').map(str::trim) {
             let ip = match warden_engine::validate::address(text) {
                 Ok(net) if net.prefix_len() == net.max_prefix_len() => net.addr(),
                 _ => {
-                    diagnostics.push(resource.diagnostic(
-                        Severity::Error,
-                        &field,
-                        format!("{text:?} is not an IP address; give IPs separated by commas"),
+                    error(format!(
+                        "{text:?} is not an IP address; give IPs separated by commas"
                     ));
                     continue;
                 }
             };
             if let Some(other) = taken.get(&ip).and_then(|&o| names.get(o)) {
-                diagnostics.push(resource.diagnostic(
-                    Severity::Error,
-                    &field,
-                    format!("{ip} is already a virtual address of {other}"),
-                ));
+                error(format!("{ip} is already a virtual address of {other}"));
+                continue;
+            }
+            // Checked here against every service, in every workspace: a bundle for one
+            // workspace would not show the clash, and Istio's ServiceEntries span them all.
+            if let Some((net, owner)) = declared.iter().find(|(net, _)| net.contains(&ip)) {
+                let owner = names.get(*owner).map_or("", String::as_str);
+                error(format!("{ip} is inside {net}, an address of {owner}"));
                 continue;
             }
             taken.insert(ip, index);
@@ -213,7 +219,7 @@ pub fn assign(
                 .is_some_and(|s| needs_address(s) && s.service.virtual_addresses.is_empty())
         })
         .collect();
-    order.sort_by_key(|&i| services.get(i).map(BuiltService::age_key));
+    order.sort_by_cached_key(|&i| services.get(i).map(BuiltService::age_key));
     for range in ranges.iter() {
         let capacity = host_count(range);
         let needed = u128::try_from(order.len() + taken.len()).unwrap_or(u128::MAX);
@@ -232,8 +238,19 @@ pub fn assign(
             .filter_map(|&i| services.get(i))
             .map(|s| format!("{}/{}", s.service.source.namespace, s.service.source.name))
             .collect();
+        let pinned: Vec<Option<IpAddr>> = keys
+            .iter()
+            .map(|k| {
+                previous
+                    .get(k)
+                    .and_then(|ips| ips.iter().find(|ip| range.contains(*ip)).copied())
+            })
+            .collect();
         let given: HashSet<IpAddr> = taken.keys().copied().collect();
-        for (&i, address) in order.iter().zip(allocate(&keys, &given, range)) {
+        for (&i, address) in order
+            .iter()
+            .zip(allocate_pinned(&keys, &pinned, &given, range))
+        {
             let Some(built) = services.get_mut(i) else {
                 continue;
             };
@@ -249,21 +266,90 @@ pub fn assign(
     }
 }
 
+/// The virtual addresses of a previous bundle, by `namespace/name` (`build --previous`).
+pub type Previous = HashMap<String, Vec<IpAddr>>;
+
+/// What `previous` pins: its services' virtual addresses.
+pub fn previous_of(bundle: &warden_bundle::Bundle) -> Previous {
+    bundle
+        .spec
+        .services
+        .iter()
+        .filter(|s| !s.virtual_addresses.is_empty())
+        .map(|s| {
+            (
+                format!("{}/{}", s.source.namespace, s.source.name),
+                s.virtual_addresses
+                    .iter()
+                    .filter_map(|a| a.parse().ok())
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+/// A name has one virtual address: two services that both need one for the same exact host
+/// (the host on different ports) cannot both have it.
+fn check_shared_hosts(services: &[BuiltService<'_>], diagnostics: &mut Diagnostics) {
+    let mut order: Vec<usize> = (0..services.len())
+        .filter(|&i| services.get(i).is_some_and(needs_address))
+        .collect();
+    order.sort_by_cached_key(|&i| services.get(i).map(BuiltService::age_key));
+    let mut owners: HashMap<&str, usize> = HashMap::new();
+    for &i in &order {
+        let Some(s) = services.get(i) else { continue };
+        for host in s.service.hosts.iter().filter(|h| !h.starts_with("*.")) {
+            match owners.get(host.as_str()).and_then(|&o| services.get(o)) {
+                Some(other) => diagnostics.push(s.resource.diagnostic(
+                    Severity::Error,
+                    "spec.hosts",
+                    format!(
+                        "{host} is also a host of {}, and both have TCP ports: a name has one virtual address, so declare the name's TCP ports in one ExternalService",
+                        other.resource.display()
+                    ),
+                )),
+                None => {
+                    owners.insert(host, i);
+                }
+            }
+        }
+    }
+}
+
 const MAX_PROBES: u32 = 1_000;
 
 /// Addresses in `range` for `keys` (`namespace/name`, oldest first), avoiding `given`: each
 /// takes the first of its candidates ([`address_in`]) that no older key holds.
 pub fn allocate(keys: &[String], given: &HashSet<IpAddr>, range: IpNet) -> Vec<Option<IpAddr>> {
+    allocate_pinned(keys, &vec![None; keys.len()], given, range)
+}
+
+/// [`allocate`], where a key with a pinned address (from the previous bundle) keeps it when no
+/// one was given it; pinned addresses are reserved before any new one is handed out, so a new
+/// service never takes one.
+pub fn allocate_pinned(
+    keys: &[String],
+    pinned: &[Option<IpAddr>],
+    given: &HashSet<IpAddr>,
+    range: IpNet,
+) -> Vec<Option<IpAddr>> {
     let mut used = given.clone();
-    keys.iter()
-        .map(|key| {
-            let free = (0..MAX_PROBES)
-                .map(|k| address_in(range, key, k))
-                .find(|ip| !used.contains(ip))?;
-            used.insert(free);
-            Some(free)
-        })
-        .collect()
+    let mut out: Vec<Option<IpAddr>> = pinned
+        .iter()
+        .map(|p| p.filter(|ip| used.insert(*ip)))
+        .collect();
+    for (key, slot) in keys.iter().zip(out.iter_mut()) {
+        if slot.is_some() {
+            continue;
+        }
+        *slot = (0..MAX_PROBES)
+            .map(|k| address_in(range, key, k))
+            .find(|ip| !used.contains(ip));
+        if let Some(ip) = slot {
+            used.insert(*ip);
+        }
+    }
+    out
 }
 
 /// The `attempt`-th candidate address of `key` in `range`: a hash, never the range's first or
@@ -362,6 +448,32 @@ mod tests {
         // Each name's first free candidate, in age order.
         let first_alone = allocate(&keys[..1], &given, small)[0];
         assert_eq!(got[0], first_alone);
+    }
+
+    /// With the previous bundle's addresses pinned, a new service that sorts first and whose
+    /// hash hits an existing service's address never takes it.
+    #[test]
+    fn pinned_addresses_are_kept_against_older_newcomers() {
+        let small: IpNet = "127.77.0.0/27".parse().unwrap();
+        let existing = keys(8);
+        let before = allocate(&existing, &HashSet::new(), small);
+        // A newcomer sorting first, whose first candidate is an existing service's address.
+        let taken: HashSet<IpAddr> = before.iter().flatten().copied().collect();
+        let newcomer = (0..10_000)
+            .map(|i| format!("aaa/new-{i}"))
+            .find(|k| taken.contains(&address_in(small, k, 0)))
+            .unwrap();
+        let mut all = vec![newcomer];
+        all.extend(existing.iter().cloned());
+        // Without pins, the newcomer takes an existing address.
+        let moved = allocate(&all, &HashSet::new(), small);
+        assert_ne!(&moved[1..], &before[..]);
+        // With pins, every existing service keeps its own.
+        let mut pinned = vec![None];
+        pinned.extend(before.iter().copied());
+        let kept = allocate_pinned(&all, &pinned, &HashSet::new(), small);
+        assert_eq!(&kept[1..], &before[..]);
+        assert!(kept[0].is_some() && !before.contains(&kept[0]));
     }
 
     proptest! {

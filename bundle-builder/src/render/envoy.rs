@@ -611,6 +611,15 @@ pub fn bootstrap(options: &EnvoyOptions, bundle: &Bundle) -> Result<Value, Rende
             "--gateway is for sidecars, and needs the workload's mesh certificate, key and CA (--cert, --key, --ca)",
         ));
     }
+    if let Some(dns) = options.dns {
+        // The proxy's own lookups must not reach its DNS listener: a registered name would
+        // resolve to its virtual address, and the proxy would connect back into itself.
+        if options.resolvers.is_empty() || options.resolvers.contains(&dns) {
+            return Err(RenderError::Options(
+                "--dns needs --resolver, and not its own address: the proxy resolves the names it connects to (and forwards the DNS listener's other names) with the resolvers you give, never with its own DNS listener; give the resolvers workloads used before",
+            ));
+        }
+    }
     let mut metadata = serde_json::Map::new();
     if options.capture.is_none() {
         metadata.insert(setting::LOCAL_PROXY.into(), json!("true"));

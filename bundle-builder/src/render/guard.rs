@@ -8,7 +8,7 @@
 //! selected, before the connection is made (a wasm upstream filter would run only after the
 //! connection pool started connecting). It denies the unspecified addresses and every
 //! registered address and port this proxy's workload may not reach, as the engine decides
-//! them for its identity, except for requests the filter itself sent to an IP address (it
+//! them for its identity, and every virtual address (they stand for names), except for requests the filter itself sent to an IP address (it
 //! decided on that address, with the request's method and path). The rules are computed when the configuration is rendered: render
 //! again when address services or their access policies change (an ECDS bundle update does
 //! not change them).
@@ -56,6 +56,15 @@ pub fn protected(
         .filter_map(|c| c.parse().ok())
         .map(|c| (c, None))
         .collect();
+    // A virtual address is never a destination: it stands for a name, and connecting to it
+    // would reach the proxy's own listener (a name whose DNS answer is a virtual address).
+    for service in &spec.services {
+        for address in &service.virtual_addresses {
+            if let Ok(ip) = address.parse::<std::net::IpAddr>() {
+                out.push((ipnet::IpNet::from(ip), None));
+            }
+        }
+    }
     let Some(policy) = policy else {
         return out;
     };

@@ -61,10 +61,13 @@ pub enum DenyReason {
     /// protocol through the gateway (unregistered, no `egressGatewayRoutes`, or TLS
     /// passthrough to a port whose TLS the gateway originates).
     NotGatewayRouted,
+    /// The connection was sent to a virtual address, but names (authority or server name) a
+    /// host that address does not stand for.
+    NameMismatch,
 }
 
 impl DenyReason {
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 12] = [
         Self::NotInRegistry,
         Self::PortNotDeclared,
         Self::ClientNotAllowed,
@@ -76,6 +79,7 @@ impl DenyReason {
         Self::MustUseGateway,
         Self::UnspecifiedAddress,
         Self::NotGatewayRouted,
+        Self::NameMismatch,
     ];
 
     pub fn code(self) -> &'static str {
@@ -91,6 +95,7 @@ impl DenyReason {
             Self::MustUseGateway => "must_use_gateway",
             Self::UnspecifiedAddress => "unspecified_address",
             Self::NotGatewayRouted => "not_gateway_routed",
+            Self::NameMismatch => "name_mismatch",
         }
     }
 
@@ -139,6 +144,10 @@ impl DenyReason {
                 "the egress gateway forwards only what the registry routes through it: a \
                  registered service, on a port with egressGatewayRoutes, in the form it \
                  declares (TLS the gateway originates cannot pass through)"
+            }
+            Self::NameMismatch => {
+                "the connection was sent to the virtual address of one service but names \
+                 another host; resolve the name you mean and connect to its address"
             }
         }
     }

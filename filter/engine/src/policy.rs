@@ -197,6 +197,30 @@ impl Policy {
         if named_ip.is_some_and(is_unspecified) || request.destination.is_some_and(is_unspecified) {
             return Decision::deny(DenyReason::UnspecifiedAddress);
         }
+        // Sent to a virtual address: whatever the request names must be what that address
+        // stands for (one of its service's hosts, or the address itself). Otherwise the name
+        // would be decided and the address routed (Istio), or the address decided and the
+        // name carried upstream in `Host` or the server name (a shared front end).
+        if let Some(owner) = request
+            .destination
+            .and_then(|ip| self.virtual_addresses.get(&crate::host::canonical_ip(ip)))
+        {
+            let names_owner = match authority.map(|a| a.host) {
+                None => true,
+                Some(Host::Name(name)) => self
+                    .hosts
+                    .lookup(name)
+                    .is_some_and(|(set, _)| self.sets.get(set).contains(owner)),
+                Some(Host::Ip(ip)) => self.virtual_addresses.get(&ip) == Some(owner),
+            };
+            if !names_owner {
+                return Decision::Deny(Denial {
+                    reason: DenyReason::NameMismatch,
+                    service: None,
+                    policy: None,
+                });
+            }
+        }
         let by_destination = || request.destination.and_then(|ip| self.by_address(ip));
         let found = match authority.map(|a| a.host) {
             Some(Host::Name(name)) => self
@@ -251,11 +275,7 @@ impl Policy {
     /// addresses hold it (longest prefix).
     fn by_address(&self, ip: IpAddr) -> Option<(&[u32], MatchedOn)> {
         let ip = crate::host::canonical_ip(ip);
-        if let Some(index) = self
-            .virtual_addresses
-            .get(&ip)
-            .filter(|_| !self.virtual_addresses.is_empty())
-        {
+        if let Some(index) = self.virtual_addresses.get(&ip) {
             return Some((std::slice::from_ref(index), MatchedOn::VirtualAddress));
         }
         self.lookup_ip(ip)

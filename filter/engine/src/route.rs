@@ -300,11 +300,15 @@ fn http<'p>(
         .unwrap_or(80);
     let by_name = service.is_some_and(|s| s.matched_on == MatchedOn::Host);
     let host = match (authority.host, request.destination) {
-        // Decided on a virtual address (named, or dialled): the service's own name.
-        _ if service.is_some_and(|s| s.matched_on == MatchedOn::VirtualAddress) => service
-            .and_then(|s| s.host)
-            .ok_or(DenyReason::RouteFailed)?
-            .to_owned(),
+        // Decided on a virtual address (named, or dialled): the service's own name, also as
+        // the authority, so that `Host`, SNI and the certificate check name it.
+        _ if service.is_some_and(|s| s.matched_on == MatchedOn::VirtualAddress) => {
+            let host = service
+                .and_then(|s| s.host)
+                .ok_or(DenyReason::RouteFailed)?;
+            route.authority = Some(host);
+            host.to_owned()
+        }
         // Decided on the address the authority names.
         (Host::Ip(ip), _) => ip.to_string(),
         // Decided on the dialled address (the name is unregistered, or the address matched):

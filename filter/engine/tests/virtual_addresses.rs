@@ -135,46 +135,69 @@ fn an_internal_names_virtual_address_goes_to_the_endpoint_chosen() {
     }
 }
 
-/// HTTP dialled to a virtual address (under capture) or naming it goes to the service's
-/// name, whatever other name the request carries; never to the virtual address.
+/// HTTP naming a virtual address (or dialled to it, naming it) goes to the service's name,
+/// which also becomes the authority (`Host`, SNI and the certificate check follow it); never
+/// to the virtual address.
 #[test]
 fn http_to_a_virtual_address_goes_to_the_name() {
     let p = policy(AllowAny);
-    let captured = Request {
-        destination: Some("241.0.0.7".parse().unwrap()),
-        port: Some(5432),
-        client: Some(BILLING),
-        ..http("unregistered.example")
-    };
-    assert_eq!(
-        routed(&p, &captured, Listener::Http),
-        Ok(name("ledger-db.example.com", 5432))
-    );
-    let literal = Request {
-        client: Some(BILLING),
-        ..http("241.0.0.7:5432")
-    };
-    assert_eq!(
-        routed(&p, &literal, Listener::Http),
-        Ok(name("ledger-db.example.com", 5432))
-    );
+    for destination in [None, Some("241.0.0.7".parse().unwrap())] {
+        let literal = Request {
+            destination,
+            port: destination.map(|_| 5432),
+            client: Some(BILLING),
+            ..http("241.0.0.7:5432")
+        };
+        let decision = p.decide(&literal);
+        let route = plan(&decision, &literal, Listener::Http, Role::Sidecar, false).unwrap();
+        assert_eq!(route.target, name("ledger-db.example.com", 5432));
+        assert_eq!(route.authority, Some("ledger-db.example.com"));
+    }
 }
 
-/// TLS dialled to a virtual address with a server name the registry does not know is decided
-/// on the virtual address, and goes to its service's name, not to the server name's.
+/// Sent to a virtual address, a request or connection must name what that address stands
+/// for: another name (registered or not, as authority or server name) or another address is
+/// denied `name_mismatch`, in both outbound modes, so that neither the name (Istio routes by
+/// address) nor the address (the name travels upstream) can be swapped.
 #[test]
-fn an_unregistered_server_name_does_not_steer_a_virtual_address() {
-    let p = policy(AllowAny);
-    let request = Request {
-        protocol: warden_engine::RequestProtocol::Tls,
-        sni: Some("elsewhere.example"),
-        client: Some(BILLING),
-        ..tcp("241.0.0.7", 5432)
-    };
-    assert_eq!(
-        routed(&p, &request, Listener::Tcp),
-        Ok(name("ledger-db.example.com", 5432))
-    );
+fn a_virtual_address_with_another_name_is_denied() {
+    for mode in [AllowAny, RegistryOnly] {
+        let p = policy(mode);
+        let dialled = |host: &'static str| Request {
+            destination: Some("241.0.0.7".parse().unwrap()),
+            port: Some(5432),
+            client: Some(BILLING),
+            ..http(host)
+        };
+        for host in [
+            "evil.example",
+            "orders-db.mesh.internal",
+            "10.1.2.3:5432",
+            "241.0.0.8",
+        ] {
+            assert_eq!(
+                verdict(&p, &dialled(host)),
+                "deny name_mismatch -",
+                "{host}"
+            );
+        }
+        for host in [
+            "ledger-db.example.com",
+            "LEDGER-DB.example.com.:5432",
+            "241.0.0.7",
+        ] {
+            assert!(p.decide(&dialled(host)).is_allowed(), "{host}");
+        }
+        for sni in ["evil.example", "orders-db.mesh.internal"] {
+            let tls = Request {
+                protocol: warden_engine::RequestProtocol::Tls,
+                sni: Some(sni),
+                client: Some(BILLING),
+                ..tcp("241.0.0.7", 5432)
+            };
+            assert_eq!(verdict(&p, &tls), "deny name_mismatch -", "{sni}");
+        }
+    }
 }
 
 /// The bundle's virtual addresses are checked: one IP each, only for a service with an exact

@@ -22,7 +22,7 @@ use bundle_builder::render::envoy::GatewayHop;
 use serde_json::Value;
 use warden_bundle::Role;
 use warden_e2e::client::get;
-use warden_e2e::dns::{free_udp_addr, query};
+use warden_e2e::dns::{free_udp_addr, query, Zone};
 use warden_e2e::envoy::{Envoy, Sidecar};
 use warden_e2e::pki::Ca;
 use warden_e2e::repo_root;
@@ -175,7 +175,10 @@ fn main() {
     // virtual addresses (a database known only by name).
     let mut billing = sidecar(BILLING, "billing", &bundle);
     let dns = free_udp_addr("127.0.0.1");
+    // The proxy's own resolver (never its DNS listener): here a zone server with no names.
+    let zone = Zone::start(&[]);
     billing.dns = Some(dns);
+    billing.resolvers = vec![zone.addr];
     billing.virtual_listeners = true;
     let billing = billing.start();
     // The same bundle with ALLOW_ANY, sealed again (the filter refuses a changed spec).
