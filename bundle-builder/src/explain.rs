@@ -110,8 +110,23 @@ fn facts<'a>(
     // A connection carries no host name: the proxy sees the address it was sent to, and for
     // TLS, the server name.
     let mut buf = HostBuf::new();
-    let authority = parse_authority(&args.to, &mut buf)
-        .map_err(|err| anyhow::anyhow!("--to {:?}: {err}", args.to))?;
+    let authority = match parse_authority(&args.to, &mut buf) {
+        Ok(authority) => authority,
+        // A malformed server name is something a client can send: the engine decides it
+        // (`invalid_host`), as the filter would.
+        Err(_) if protocol == RequestProtocol::Tls => {
+            let (host, port) = match args.to.rsplit_once(':') {
+                Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => {
+                    (host, port.parse().ok())
+                }
+                _ => (args.to.as_str(), None),
+            };
+            facts.server_name = Some(args.sni.as_deref().unwrap_or(host));
+            facts.port = port;
+            return Ok((facts, None));
+        }
+        Err(err) => bail!("--to {:?}: {err}", args.to),
+    };
     facts.port = authority.port;
     let mut resolved = None;
     match authority.host {

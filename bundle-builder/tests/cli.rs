@@ -605,3 +605,23 @@ fn render_gateway_requires_mesh_tls_and_renders_origination() {
     assert_eq!(code, 2);
     assert!(err.contains("--gateway-identity \"not-spiffe\""), "{err}");
 }
+
+/// Malformed hosts a client can send are answered as the filter decides them, not refused:
+/// over HTTP and as a TLS server name, `deny invalid_host`.
+#[test]
+fn explain_answers_malformed_hosts_as_the_filter_does() {
+    for extra in [
+        &["--to", "api..example.com:443"][..],
+        &["--to", "api..example.com:443", "--protocol", "tls"][..],
+        &["--to", "exa mple.com", "--protocol", "tls"][..],
+    ] {
+        let mut args = extra.to_vec();
+        args.extend(["--output", "json"]);
+        let (code, out, err) = explain(&args);
+        assert_eq!(code, 0, "{extra:?}: {err}");
+        assert!(
+            out.contains("\"reason\": \"invalid_host\""),
+            "{extra:?}: {out}"
+        );
+    }
+}

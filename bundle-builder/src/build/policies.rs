@@ -36,6 +36,13 @@ pub fn build_policies(
                 "peer authentication is the mesh's setting; Warden ignores it",
             );
         }
+        if spec.config.enforcement_layers.is_some() {
+            diagnostics.push(policy.diagnostic(
+                Severity::Note,
+                "spec.config.enforcementLayers",
+                "Warden enforces in the sidecar's and the egress gateway's filter, whatever layers are named here",
+            ));
+        }
         let workspace = workspaces.workspace_of(policy.namespace());
         let mut targets = Vec::new();
         for (k, destination) in spec.apply_to_destinations.iter().enumerate() {
@@ -66,8 +73,21 @@ pub fn build_policies(
             continue;
         }
         let (mut enforced, mut dry_run) = (Vec::new(), Vec::new());
-        for (e, entry) in spec.config.authz_list.iter().enumerate() {
-            if let Some(rule) = rule(policy, e, entry, trust_domain, diagnostics) {
+        // `authz` (Gloo's single-entry form) is one more entry beside `authzList`.
+        let entries = spec
+            .config
+            .authz
+            .iter()
+            .map(|entry| ("spec.config.authz".to_owned(), entry))
+            .chain(
+                spec.config
+                    .authz_list
+                    .iter()
+                    .enumerate()
+                    .map(|(e, entry)| (format!("spec.config.authzList[{e}]"), entry)),
+            );
+        for (at, entry) in entries {
+            if let Some(rule) = rule(policy, &at, entry, trust_domain, diagnostics) {
                 if spec.config.dry_run || entry.dry_run {
                     dry_run.push(rule);
                 } else {
@@ -80,8 +100,9 @@ pub fn build_policies(
             policy.namespace(),
             policy.name(),
         );
-        let whole_policy_dry = spec.config.dry_run
-            || (!spec.config.authz_list.is_empty() && enforced.is_empty() && !dry_run.is_empty());
+        let has_entries = spec.config.authz.is_some() || !spec.config.authz_list.is_empty();
+        let whole_policy_dry =
+            spec.config.dry_run || (has_entries && enforced.is_empty() && !dry_run.is_empty());
         if !whole_policy_dry {
             out.push(AccessPolicy {
                 source: source.clone(),
@@ -155,6 +176,14 @@ fn resolve(
         return Vec::new();
     }
     let selector = &destination.selector;
+    if selector.cluster.is_some() {
+        // Selecting in every cluster applies the policy to more services: never wider access.
+        diagnostics.push(policy.diagnostic(
+            Severity::Warning,
+            &format!("{at}.selector.cluster"),
+            "ExternalServices are not per cluster in a Warden bundle; the selector matches in every cluster",
+        ));
+    }
     let mut out = Vec::new();
     for s in services {
         let source = &s.service.source;
@@ -198,12 +227,11 @@ fn resolve(
 
 fn rule(
     policy: &Located<AccessPolicySpec>,
-    e: usize,
+    at: &str,
     entry: &AuthzEntry,
     trust_domain: &str,
     diagnostics: &mut Diagnostics,
 ) -> Option<AccessRule> {
-    let at = format!("spec.config.authzList[{e}]");
     if entry.match_.is_some() {
         diagnostics.push(policy.diagnostic(
             Severity::Warning,
@@ -230,6 +258,16 @@ fn rule(
                 Severity::Error,
                 &format!("{field}.serviceAccountSelector.labels"),
                 "service-account labels are not part of a SPIFFE ID, so a proxy cannot check them; select by name and namespace",
+            ));
+            continue;
+        }
+        // The workload's SPIFFE ID names its trust domain, namespace and service account, not
+        // its cluster: checking the rest would widen the selector to every cluster.
+        if sa.cluster.as_deref().is_some_and(|c| !c.is_empty()) {
+            diagnostics.push(policy.diagnostic(
+                Severity::Warning,
+                &format!("{field}.serviceAccountSelector.cluster"),
+                "a SPIFFE ID does not name the workload's cluster, so a proxy cannot check it; this client is left out (it allows nothing); give each cluster its own trust domain and select by namespace and name",
             ));
             continue;
         }

@@ -200,6 +200,9 @@ pub struct PortSelector {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AccessPolicyConfig {
+    /// The single-entry form: one more entry, beside `authzList`.
+    #[serde(default)]
+    pub authz: Option<AuthzEntry>,
     #[serde(default)]
     pub authz_list: Vec<AuthzEntry>,
     #[serde(default)]
@@ -207,7 +210,7 @@ pub struct AccessPolicyConfig {
     /// Peer authentication settings; the mesh's concern, not Warden's (warning).
     #[serde(default)]
     pub authn: Option<Value>,
-    /// Where Gloo enforces; Warden enforces in the filter (ignored).
+    /// Where Gloo enforces (mesh and/or cloud); Warden enforces in the filter (note).
     #[serde(default)]
     pub enforcement_layers: Option<Value>,
 }
