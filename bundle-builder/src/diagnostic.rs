@@ -59,6 +59,9 @@ impl fmt::Display for Diagnostic {
 #[derive(Debug, Clone, Default)]
 pub struct Diagnostics {
     items: Vec<Diagnostic>,
+    /// How many of the errors left a resource out of the bundle and let the rest be built
+    /// (Gloo's overlap rule): they fail `validate`, not `build`.
+    left_out: usize,
 }
 
 impl Diagnostics {
@@ -68,6 +71,24 @@ impl Diagnostics {
 
     pub fn has_errors(&self) -> bool {
         self.items.iter().any(|d| d.severity == Severity::Error)
+    }
+
+    /// An error whose resource is left out of the bundle while everything else is built.
+    pub fn push_left_out(&mut self, diagnostic: Diagnostic) {
+        if diagnostic.severity == Severity::Error {
+            self.left_out += 1;
+        }
+        self.items.push(diagnostic);
+    }
+
+    /// Errors other than those that only left a resource out: no bundle can be written.
+    pub fn has_blocking_errors(&self) -> bool {
+        self.count(Severity::Error) > self.left_out
+    }
+
+    /// How many errors left a resource out (the bundle was built without it).
+    pub fn left_out(&self) -> usize {
+        self.left_out
     }
 
     /// Sorted by file, line, severity and text: the same input always reports the same way.

@@ -101,7 +101,18 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot write {}", path.display()))?;
         eprintln!("wrote ECDS {} ({summary})", path.display());
     }
+    left_out_note(&diagnostics);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Says that the bundle was built without the services the overlap rule left out.
+fn left_out_note(diagnostics: &Diagnostics) {
+    if diagnostics.left_out() > 0 {
+        eprintln!(
+            "bundle-builder: {} service(s) left out by the overlap rule (the errors above); everything else is in the bundle, and `validate` fails until they are fixed",
+            diagnostics.left_out()
+        );
+    }
 }
 
 /// What the watched files look like now: names, sizes and modification times.
@@ -178,6 +189,7 @@ pub fn watch(args: &WatchArgs) -> anyhow::Result<ExitCode> {
                         );
                         applied = Some(digest);
                     }
+                    left_out_note(&diagnostics);
                 }
             }
         }

@@ -28,7 +28,8 @@ pub struct BuildOptions {
     pub previous: virtual_ips::Previous,
 }
 
-/// Builds the bundle, or `None` when any error was reported.
+/// Builds the bundle, or `None` when an error was reported other than a service left out by
+/// the overlap rule (which leaves that service out and builds the rest, as Gloo does).
 pub fn build(
     resources: &Resources,
     options: &BuildOptions,
@@ -66,7 +67,8 @@ pub fn build(
         resources,
         diagnostics,
     );
-    let rejected = overlap::reject_overlaps(&services, &workspaces, diagnostics);
+    let rejected =
+        overlap::reject_overlaps(&services, &workspaces, spec.outbound_mode, diagnostics);
     if let Some(w) = &options.workspace {
         if !workspaces.names().contains(w) {
             diagnostics.push(Diagnostic {
@@ -138,7 +140,8 @@ pub fn build(
     if let Err(errors) = compile_all(&bundle) {
         refusals::report(errors, resources, diagnostics);
     }
-    if diagnostics.has_errors() {
+    // Errors that only left a service out (the overlap rule) still build the rest.
+    if diagnostics.has_blocking_errors() {
         return None;
     }
     Some(bundle)

@@ -1,6 +1,9 @@
 //! The overlap rule: ExternalServices visible in the same workspace must not claim the same
 //! host on the same port, or overlapping addresses. The later one (by `creationTimestamp`,
-//! then namespace/name) is rejected and left out of the bundle; the earlier keeps working.
+//! then namespace/name) is rejected and left out of the bundle; the earlier keeps working,
+//! and, as in Gloo, the bundle is built with everything else (the error fails `validate`).
+//! Under `ALLOW_ANY` leaving a service out would let its other hosts and addresses pass
+//! unchecked, so there an overlap is an error that writes no bundle.
 //!
 //! Services are taken earliest first. Hosts are keyed by `(host, port)`; accepted address
 //! ranges are kept disjoint in an ordered map, so checking the one range that starts at or
@@ -9,19 +12,32 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use ipnet::IpNet;
-use warden_bundle::Protocol;
+use warden_bundle::{OutboundMode, Protocol};
 use warden_engine::validate::address;
 
 use super::services::BuiltService;
 use super::workspaces::{Shared, Workspaces};
-use crate::diagnostic::{Diagnostics, Severity};
+use crate::diagnostic::{Diagnostic, Diagnostics, Severity};
 
 /// Indices (into `services`) of the services the rule rejects.
 pub fn reject_overlaps(
     services: &[BuiltService<'_>],
     workspaces: &Workspaces,
+    mode: OutboundMode,
     diagnostics: &mut Diagnostics,
 ) -> BTreeSet<usize> {
+    // Leaving a service out never widens access under REGISTRY_ONLY (its destinations are
+    // then unregistered, and denied); under ALLOW_ANY they would pass.
+    let report = |diagnostics: &mut Diagnostics, d: Diagnostic| match mode {
+        OutboundMode::RegistryOnly => diagnostics.push_left_out(d),
+        OutboundMode::AllowAny => {
+            let message = format!(
+                "{}; under ALLOW_ANY its other destinations would then pass unchecked, so no bundle is written",
+                d.message
+            );
+            diagnostics.push(Diagnostic { message, ..d });
+        }
+    };
     let mut order: Vec<usize> = (0..services.len()).collect();
     order.sort_by_key(|&i| services.get(i).map(BuiltService::age_key));
     let mut rejected = BTreeSet::new();
@@ -46,11 +62,11 @@ pub fn reject_overlaps(
                 let other = services
                     .get(j)
                     .map_or_else(String::new, |e| e.resource.display());
-                diagnostics.push(s.resource.diagnostic(
+                report(diagnostics, s.resource.diagnostic(
                     Severity::Error,
                     "spec.ports",
                     format!(
-                        "TCP port {port} is also a TCP port of {other} in workspace {viewer}, and neither has addresses: a sidecar sees only the address and port of a TCP connection, so it cannot tell them apart; give them addresses (or use TLS, whose SNI names the host)"
+                        "TCP port {port} is also a TCP port of {other} in workspace {viewer}, and neither has addresses: a sidecar sees only the address and port of a TCP connection, so it cannot tell them apart, and this service is left out of the bundle; give them exact hosts or addresses (or use TLS, whose SNI names the host)"
                     ),
                 ));
                 rejected.insert(i);
@@ -61,7 +77,7 @@ pub fn reject_overlaps(
                 let earlier = services
                     .get(j)
                     .map_or_else(String::new, |e| e.resource.display());
-                diagnostics.push(s.resource.diagnostic(
+                report(diagnostics, s.resource.diagnostic(
                     Severity::Error,
                     what.0,
                     format!(
