@@ -630,15 +630,22 @@ fn explain_answers_malformed_hosts_as_the_filter_does() {
 /// with everything else and `build` says so; `validate` still fails, so CI catches it.
 #[test]
 fn an_overlap_leaves_the_later_service_out_and_builds_the_rest() {
-    let input = "bundle-builder/tests/golden/overlap-left-out/input";
+    let input = repo_file("bundle-builder/tests/golden/overlap-left-out/input");
+    let input = input.as_str();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("bundle.json");
     let (code, _, err) = run(&["build", input, "-o", out.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
-    assert!(err.contains("2 service(s) left out by the overlap rule"), "{err}");
+    assert!(
+        err.contains("2 service(s) left out by the overlap rule"),
+        "{err}"
+    );
     let bundle = std::fs::read_to_string(&out).unwrap();
     assert!(!bundle.contains("api-copy") && !bundle.contains("dc-net"));
     let (code, out, _) = run(&["validate", input]);
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("this service is left out of the bundle"), "{out}");
+    assert!(
+        out.contains("this service is left out of the bundle"),
+        "{out}"
+    );
 }
