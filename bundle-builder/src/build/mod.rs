@@ -158,8 +158,79 @@ fn internal(message: String) -> Diagnostic {
     }
 }
 
+/// Istio's own outbound mode (IstioOperator `meshConfig`, the `istio` ConfigMap): Warden's
+/// when no EgressSettings states one; an EgressSettings that states another is an error (the
+/// user would believe one mode and get the other).
+fn istio_mode(
+    resources: &Resources,
+    stated: bool,
+    spec: &mut BundleSpec,
+    diagnostics: &mut Diagnostics,
+) {
+    let mut agreed: Option<&str> = None;
+    for istio in &resources.istio_mesh_modes {
+        let mode = match istio.mode.as_str() {
+            "ALLOW_ANY" => OutboundMode::AllowAny,
+            "REGISTRY_ONLY" => OutboundMode::RegistryOnly,
+            other => {
+                diagnostics.push(istio.diagnostic(
+                    Severity::Error,
+                    format!("outboundTrafficPolicy.mode {other:?} is not a mode; use ALLOW_ANY or REGISTRY_ONLY"),
+                ));
+                continue;
+            }
+        };
+        if stated {
+            if mode != spec.outbound_mode {
+                let egress = resources
+                    .egress_settings
+                    .first()
+                    .map_or_else(String::new, |e| e.display());
+                diagnostics.push(istio.diagnostic(
+                    Severity::Error,
+                    format!(
+                        "Istio's outboundTrafficPolicy.mode is {}, but {egress} says {}: make them agree",
+                        istio.mode,
+                        mode_name(spec.outbound_mode)
+                    ),
+                ));
+            }
+            continue;
+        }
+        match agreed {
+            Some(first) if first != istio.mode => diagnostics.push(istio.diagnostic(
+                Severity::Error,
+                format!(
+                    "outboundTrafficPolicy.mode is {}, but another mesh config says {first}: make them agree, or state the mode in EgressSettings",
+                    istio.mode
+                ),
+            )),
+            Some(_) => {}
+            None => {
+                agreed = Some(&istio.mode);
+                spec.outbound_mode = mode;
+                diagnostics.push(istio.diagnostic(
+                    Severity::Note,
+                    format!(
+                        "outbound mode {} from Istio's mesh config (no EgressSettings states one)",
+                        istio.mode
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+fn mode_name(mode: OutboundMode) -> &'static str {
+    match mode {
+        OutboundMode::AllowAny => "ALLOW_ANY",
+        OutboundMode::RegistryOnly => "REGISTRY_ONLY",
+    }
+}
+
 fn settings(resources: &Resources, diagnostics: &mut Diagnostics) -> BundleSpec {
     let mut spec = BundleSpec::default();
+    let mut stated = false;
     for (i, settings) in resources.egress_settings.iter().enumerate() {
         if i > 0 {
             diagnostics.push(settings.diagnostic(
@@ -171,6 +242,7 @@ fn settings(resources: &Resources, diagnostics: &mut Diagnostics) -> BundleSpec 
         }
         let s = &settings.manifest.spec;
         if let Some(policy) = &s.outbound_traffic_policy {
+            stated = true;
             match policy.mode.as_str() {
                 "ALLOW_ANY" => spec.outbound_mode = OutboundMode::AllowAny,
                 "REGISTRY_ONLY" => spec.outbound_mode = OutboundMode::RegistryOnly,
@@ -203,5 +275,6 @@ fn settings(resources: &Resources, diagnostics: &mut Diagnostics) -> BundleSpec 
             )),
         }
     }
+    istio_mode(resources, stated, &mut spec, diagnostics);
     spec
 }

@@ -85,9 +85,35 @@ impl<Spec> Located<Spec> {
     }
 }
 
+/// Istio's own outbound traffic mode (`meshConfig.outboundTrafficPolicy.mode`), from an
+/// `IstioOperator` or the `istio` ConfigMap's `mesh` key: used when no EgressSettings gives
+/// one, and an error when it gives another.
+#[derive(Debug, Clone)]
+pub struct IstioMeshMode {
+    pub mode: String,
+    /// `IstioOperator istio-system/installed-state`, `ConfigMap istio-system/istio`.
+    pub resource: String,
+    pub field: String,
+    pub origin: Origin,
+}
+
+impl IstioMeshMode {
+    pub fn diagnostic(&self, severity: Severity, message: impl Into<String>) -> Diagnostic {
+        Diagnostic {
+            file: self.origin.file.clone(),
+            line: self.origin.line(&self.field),
+            severity,
+            resource: Some(self.resource.clone()),
+            field: Some(self.field.clone()),
+            message: message.into(),
+        }
+    }
+}
+
 /// Every resource Warden reads, by kind.
 #[derive(Debug, Default)]
 pub struct Resources {
+    pub istio_mesh_modes: Vec<IstioMeshMode>,
     pub external_services: Vec<Located<ExternalServiceSpec>>,
     pub external_endpoints: Vec<Located<ExternalEndpointSpec>>,
     pub access_policies: Vec<Located<AccessPolicySpec>>,
@@ -193,6 +219,12 @@ fn read_object(value: &Value, origin: Origin, out: &mut Resources, diagnostics: 
         ("resilience.policy.gloo.solo.io/v2", "FailoverPolicy") => {
             push(value, origin, &mut out.failover_policies, diagnostics)
         }
+        (_, "IstioOperator") if group == "install.istio.io" => {
+            istio_mode(value, origin, kind, "spec.meshConfig", out, diagnostics)
+        }
+        ("v1", "ConfigMap") if text_at(value, "/metadata/name") == Some("istio") => {
+            istio_mode(value, origin, kind, "data.mesh", out, diagnostics)
+        }
         (
             _,
             "ExternalService" | "ExternalEndpoint" | "AccessPolicy" | "Workspace"
@@ -220,6 +252,66 @@ fn read_object(value: &Value, origin: Origin, out: &mut Resources, diagnostics: 
             format!("skipped {api_version} {kind}: not a kind Warden reads"),
         )),
     }
+}
+
+fn text_at<'v>(value: &'v Value, pointer: &str) -> Option<&'v str> {
+    value.pointer(pointer).and_then(Value::as_str)
+}
+
+/// The outbound mode in Istio's mesh config: an IstioOperator's `spec.meshConfig`, or the
+/// `istio` ConfigMap's `data.mesh` (YAML in a string). Everything else in them is Istio's.
+fn istio_mode(
+    value: &Value,
+    origin: Origin,
+    kind: &str,
+    at: &str,
+    out: &mut Resources,
+    diagnostics: &mut Diagnostics,
+) {
+    let resource = format!(
+        "{kind} {}/{}",
+        text_at(value, "/metadata/namespace").unwrap_or("default"),
+        text_at(value, "/metadata/name").unwrap_or_default()
+    );
+    let mesh = match at {
+        "data.mesh" => {
+            let Some(text) = text_at(value, "/data/mesh") else {
+                return;
+            };
+            match parse(text) {
+                Ok(documents) => documents.into_iter().next().map(|d| d.value),
+                Err(err) => {
+                    diagnostics.push(Diagnostic {
+                        file: origin.file.clone(),
+                        line: origin.line(at),
+                        severity: Severity::Error,
+                        resource: Some(resource),
+                        field: Some(at.to_owned()),
+                        message: format!("the mesh config is not valid YAML: {}", err.message),
+                    });
+                    return;
+                }
+            }
+        }
+        _ => value.pointer("/spec/meshConfig").cloned(),
+    };
+    let Some(mode) = mesh
+        .as_ref()
+        .and_then(|m| m.pointer("/outboundTrafficPolicy/mode"))
+        .and_then(Value::as_str)
+    else {
+        return;
+    };
+    out.istio_mesh_modes.push(IstioMeshMode {
+        mode: mode.to_owned(),
+        resource,
+        // Inside the ConfigMap's string, the line is the `mesh` key's.
+        field: match at {
+            "data.mesh" => at.to_owned(),
+            _ => format!("{at}.outboundTrafficPolicy.mode"),
+        },
+        origin,
+    });
 }
 
 fn supported_version(kind: &str) -> &'static str {
