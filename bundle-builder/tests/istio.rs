@@ -246,10 +246,11 @@ fn rendered_resources_validate_against_the_istio_crds() {
         }
     }
     // 2 sidecar plugins + 2 gateway plugins; one entry per service; TLS rules for partner-api
-    // and ledger, and one hop-to-gateway rule per gateway-routed port.
+    // and ledger, outlier detection and failover for orders-db, and one hop-to-gateway rule
+    // per gateway-routed port.
     assert_eq!(validated.get("WasmPlugin"), Some(&4), "{validated:?}");
     assert_eq!(validated.get("ServiceEntry"), Some(&6), "{validated:?}");
-    assert_eq!(validated.get("DestinationRule"), Some(&5), "{validated:?}");
+    assert_eq!(validated.get("DestinationRule"), Some(&6), "{validated:?}");
 }
 
 /// The tightened schemas do catch mistakes: a wrong enum, an unknown field, a bad digest.
@@ -346,8 +347,8 @@ fn rendered_resources_say_what_the_filter_and_istio_need() {
         vs["spec"]["http"][1]["route"][0]["destination"]["port"]["number"],
         443
     );
-    let tls = &find("DestinationRule", "warden-tls-ledger-0")["spec"]["trafficPolicy"]
-        ["portLevelSettings"];
+    let tls =
+        &find("DestinationRule", "warden-ledger-0")["spec"]["trafficPolicy"]["portLevelSettings"];
     assert_eq!(tls[0]["tls"]["mode"], "MUTUAL");
     assert_eq!(
         tls[0]["tls"]["subjectAltNames"],
@@ -497,5 +498,28 @@ fn internal_tcp_names_carry_their_virtual_addresses() {
         warnings[0].starts_with("databases/orders-db: port 5432 is TCP-level"),
         "{}",
         warnings[0]
+    );
+}
+
+/// An internal hostname's DestinationRule carries its outlier detection and locality failover
+/// (OutlierDetectionPolicy and FailoverPolicy of `manifests/examples`), so closest-first
+/// routing and ejection hold under Istio's routing; validated against the CRD schema with the
+/// rest.
+#[test]
+fn internal_hostnames_get_outlier_detection_and_failover() {
+    let rendered = resources(&examples_bundle(), &options()).unwrap();
+    let rule = rendered
+        .iter()
+        .find(|r| r["kind"] == "DestinationRule" && r["metadata"]["name"] == "warden-orders-db-0")
+        .unwrap();
+    assert_eq!(rule["spec"]["host"], "orders-db.mesh.internal");
+    let policy = &rule["spec"]["trafficPolicy"];
+    assert_eq!(
+        policy["outlierDetection"],
+        json!({ "consecutive5xxErrors": 3, "baseEjectionTime": "30s", "maxEjectionPercent": 50 })
+    );
+    assert_eq!(
+        policy["loadBalancer"]["localityLbSetting"],
+        json!({ "enabled": true, "failover": [{ "from": "us-east", "to": "us-west" }] })
     );
 }

@@ -125,12 +125,13 @@ fn k8s_name(parts: &[&str]) -> String {
     name.trim_matches('-').to_owned()
 }
 
-/// What the resources cannot do for this bundle, one line each: a service known by name with a
+/// What the resources cannot do for this bundle, one line each: a FailoverPolicy Istio cannot
+/// express exactly; a service known by name with a
 /// TCP-level port and no address of its own or virtual address (a bundle from before virtual
 /// addresses, or only wildcard hosts) is resolved by Istio's DNS proxy to a virtual IP the
 /// bundle does not know, so the sidecar's network filter would find no service for it.
 pub fn warnings(bundle: &Bundle) -> Vec<String> {
-    bundle
+    let mut out: Vec<String> = bundle
         .spec
         .services
         .iter()
@@ -146,7 +147,24 @@ pub fn warnings(bundle: &Bundle) -> Vec<String> {
                 s.source.namespace, s.source.name, port.number, s.hosts.first().map_or("it", String::as_str)
             ))
         })
-        .collect()
+        .collect();
+    // Istio's failover maps a region to one region; Warden's FailoverPolicy can name zones and
+    // an ordered list.
+    for s in &bundle.spec.services {
+        for m in &s.failover {
+            let zoned = !m.from.zone.is_empty() || m.to.iter().any(|t| !t.zone.is_empty());
+            if zoned || m.to.len() > 1 {
+                out.push(format!(
+                    "{}/{}: Istio's localityLbSetting.failover maps one region to one region; only {} -> {} is rendered (zones and later targets apply under Warden's routing only)",
+                    s.source.namespace,
+                    s.source.name,
+                    m.from.region,
+                    m.to.first().map_or("-", |t| t.region.as_str())
+                ));
+            }
+        }
+    }
+    out
 }
 
 /// The resources, in a stable order.
@@ -229,7 +247,7 @@ pub fn resources(bundle: &Bundle, options: &IstioOptions) -> Result<Vec<Value>, 
     }
     for service in &bundle.spec.services {
         out.push(service_entry(service));
-        out.extend(origination_rules(service));
+        out.extend(destination_rules(service));
         for port in service.ports.iter().filter(|p| p.egress_gateway.is_some()) {
             let Some(gw) = &options.gateway else {
                 return Err(IstioError::NoGateway(
@@ -411,9 +429,13 @@ fn client_tls(service: &ExternalService, port: &ServicePort) -> Option<Value> {
     Some(Value::Object(out))
 }
 
-/// A `DestinationRule` per host for the ports that originate TLS: at the sidecar for direct
-/// ports, at the egress gateway (the proxy that sends to the host) for gateway-routed ones.
-fn origination_rules(service: &ExternalService) -> Vec<Value> {
+/// A `DestinationRule` per host of a service that needs one (Istio applies one rule per host):
+/// TLS origination for the ports that ask for it (at the sidecar for direct ports, at the
+/// egress gateway for gateway-routed ones), and for an internal hostname's endpoints passive
+/// outlier detection (`OutlierDetectionPolicy`, else Warden's defaults) and locality failover
+/// (`FailoverPolicy`), so that closest-first routing and ejection hold under Istio's routing
+/// (`WARDEN_ROUTING=mesh`) as in Warden's.
+fn destination_rules(service: &ExternalService) -> Vec<Value> {
     let settings: Vec<Value> = service
         .ports
         .iter()
@@ -421,7 +443,30 @@ fn origination_rules(service: &ExternalService) -> Vec<Value> {
             client_tls(service, p).map(|tls| json!({ "port": { "number": p.number }, "tls": tls }))
         })
         .collect();
-    if settings.is_empty() {
+    let mut policy = Map::new();
+    if !settings.is_empty() {
+        policy.insert("portLevelSettings".into(), Value::Array(settings));
+    }
+    if !service.endpoints.is_empty() {
+        policy.insert("outlierDetection".into(), outlier_detection(service));
+        let failover: Vec<Value> = service
+            .failover
+            .iter()
+            .filter_map(|m| {
+                let to = m.to.first()?;
+                Some(json!({ "from": m.from.region, "to": to.region }))
+            })
+            .collect();
+        let mut locality = json!({ "enabled": true });
+        if let (Some(fields), false) = (locality.as_object_mut(), failover.is_empty()) {
+            fields.insert("failover".into(), Value::Array(failover));
+        }
+        policy.insert(
+            "loadBalancer".into(),
+            json!({ "localityLbSetting": locality }),
+        );
+    }
+    if policy.is_empty() {
         return Vec::new();
     }
     let (ns, name) = (&service.source.namespace, &service.source.name);
@@ -433,14 +478,48 @@ fn origination_rules(service: &ExternalService) -> Vec<Value> {
             json!({
                 "apiVersion": "networking.istio.io/v1",
                 "kind": "DestinationRule",
-                "metadata": metadata(&k8s_name(&["warden-tls", name, &index]), ns),
-                "spec": {
-                    "host": host,
-                    "trafficPolicy": { "portLevelSettings": settings }
-                }
+                "metadata": metadata(&k8s_name(&["warden", name, &index]), ns),
+                "spec": { "host": host, "trafficPolicy": policy }
             })
         })
         .collect()
+}
+
+/// Istio's `outlierDetection` for Warden's settings: connection failures and 5xx count (for
+/// TCP, Istio counts connect failures as 5xx), with the same ejection time and percentage.
+fn outlier_detection(service: &ExternalService) -> Value {
+    let settings = service.outlier_detection.clone().unwrap_or_default();
+    let defaults = warden_engine::OutlierSettings::default();
+    let mut out = Map::new();
+    out.insert(
+        "consecutive5xxErrors".into(),
+        json!(settings
+            .consecutive_errors
+            .unwrap_or(defaults.consecutive_errors)),
+    );
+    if let Some(n) = settings.consecutive_gateway_errors {
+        out.insert("consecutiveGatewayErrors".into(), json!(n));
+    }
+    let ms = settings
+        .base_ejection_millis
+        .unwrap_or(defaults.base_ejection_ms);
+    out.insert("baseEjectionTime".into(), json!(duration(ms)));
+    out.insert(
+        "maxEjectionPercent".into(),
+        json!(settings
+            .max_ejection_percent
+            .unwrap_or(defaults.max_ejection_percent)
+            .min(100)),
+    );
+    Value::Object(out)
+}
+
+/// A protobuf JSON duration (`30s`, `0.5s`).
+fn duration(ms: u64) -> String {
+    match ms % 1000 {
+        0 => format!("{}s", ms / 1000),
+        rest => format!("{}.{rest:03}s", ms / 1000),
+    }
 }
 
 /// The port the egress gateway listens on for mesh traffic (its Service's HTTPS port).
