@@ -649,3 +649,32 @@ fn an_overlap_leaves_the_later_service_out_and_builds_the_rest() {
         "{out}"
     );
 }
+
+/// `clientsideTls.credentialName` (a Kubernetes secret) is for Istio: `render envoy` says
+/// plainly that a local Envoy needs the certificate files instead.
+#[test]
+fn render_envoy_explains_that_a_secret_needs_files_locally() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("bundle.json");
+    std::fs::write(
+        &bundle,
+        serde_json::json!({
+            "apiVersion": "warden.dev/v1alpha1", "kind": "Bundle",
+            "spec": { "services": [{
+                "source": { "kind": "ExternalService", "namespace": "pay", "name": "bank" },
+                "hosts": ["bank.example"],
+                "ports": [{ "number": 443, "protocol": "HTTPS",
+                            "tls": { "mode": "MUTUAL", "credentialName": "bank-client" } }]
+            }] }
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let (code, _, err) = run(&["render", "envoy", "--bundle", bundle.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("pay/bank port 443")
+            && err.contains("credentialName names a Kubernetes secret, which only Istio reads"),
+        "{err}"
+    );
+}

@@ -184,7 +184,11 @@ fn rich_bundle() -> Bundle {
                        "clientCertificate": "/etc/warden/client.pem", "privateKey": "/etc/warden/client.key" },
               "egressGateway": { "gateways": [{ "namespace": "egress", "name": "egress-gateway" }] } },
             { "name": "direct", "number": 9443, "protocol": "HTTPS",
-              "tls": { "mode": "SIMPLE", "sni": "ledger.bank.example" } }
+              "tls": { "mode": "SIMPLE", "sni": "ledger.bank.example" } },
+            // The client certificate in a Kubernetes secret, as usual at a gateway.
+            { "name": "secret", "number": 10443, "protocol": "HTTPS",
+              "tls": { "mode": "MUTUAL", "credentialName": "ledger-client",
+                       "caCertificates": "/ignored/with/a/secret.pem" } }
         ],
         "endpoints": [{
             "source": { "kind": "ExternalEndpoint", "namespace": "pay", "name": "ledger-eu" },
@@ -355,6 +359,12 @@ fn rendered_resources_say_what_the_filter_and_istio_need() {
         json!(["ledger.bank.example"])
     );
     assert_eq!(tls[1]["tls"]["sni"], "ledger.bank.example");
+    // A secret: Istio reads the certificates from it, not from file paths.
+    assert_eq!(
+        tls[2]["tls"],
+        json!({ "mode": "MUTUAL", "credentialName": "ledger-client",
+                "subjectAltNames": ["ledger.bank.example"] })
+    );
 
     // Passthrough: matched by server name at the sidecar, forwarded as bytes by the gateway,
     // whose network plugin decides on the caller's certificate.

@@ -287,7 +287,7 @@ fn service_port(
         None => None,
         Some(t) => {
             if t.credential_name.is_some() {
-                diagnostics.push(es.diagnostic(Severity::Warning, &at("clientsideTls.credentialName"), "Kubernetes secrets are not read by Warden; give caCertificates, clientCertificate and privateKey as file paths"));
+                diagnostics.push(es.diagnostic(Severity::Note, &at("clientsideTls.credentialName"), "a Kubernetes secret: render istio hands it to Istio; render envoy (a local Envoy) needs caCertificates, clientCertificate and privateKey files instead"));
             }
             let mode = match t.mode.as_deref().unwrap_or("SIMPLE") {
                 "SIMPLE" => Some(TlsMode::Simple),
@@ -315,6 +315,7 @@ fn service_port(
                 ca_certificates: t.ca_certificates.clone(),
                 client_certificate: t.client_certificate.clone(),
                 private_key: t.private_key.clone(),
+                credential_name: t.credential_name.clone(),
                 insecure_skip_verify: t.insecure_skip_verify,
             })
         }
@@ -467,7 +468,8 @@ fn tls_problems(mode: TlsMode, t: &ClientsideTls) -> Vec<TlsProblem> {
             ));
         }
     }
-    if mode == TlsMode::Mutual {
+    // A secret (credentialName) holds the client certificate for Istio.
+    if mode == TlsMode::Mutual && t.credential_name.is_none() {
         for (field, path) in files.iter().skip(1) {
             if path.is_none() {
                 problems.push(TlsProblem::Error(

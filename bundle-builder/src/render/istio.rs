@@ -410,12 +410,23 @@ fn client_tls(service: &ExternalService, port: &ServicePort) -> Option<Value> {
         TlsMode::Disable => "DISABLE",
     };
     out.insert("mode".into(), json!(mode));
-    for (key, value) in [
+    // Istio reads certificates from a secret (`credentialName`) or from files in the proxy;
+    // with a secret the file paths are not Istio's to use.
+    let files: [(&str, &Option<String>); 3] = [
         ("caCertificates", &tls.ca_certificates),
         ("clientCertificate", &tls.client_certificate),
         ("privateKey", &tls.private_key),
-        ("sni", &tls.sni),
-    ] {
+    ];
+    let files = if tls.credential_name.is_some() {
+        &[][..]
+    } else {
+        &files[..]
+    };
+    for (key, value) in files
+        .iter()
+        .copied()
+        .chain([("sni", &tls.sni), ("credentialName", &tls.credential_name)])
+    {
         if let Some(v) = value {
             out.insert(key.into(), json!(v));
         }

@@ -221,6 +221,9 @@ fn upstream_context(
     match tls.mode {
         TlsMode::Mutual => {
             let (Some(chain), Some(key)) = (&tls.client_certificate, &tls.private_key) else {
+                if tls.credential_name.is_some() {
+                    return Err("credentialName names a Kubernetes secret, which only Istio reads (render istio); a local Envoy needs clientCertificate and privateKey files (and caCertificates), beside it");
+                }
                 return Err("MUTUAL TLS needs clientCertificate and privateKey");
             };
             common.insert("tls_certificates".into(), json!([certificate(chain, key)]));

@@ -135,6 +135,10 @@ pub struct TlsOrigination {
     /// Path of the PEM private key for `MUTUAL`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub private_key: Option<String>,
+    /// A Kubernetes secret with the certificates (Gloo's and Istio's `credentialName`): read by
+    /// Istio (`render istio`); a local Envoy needs the files above.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential_name: Option<String>,
     #[serde(default, skip_serializing_if = "is_false")]
     pub insecure_skip_verify: bool,
 }

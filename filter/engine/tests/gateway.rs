@@ -45,6 +45,7 @@ fn policy_in(mode: warden_bundle::OutboundMode, role: Role, gateway_route: bool)
         client_certificate: None,
         private_key: None,
         insecure_skip_verify: false,
+        credential_name: None,
     });
     api.endpoints = vec![Endpoint {
         source: Provenance::new(ResourceKind::ExternalEndpoint, "pay", "api-1"),
