@@ -377,7 +377,13 @@ fn endpoint(e: &Located<ExternalEndpointSpec>, diagnostics: &mut Diagnostics) ->
     let spec = &e.manifest.spec;
     let raw = spec.address.as_str();
     let is_ip = raw.parse::<std::net::IpAddr>().is_ok();
-    if raw.contains('*') {
+    if let Some((scheme, _)) = raw.split_once("://") {
+        diagnostics.push(e.diagnostic(
+            Severity::Error,
+            "spec.address",
+            format!("{raw:?}: a {scheme}:// address (such as a Unix domain socket) is not a network endpoint a proxy can route to; give an IP address or a host name"),
+        ));
+    } else if raw.contains('*') {
         diagnostics.push(e.diagnostic(
             Severity::Error,
             "spec.address",

@@ -219,6 +219,41 @@ fn read_object(value: &Value, origin: Origin, out: &mut Resources, diagnostics: 
         ("resilience.policy.gloo.solo.io/v2", "FailoverPolicy") => {
             push(value, origin, &mut out.failover_policies, diagnostics)
         }
+        ("resilience.policy.gloo.solo.io/v2", "ConnectionPolicy") => {
+            // Read, not applied: say exactly which settings stay as rendered.
+            let fields: Vec<String> = value
+                .pointer("/spec/config")
+                .and_then(Value::as_object)
+                .map(|config| {
+                    config
+                        .iter()
+                        .flat_map(|(group, inner)| match inner.as_object() {
+                            Some(inner) => inner.keys().map(|k| format!("{group}.{k}")).collect(),
+                            None => vec![group.clone()],
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            diagnostics.push(Diagnostic {
+                resource: Some(format!(
+                    "ConnectionPolicy {}/{}",
+                    text_at(value, "/metadata/namespace").unwrap_or("default"),
+                    text_at(value, "/metadata/name").unwrap_or_default()
+                )),
+                ..plain(
+                    Severity::Warning,
+                    "spec.config",
+                    format!(
+                        "not applied yet: {} stay as rendered (render envoy: connect timeout 5 s, no TCP keepalive; render istio: Istio's defaults)",
+                        if fields.is_empty() {
+                            "its settings".to_owned()
+                        } else {
+                            fields.join(", ")
+                        }
+                    ),
+                )
+            });
+        }
         (_, "IstioOperator") if group == "install.istio.io" => {
             istio_mode(value, origin, kind, "spec.meshConfig", out, diagnostics)
         }
