@@ -182,7 +182,9 @@ fn rich_bundle() -> Bundle {
             { "name": "https", "number": 443, "protocol": "HTTPS", "targetPort": { "number": 8443 },
               "tls": { "mode": "MUTUAL", "caCertificates": "/etc/warden/bank-ca.pem",
                        "clientCertificate": "/etc/warden/client.pem", "privateKey": "/etc/warden/client.key" },
-              "egressGateway": { "gateways": [{ "namespace": "egress", "name": "egress-gateway" }] } },
+              // Workloads send plain HTTP to port 80 (Gloo's portMatch).
+              "egressGateway": { "gateways": [{ "namespace": "egress", "name": "egress-gateway" }],
+                                 "portMatch": 80 } },
             { "name": "direct", "number": 9443, "protocol": "HTTPS",
               "tls": { "mode": "SIMPLE", "sni": "ledger.bank.example" } },
             // The client certificate in a Kubernetes secret, as usual at a gateway.
@@ -343,6 +345,14 @@ fn rendered_resources_say_what_the_filter_and_istio_need() {
         vs["spec"]["gateways"],
         json!(["mesh", "istio-egress/warden-ledger-443"])
     );
+    // portMatch: the sidecar's route matches the port workloads send to, which the
+    // ServiceEntry declares beside the service port.
+    assert_eq!(vs["spec"]["http"][0]["match"][0]["port"], 80);
+    assert!(ledger["spec"]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["number"] == 80 && p["protocol"] == "HTTP"));
     assert_eq!(
         vs["spec"]["http"][0]["route"][0]["destination"]["host"],
         "istio-egressgateway.istio-egress.svc.cluster.local"

@@ -47,6 +47,9 @@ struct World {
     by_name: HttpsUpstream,
     /// Plain HTTP, for `clientsideTls.mode: DISABLE`.
     plain: HttpUpstream,
+    /// `ported.external.test`: port 443 with TLS originated at the gateway, sent to on port 80
+    /// (Gloo's `portMatch`).
+    ported: HttpsUpstream,
     gateway: Envoy,
     /// The gateway's TLS passthrough listener.
     gateway_tcp: SocketAddr,
@@ -135,6 +138,11 @@ impl World {
             &external_ca.issue(&["localhost"], None),
         );
         let plain = HttpUpstream::start("plain", free_addr("127.0.0.66"));
+        let ported = start(
+            "ported",
+            "127.0.0.67",
+            &external_ca.issue(&["ported.external.test"], None),
+        );
         let ca = external_ca_file.display();
         let simple = format!("mode: SIMPLE, caCertificates: {ca}");
         let mutual = format!(
@@ -171,6 +179,11 @@ impl World {
             ),
             gateway_service_at("by-name", "localhost", by_name.addr.port(), &simple, ""),
             gateway_service("plain", plain.addr, "mode: DISABLE"),
+            // Gloo's usual pattern: port 443 with TLS, workloads send plain HTTP to port 80.
+            gateway_service("ported", ported.addr, &simple).replace(
+                "    egressGatewayRoutes:\n",
+                "    egressGatewayRoutes:\n      portMatch: 80\n",
+            ),
             // The client speaks TLS itself: no clientsideTls, passed through by server name.
             format!(
                 r#"
@@ -254,6 +267,7 @@ spec:
             passthrough_listen,
             by_name,
             plain,
+            ported,
             gateway,
             gateway_tcp,
         }
@@ -751,4 +765,34 @@ fn the_gateway_never_passes_through_a_port_it_originates_tls_for() {
         "{}",
         world.gateway.log()
     );
+}
+
+/// Gloo's `portMatch`: the service declares 443 with TLS and `egressGatewayRoutes.portMatch:
+/// 80`; the workload sends plain `http://ported.external.test/` (port 80), the sidecar and the
+/// gateway decide it for that port, and the gateway reaches 443 with TLS and the right SNI.
+/// Port 80 is no more than that: other ports stay undeclared.
+#[test]
+fn port_match_sends_plain_http_on_80_and_the_gateway_originates_tls_to_443() {
+    let world = World::new();
+    let billing = world.sidecar(BILLING, &world.issue(BILLING), true);
+    let r = get(billing.listen, "ported.external.test", "/", &[]);
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (200, "upstream ported"),
+        "{r:?}\ngateway log:\n{}",
+        world.gateway.log()
+    );
+    let seen = world.ported.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].sni.as_deref(), Some("ported.external.test"));
+    // The gateway decided it too (for the certificate's identity), and allowed it.
+    assert_eq!(world.gateway.wait_metric("warden_http_allowed", 1), 1);
+
+    let r = get(billing.listen, "ported.external.test:8080", "/", &[]);
+    assert_eq!(r.header("x-warden-reason"), Some("port_not_declared"));
+    // The access policy holds on the matched port too.
+    let frontend = world.sidecar(FRONTEND, &world.issue(FRONTEND), true);
+    let r = get(frontend.listen, "ported.external.test", "/", &[]);
+    assert_eq!(r.header("x-warden-reason"), Some("client_not_allowed"));
+    assert_eq!(world.ported.seen().len(), 1);
 }

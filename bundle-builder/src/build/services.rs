@@ -353,7 +353,39 @@ fn service_port(
                     name: g.name.clone().unwrap_or_default(),
                 })
                 .collect();
-            Some(GatewayRoute { gateways })
+            // Gloo's portMatch: the port workloads send to, when it is not the service port.
+            let port_match = match routes.port_match {
+                None => None,
+                Some(n) => match port_number(n) {
+                    None => {
+                        error(
+                            "egressGatewayRoutes.portMatch",
+                            format!("{n} is not a port; use 1 to 65535"),
+                        );
+                        None
+                    }
+                    Some(p) if u32::from(p) == port.number => None,
+                    Some(p) => {
+                        let declared = es
+                            .manifest
+                            .spec
+                            .ports
+                            .iter()
+                            .any(|q| q.number == u32::from(p));
+                        if declared {
+                            error(
+                                "egressGatewayRoutes.portMatch",
+                                format!("port {p} is also declared as a port of this service; a request to it would match two ports"),
+                            );
+                        }
+                        Some(p)
+                    }
+                },
+            };
+            Some(GatewayRoute {
+                gateways,
+                port_match,
+            })
         }
     };
     if !errors.is_empty() {

@@ -340,11 +340,21 @@ fn endpoint_entry(service: &ExternalService, endpoint: &Endpoint) -> Value {
 
 fn service_entry(service: &ExternalService) -> Value {
     let (ns, name) = (&service.source.namespace, &service.source.name);
-    let ports: Vec<Value> = service
+    let mut ports: Vec<Value> = service
         .ports
         .iter()
         .map(|p| json!({ "number": p.number, "protocol": istio_protocol(p), "name": port_name(p) }))
         .collect();
+    // A portMatch port is where workloads send: Istio needs it declared to route it.
+    for p in &service.ports {
+        if let Some(sent) = p.egress_gateway.as_ref().and_then(|g| g.port_match) {
+            ports.push(json!({
+                "number": sent,
+                "protocol": istio_protocol(p),
+                "name": format!("{}-match-{sent}", port_name(p))
+            }));
+        }
+    }
     let mut spec = Map::new();
     spec.insert("hosts".into(), json!(hosts(service)));
     // Virtual addresses: Istio's DNS proxy answers the hosts with them, and the sidecar's
@@ -541,6 +551,12 @@ const GATEWAY_PORT: u16 = 443;
 /// client's own TLS is matched by server name at the sidecar (`tls` route) and, once the
 /// gateway has ended the mesh mTLS, forwarded as bytes (`tcp` route).
 fn gateway_route(service: &ExternalService, port: &ServicePort, gw: &IstioGateway) -> Vec<Value> {
+    // The port workloads send to: Gloo's portMatch, else the service port.
+    let sent = port
+        .egress_gateway
+        .as_ref()
+        .and_then(|g| g.port_match)
+        .unwrap_or(port.number);
     let (ns, name) = (&service.source.namespace, &service.source.name);
     let number = port.number.to_string();
     let hosts = hosts(service);
@@ -594,7 +610,7 @@ fn gateway_route(service: &ExternalService, port: &ServicePort, gw: &IstioGatewa
         spec.insert(
             "tls".into(),
             json!([{
-                "match": [{ "gateways": ["mesh"], "port": port.number, "sniHosts": hosts }],
+                "match": [{ "gateways": ["mesh"], "port": sent, "sniHosts": hosts }],
                 "route": to_gateway_route
             }]),
         );
@@ -609,7 +625,7 @@ fn gateway_route(service: &ExternalService, port: &ServicePort, gw: &IstioGatewa
         spec.insert(
             "http".into(),
             json!([
-                { "match": [{ "gateways": ["mesh"], "port": port.number }], "route": to_gateway_route },
+                { "match": [{ "gateways": ["mesh"], "port": sent }], "route": to_gateway_route },
                 { "match": [{ "gateways": [gateway_ref], "port": GATEWAY_PORT }], "route": to_service_route }
             ]),
         );

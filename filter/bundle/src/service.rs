@@ -178,6 +178,11 @@ pub enum TlsMode {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct GatewayRoute {
     pub gateways: Vec<GatewayRef>,
+    /// The port workloads send to (Gloo's `portMatch`), when it is not the service port: a
+    /// request to the host on this port is this port's, goes through the gateway, and the
+    /// gateway reaches the service port (originating TLS when the port says so).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_match: Option<u16>,
 }
 
 /// A gateway, by the name of its `VirtualGateway`.

@@ -438,6 +438,7 @@ fn compile_ports(
             number: port.number,
             protocol: port.protocol,
             via_gateway: port.egress_gateway.is_some(),
+            port_match: port.egress_gateway.as_ref().and_then(|g| g.port_match),
             tls_cluster: port.tls.as_ref().filter(|t| t.originates()).map(|_| {
                 warden_bundle::origination_cluster(
                     &service.source.namespace,

@@ -27,11 +27,24 @@ pub(crate) struct CompiledService {
     pub(crate) failover: Box<[LocalityMapping]>,
 }
 
+impl CompiledService {
+    /// The port a request to `number` is for: the port declared as `number`, else the
+    /// gateway-routed port whose `portMatch` it is.
+    pub(crate) fn port(&self, number: u16) -> Option<&CompiledPort> {
+        self.ports
+            .iter()
+            .find(|p| p.number == number)
+            .or_else(|| self.ports.iter().find(|p| p.port_match == Some(number)))
+    }
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct CompiledPort {
     pub(crate) number: u16,
     pub(crate) protocol: Protocol,
     pub(crate) via_gateway: bool,
+    /// The port workloads send to through the gateway (`portMatch`), when not `number`.
+    pub(crate) port_match: Option<u16>,
     /// The cluster an egress gateway originates TLS through (absent: plain, or `DISABLE`).
     pub(crate) tls_cluster: Option<Box<str>>,
     /// The endpoint port, when it is not `number`.

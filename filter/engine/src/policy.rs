@@ -244,7 +244,7 @@ impl Policy {
             .filter_map(|&i| self.services.get(i as usize))
         {
             first.get_or_insert(service);
-            if let Some(p) = service.ports.iter().find(|p| p.number == port) {
+            if let Some(p) = service.port(port) {
                 if gateway && !gateway_forwards(p, request.protocol) {
                     return Decision::Deny(Denial {
                         reason: DenyReason::NotGatewayRouted,

@@ -37,6 +37,7 @@ fn policy_in(mode: warden_bundle::OutboundMode, role: Role, gateway_route: bool)
             namespace: "egress".into(),
             name: "gw".into(),
         }],
+        port_match: None,
     });
     api.ports[0].tls = Some(TlsOrigination {
         mode: TlsMode::Simple,
@@ -211,4 +212,68 @@ fn the_gateway_forwards_only_what_the_registry_routes_through_it() {
         };
         assert_eq!(verdict(&p, &passthrough), "deny not_gateway_routed pay/api");
     }
+}
+
+/// Gloo's `portMatch`: requests to the host on the matched port are the gateway-routed port's,
+/// at the sidecar (to the gateway) and at the gateway (to the endpoint, on the service's
+/// target port, with its TLS); the matched port opens nothing else.
+#[test]
+fn port_match_is_the_gateway_routed_ports() {
+    let with_match = |role: Role| {
+        let mut api = service("pay/api", &["api.external.test"], &[], &[443]);
+        api.ports[0].egress_gateway = Some(GatewayRoute {
+            gateways: vec![GatewayRef {
+                namespace: "egress".into(),
+                name: "gw".into(),
+            }],
+            port_match: Some(80),
+        });
+        api.ports[0].tls = Some(TlsOrigination {
+            mode: TlsMode::Simple,
+            sni: None,
+            ca_certificates: None,
+            client_certificate: None,
+            private_key: None,
+            credential_name: None,
+            insecure_skip_verify: false,
+        });
+        let mut p = compiled(&bundle(RegistryOnly, vec![api], vec![]));
+        p.set_proxy_role(role, GatewayRoutes::ALL);
+        p
+    };
+    let sidecar = with_match(Role::Sidecar);
+    let d = sidecar.decide(&from(BILLING, "api.external.test"));
+    assert_eq!(
+        d.to_string(),
+        "allow registered service=pay/api port=443 via=egress-gateway"
+    );
+    let gateway = with_match(Role::Gateway);
+    let request = from(BILLING, "api.external.test:80");
+    let d = gateway.decide(&request);
+    assert!(d.is_allowed(), "{d}");
+    let route = warden_engine::plan(
+        &d,
+        &request,
+        warden_engine::Listener::Http,
+        Role::Gateway,
+        false,
+    )
+    .unwrap();
+    assert_eq!(
+        route.cluster,
+        Some(warden_engine::Cluster::TlsOrigination(
+            "warden_tls|pay|api|443"
+        ))
+    );
+    assert_eq!(
+        route.target,
+        Some(warden_engine::Target::Name {
+            host: "api.external.test".into(),
+            port: 443
+        })
+    );
+    assert_eq!(
+        verdict(&sidecar, &from(BILLING, "api.external.test:8080")),
+        "deny port_not_declared pay/api"
+    );
 }
