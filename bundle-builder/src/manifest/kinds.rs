@@ -94,7 +94,7 @@ pub struct ClientsideTls {
     pub private_key: Option<String>,
     #[serde(default)]
     pub insecure_skip_verify: bool,
-    /// A Kubernetes secret name: Warden reads files, not secrets (warning).
+    /// A Kubernetes secret name: kept for Istio (`render istio`); a local Envoy needs files.
     #[serde(default)]
     pub credential_name: Option<String>,
 }
