@@ -156,6 +156,7 @@ pub fn build_services<'r>(
             ports,
             virtual_addresses: Vec::new(),
             endpoints,
+            workspaces: Vec::new(),
             subject_alt_names: spec.subject_alt_names.clone(),
             outlier_detection: None,
             failover: Vec::new(),

@@ -75,6 +75,22 @@ pub struct BundleSpec {
     pub services: Vec<ExternalService>,
     #[serde(default)]
     pub access_policies: Vec<AccessPolicy>,
+    /// Gloo's workspaces, for a bundle built for the whole mesh: a caller decides within its
+    /// workspace's view (the services whose `workspaces` name it). Empty: one view, every
+    /// service (a single workspace, or a bundle built for one with `--workspace`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workspaces: Vec<Workspace>,
+}
+
+/// A workspace: the namespaces whose workloads are in it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct Workspace {
+    pub name: String,
+    /// Namespace patterns (`*` any characters, `?` one); a caller is in the first workspace
+    /// one of whose patterns matches its namespace, else in `default`.
+    pub namespaces: Vec<String>,
 }
 
 impl Default for BundleSpec {
@@ -86,6 +102,7 @@ impl Default for BundleSpec {
             proxy: ProxyHints::default(),
             services: Vec::new(),
             access_policies: Vec::new(),
+            workspaces: Vec::new(),
         }
     }
 }

@@ -17,7 +17,7 @@ pub mod wire;
 pub use access::{AccessPolicy, AccessRule, PolicyTarget, ServiceRef};
 pub use bundle::{
     ApiVersion, Bundle, BundleKind, BundleMetadata, BundleSpec, FailureMode, OutboundMode,
-    ProxyHints, Role, DEFAULT_TRUST_DOMAIN,
+    ProxyHints, Role, Workspace, DEFAULT_TRUST_DOMAIN,
 };
 pub use digest::DIGEST_PREFIX;
 pub use error::BundleError;

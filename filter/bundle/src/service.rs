@@ -34,6 +34,10 @@ pub struct ExternalService {
     /// When endpoints are ejected for failing (absent: the defaults).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outlier_detection: Option<OutlierDetection>,
+    /// The workspaces whose callers see this service (its own, and those it is shared with),
+    /// when the bundle has `workspaces`. Empty: every caller.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workspaces: Vec<String>,
     /// Where a proxy in one locality fails over to, in order (Gloo's `FailoverPolicy`).
     /// Absent: failover follows proximity (zone, region, anywhere).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -97,6 +97,7 @@ fn service(i: usize) -> ExternalService {
         ports,
         virtual_addresses: Vec::new(),
         endpoints: Vec::new(),
+        workspaces: Vec::new(),
         subject_alt_names: Vec::new(),
         outlier_detection: None,
         failover: Vec::new(),

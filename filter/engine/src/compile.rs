@@ -18,6 +18,7 @@ use crate::name::ResourceName;
 use crate::outlier::OutlierSettings;
 use crate::policy::{GatewayRoutes, Policy, Settings};
 use crate::service_set::{SetArena, SetBuilder};
+use crate::view::Views;
 
 /// Compiles a bundle into a [`Policy`]. Refuses, naming the entry and field, anything it
 /// cannot enforce exactly as written: nothing is silently dropped. The error is the first of
@@ -34,6 +35,11 @@ pub fn compile_all(bundle: &Bundle) -> Result<Policy, Vec<CompileError>> {
     let spec = &bundle.spec;
     let mut errors = Vec::new();
     let settings = compile_settings(bundle, &mut errors);
+    let views = Views::new(&spec.workspaces).unwrap_or_else(|problem| {
+        let (field, problem) = problem.split_once(": ").unwrap_or(("spec.workspaces", &problem));
+        errors.push(CompileError::invalid(None, field, problem));
+        None
+    });
 
     let mut names: FxHashMap<(&str, &str), u32> = FxHashMap::default();
     let mut hosts: SetBuilder<Box<str>> = SetBuilder::new();
@@ -124,6 +130,20 @@ pub fn compile_all(bundle: &Bundle) -> Result<Policy, Vec<CompileError>> {
             }
             virtual_fields.push((ip, format!("{field}.virtualAddresses[{v}]"), src));
         }
+        let mut own_views = Vec::with_capacity(service.workspaces.len());
+        for (w, name) in service.workspaces.iter().enumerate() {
+            match views.as_ref().map(|v| v.index(name)) {
+                Some(Some(index)) => own_views.push(index),
+                Some(None) => fail(
+                    format!("{field}.workspaces[{w}]"),
+                    format!("{name:?} is not one of the bundle's spec.workspaces"),
+                ),
+                None => fail(
+                    format!("{field}.workspaces[{w}]"),
+                    "the bundle declares no spec.workspaces for this to name".into(),
+                ),
+            }
+        }
         let own_virtual: Box<[IpAddr]> = virtual_fields
             .get(first_virtual..)
             .unwrap_or_default()
@@ -147,6 +167,7 @@ pub fn compile_all(bundle: &Bundle) -> Result<Policy, Vec<CompileError>> {
             name: ResourceName::new(&src.namespace, &src.name),
             host: exact_host,
             virtual_addresses: own_virtual,
+            views: own_views.into_boxed_slice(),
             outlier: outlier_settings(service),
             ports: ports.into_boxed_slice(),
             endpoints: endpoints.into_boxed_slice(),
@@ -257,6 +278,7 @@ pub fn compile_all(bundle: &Bundle) -> Result<Policy, Vec<CompileError>> {
         v4,
         v6,
         virtual_addresses,
+        views,
         sets,
         policies: policies.into_boxed_slice(),
     };

@@ -16,6 +16,9 @@ pub(crate) struct CompiledService {
     pub(crate) host: Option<Box<str>>,
     /// The addresses that stand for the service's hosts (canonical).
     pub(crate) virtual_addresses: Box<[std::net::IpAddr]>,
+    /// The workspace views that see this service (indices into the policy's views); empty:
+    /// every view.
+    pub(crate) views: Box<[u16]>,
     pub(crate) ports: Box<[CompiledPort]>,
     /// When endpoints are ejected.
     pub(crate) outlier: OutlierSettings,
@@ -28,6 +31,14 @@ pub(crate) struct CompiledService {
 }
 
 impl CompiledService {
+    /// Whether a caller in `view` sees this service (`None`: the bundle has one view).
+    pub(crate) fn visible_in(&self, view: Option<u16>) -> bool {
+        match view {
+            None => true,
+            Some(v) => self.views.is_empty() || self.views.contains(&v),
+        }
+    }
+
     /// The port a request to `number` is for: the port declared as `number`, else the
     /// gateway-routed port whose `portMatch` it is.
     pub(crate) fn port(&self, number: u16) -> Option<&CompiledPort> {

@@ -9,6 +9,7 @@ mod access;
 mod cidr;
 mod compile;
 mod compiled;
+mod view;
 mod decision;
 mod endpoint;
 mod error;

@@ -16,6 +16,7 @@ use crate::ranking::Ranked;
 use crate::request::{Request, RequestProtocol};
 use crate::selection::{choose, EndpointChoice, Vantage};
 use crate::service_set::{ServiceSet, SetArena};
+use crate::view::Views;
 use rustc_hash::FxHashMap;
 
 /// A bundle compiled into lookup structures. Built once per configuration; `decide` only reads.
@@ -30,6 +31,8 @@ pub struct Policy {
     pub(crate) v6: CidrTable<u128>,
     /// Virtual addresses (canonical) and the one service each stands for.
     pub(crate) virtual_addresses: FxHashMap<IpAddr, u32>,
+    /// Workspace views (`None`: one view, every service).
+    pub(crate) views: Option<Views>,
     pub(crate) sets: SetArena,
     pub(crate) policies: Box<[CompiledPolicy]>,
 }
@@ -221,14 +224,34 @@ impl Policy {
                 });
             }
         }
-        let by_destination = || request.destination.and_then(|ip| self.by_address(ip));
+        // The caller's workspace view: what another workspace registers, and does not share,
+        // is not registered for it.
+        let view = self.views.as_ref().map(|v| v.of(request.client));
+        let visible = |found: (&'p [u32], MatchedOn)| {
+            found
+                .0
+                .iter()
+                .any(|&i| {
+                    self.services
+                        .get(i as usize)
+                        .is_some_and(|s| s.visible_in(view))
+                })
+                .then_some(found)
+        };
+        let by_destination = || {
+            request
+                .destination
+                .and_then(|ip| self.by_address(ip))
+                .and_then(visible)
+        };
         let found = match authority.map(|a| a.host) {
             Some(Host::Name(name)) => self
                 .hosts
                 .lookup(name)
                 .map(|(set, _)| (self.sets.get(set), MatchedOn::Host))
+                .and_then(visible)
                 .or_else(by_destination),
-            Some(Host::Ip(ip)) => self.by_address(ip),
+            Some(Host::Ip(ip)) => self.by_address(ip).and_then(visible),
             None => by_destination(),
         };
         let Some((candidates, matched_on)) = found else {
@@ -242,6 +265,7 @@ impl Policy {
         for service in candidates
             .iter()
             .filter_map(|&i| self.services.get(i as usize))
+            .filter(|s| s.visible_in(view))
         {
             first.get_or_insert(service);
             if let Some(p) = service.port(port) {

@@ -44,6 +44,7 @@ pub fn service(
         subject_alt_names: Vec::new(),
         outlier_detection: None,
         failover: Vec::new(),
+        workspaces: Vec::new(),
     }
 }
 
