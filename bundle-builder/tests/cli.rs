@@ -678,3 +678,51 @@ fn render_envoy_explains_that_a_secret_needs_files_locally() {
         "{err}"
     );
 }
+
+/// Gloo's staging/prod example in one bundle: `explain` decides each caller within its
+/// workspace's view, as the filter does.
+#[test]
+fn explain_decides_within_the_callers_workspace() {
+    let bundle = repo_file("bundle-builder/tests/golden/workspace-views/bundle.json");
+    for (from, want) in [
+        (
+            "spiffe://cluster.local/ns/staging-apps/sa/api",
+            "allow registered staging-data/db",
+        ),
+        (
+            "spiffe://cluster.local/ns/prod-apps/sa/api",
+            "allow client_allowed prod-data/db",
+        ),
+        (
+            "spiffe://cluster.local/ns/prod-apps/sa/batch",
+            "deny client_not_allowed prod-data/db",
+        ),
+        (
+            "spiffe://cluster.local/ns/web/sa/frontend",
+            "deny not_in_workspace -",
+        ),
+    ] {
+        let (code, out, err) = explain_with(
+            &bundle,
+            &[
+                "--from",
+                from,
+                "--to",
+                "127.0.0.90:15490",
+                "--protocol",
+                "tcp",
+                "--output",
+                "json",
+            ],
+        );
+        assert_eq!(code, 0, "{err}");
+        let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let got = format!(
+            "{} {} {}",
+            json["decision"].as_str().unwrap(),
+            json["reason"].as_str().unwrap(),
+            json["service"].as_str().unwrap_or("-")
+        );
+        assert_eq!(got, want, "{from}");
+    }
+}

@@ -416,3 +416,54 @@ fn each_outcome_moves_its_own_counter() {
         );
     }
 }
+
+/// Gloo's staging/prod example, one bundle for the whole mesh, in Envoy: the same database
+/// address is staging's for staging's workloads and prod's (with prod's access policy) for
+/// prod's; a workload outside both workspaces is denied `not_in_workspace`. Denied means the
+/// database saw nothing.
+#[test]
+fn one_bundle_decides_each_caller_within_its_workspace() {
+    let port = free_port("127.0.0.90").max(free_port("127.0.0.91"));
+    let manifests = std::fs::read_to_string(
+        warden_e2e::repo_root()
+            .join("bundle-builder/tests/golden/workspace-views/input/staging-prod.yaml"),
+    )
+    .unwrap()
+    .replace("15490", &port.to_string());
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("staging-prod.yaml"), manifests).unwrap();
+    let bundle = warden_e2e::build_bundle(dir.path());
+    let database = EchoServer::start(SocketAddr::new("127.0.0.91".parse().unwrap(), port));
+    let dialled = SocketAddr::new("127.0.0.90".parse().unwrap(), port);
+    // One proxy at a time: each listens on the database's address, standing for it.
+    let run = |identity: &str| {
+        let mut sidecar = Sidecar::new(bundle.clone());
+        sidecar.identity = Some(identity.into());
+        sidecar.tcp = vec![format!("{dialled}={}", database.addr).parse().unwrap()];
+        let envoy = sidecar.start();
+        let outcome = echo_through(dialled).ok().filter(|r| !r.is_empty());
+        (envoy, outcome)
+    };
+    let (_, staging) = run("spiffe://cluster.local/ns/staging-apps/sa/api");
+    assert_eq!(staging.as_deref(), Some("echo:hello"));
+    let (_, prod) = run("spiffe://cluster.local/ns/prod-apps/sa/api");
+    assert_eq!(prod.as_deref(), Some("echo:hello"));
+    assert_eq!(database.connections(), 2);
+    let (batch, denied) = run("spiffe://cluster.local/ns/prod-apps/sa/batch");
+    assert_eq!(denied, None);
+    assert_eq!(
+        batch.wait_metric("warden_tcp_denied_client_not_allowed", 1),
+        1
+    );
+    let (outside, denied) = run("spiffe://cluster.local/ns/web/sa/frontend");
+    assert_eq!(denied, None);
+    assert_eq!(
+        outside.wait_metric("warden_tcp_denied_not_in_workspace", 1),
+        1
+    );
+    assert_eq!(
+        database.connections(),
+        2,
+        "denied connections reached the database"
+    );
+}

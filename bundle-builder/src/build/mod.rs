@@ -113,7 +113,34 @@ pub fn build(
         &spec.trust_domain,
         diagnostics,
     );
-    spec.services = kept.iter().map(|s| s.service.clone()).collect();
+    // A bundle for the whole mesh, with workspaces declared: each caller decides within its
+    // workspace's view, so each service says which workspaces see it.
+    let views = options.workspace.is_none() && !resources.workspaces.is_empty();
+    if views {
+        spec.workspaces = workspaces.declared();
+    }
+    let names = workspaces.names();
+    spec.services = kept
+        .iter()
+        .map(|s| {
+            let mut service = s.service.clone();
+            if views {
+                let source = &s.service.source;
+                let shared = Shared {
+                    workspace: &s.workspace,
+                    namespace: &source.namespace,
+                    name: &source.name,
+                    labels: s.labels(),
+                };
+                service.workspaces = names
+                    .iter()
+                    .filter(|viewer| workspaces.visible(shared, viewer))
+                    .cloned()
+                    .collect();
+            }
+            service
+        })
+        .collect();
     spec.services.sort_by(|a, b| {
         (&a.source.namespace, &a.source.name).cmp(&(&b.source.namespace, &b.source.name))
     });

@@ -48,6 +48,22 @@ impl Workspaces {
             for (c, cluster) in ws.manifest.spec.workload_clusters.iter().enumerate() {
                 for (n, ns) in cluster.namespaces.iter().enumerate() {
                     let field = format!("spec.workloadClusters[{c}].namespaces[{n}].name");
+                    // The filter matches a caller's namespace against these itself (a bundle
+                    // for the whole mesh): `*` and `?` only, as namespaces are written.
+                    let plain = ns.name.bytes().all(|b| {
+                        b.is_ascii_lowercase() || b.is_ascii_digit() || b"-*?".contains(&b)
+                    });
+                    if !plain || ns.name.is_empty() {
+                        diagnostics.push(ws.diagnostic(
+                            Severity::Error,
+                            &field,
+                            format!(
+                                "{:?}: a namespace pattern is letters, digits and '-', with '*' for any characters and '?' for one",
+                                ns.name
+                            ),
+                        ));
+                        continue;
+                    }
                     match Glob::new(&ns.name) {
                         Ok(glob) => namespaces.push((ns.name.clone(), glob.compile_matcher())),
                         Err(err) => diagnostics.push(ws.diagnostic(
@@ -80,6 +96,18 @@ impl Workspaces {
             }
         }
         out
+    }
+
+    /// The bundle's `spec.workspaces`: each declared workspace's namespace patterns, in the
+    /// order the filter tries them (by name, as [`Self::workspace_of`]).
+    pub fn declared(&self) -> Vec<warden_bundle::Workspace> {
+        self.workspaces
+            .iter()
+            .map(|w| warden_bundle::Workspace {
+                name: w.name.clone(),
+                namespaces: w.namespaces.iter().map(|(raw, _)| raw.clone()).collect(),
+            })
+            .collect()
     }
 
     /// The workspace a namespace belongs to (the first, by name, whose globs match it).

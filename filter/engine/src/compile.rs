@@ -36,7 +36,9 @@ pub fn compile_all(bundle: &Bundle) -> Result<Policy, Vec<CompileError>> {
     let mut errors = Vec::new();
     let settings = compile_settings(bundle, &mut errors);
     let views = Views::new(&spec.workspaces).unwrap_or_else(|problem| {
-        let (field, problem) = problem.split_once(": ").unwrap_or(("spec.workspaces", &problem));
+        let (field, problem) = problem
+            .split_once(": ")
+            .unwrap_or(("spec.workspaces", &problem));
         errors.push(CompileError::invalid(None, field, problem));
         None
     });

@@ -64,10 +64,13 @@ pub enum DenyReason {
     /// The connection was sent to a virtual address, but names (authority or server name) a
     /// host that address does not stand for.
     NameMismatch,
+    /// The destination is registered, but in workspaces that do not share it with the
+    /// caller's (a bundle for the whole mesh).
+    NotInWorkspace,
 }
 
 impl DenyReason {
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 13] = [
         Self::NotInRegistry,
         Self::PortNotDeclared,
         Self::ClientNotAllowed,
@@ -80,6 +83,7 @@ impl DenyReason {
         Self::UnspecifiedAddress,
         Self::NotGatewayRouted,
         Self::NameMismatch,
+        Self::NotInWorkspace,
     ];
 
     pub fn code(self) -> &'static str {
@@ -96,6 +100,7 @@ impl DenyReason {
             Self::UnspecifiedAddress => "unspecified_address",
             Self::NotGatewayRouted => "not_gateway_routed",
             Self::NameMismatch => "name_mismatch",
+            Self::NotInWorkspace => "not_in_workspace",
         }
     }
 
@@ -148,6 +153,10 @@ impl DenyReason {
             Self::NameMismatch => {
                 "the connection was sent to the virtual address of one service but names \
                  another host; resolve the name you mean and connect to its address"
+            }
+            Self::NotInWorkspace => {
+                "the destination is registered in a workspace that does not share it with the \
+                 caller's; export it from its workspace and import it into the caller's"
             }
         }
     }

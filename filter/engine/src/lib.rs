@@ -9,7 +9,6 @@ mod access;
 mod cidr;
 mod compile;
 mod compiled;
-mod view;
 mod decision;
 mod endpoint;
 mod error;
@@ -26,6 +25,7 @@ mod request;
 mod route;
 mod selection;
 mod service_set;
+mod view;
 
 pub use compile::{compile, compile_all};
 

@@ -238,22 +238,35 @@ impl Policy {
                 })
                 .then_some(found)
         };
-        let by_destination = || {
-            request
-                .destination
-                .and_then(|ip| self.by_address(ip))
-                .and_then(visible)
-        };
-        let found = match authority.map(|a| a.host) {
+        let by_name = match authority.map(|a| a.host) {
             Some(Host::Name(name)) => self
                 .hosts
                 .lookup(name)
-                .map(|(set, _)| (self.sets.get(set), MatchedOn::Host))
-                .and_then(visible)
-                .or_else(by_destination),
-            Some(Host::Ip(ip)) => self.by_address(ip).and_then(visible),
-            None => by_destination(),
+                .map(|(set, _)| (self.sets.get(set), MatchedOn::Host)),
+            Some(Host::Ip(ip)) => self.by_address(ip),
+            None => None,
         };
+        // An IP literal names the destination; only a name falls back to the dialled address
+        // (looked up only when the name found nothing the caller sees).
+        let by_destination = || match authority.map(|a| a.host) {
+            Some(Host::Ip(_)) => None,
+            _ => request.destination.and_then(|ip| self.by_address(ip)),
+        };
+        let (found, registered) = match by_name.map(visible) {
+            Some(Some(found)) => (Some(found), true),
+            named => {
+                let dialled = by_destination();
+                (
+                    dialled.and_then(visible),
+                    named.is_some() || dialled.is_some(),
+                )
+            }
+        };
+        // Registered, but only in workspaces that do not share it with the caller's: denied,
+        // whatever the outbound mode (passing it would bypass its access policies).
+        if found.is_none() && registered {
+            return Decision::deny(DenyReason::NotInWorkspace);
+        }
         let Some((candidates, matched_on)) = found else {
             // The gateway is no general proxy, whatever the outbound mode.
             if gateway {

@@ -2,11 +2,14 @@
 //! workspace's view (Gloo's workspaces: its own services and those shared into it), so the
 //! same address or host in two workspaces that do not share never collides.
 
+/// A workspace's name and its namespace patterns.
+type Member = (Box<str>, Box<[Box<str>]>);
+
 /// The workspaces of a bundle and how a caller's namespace finds its own.
 #[derive(Debug, Clone)]
 pub(crate) struct Views {
     /// Name and namespace patterns, in the bundle's order (first match wins).
-    workspaces: Box<[(Box<str>, Box<[Box<str>]>)]>,
+    workspaces: Box<[Member]>,
     /// The view of callers no pattern matches (and of callers without an identity).
     default: u16,
 }
@@ -21,16 +24,19 @@ impl Views {
         if workspaces.is_empty() {
             return Ok(None);
         }
-        let mut list: Vec<(Box<str>, Box<[Box<str>]>)> = Vec::with_capacity(workspaces.len() + 1);
+        let mut list: Vec<Member> = Vec::with_capacity(workspaces.len() + 1);
         for (w, ws) in workspaces.iter().enumerate() {
             if list.iter().any(|(name, _)| **name == *ws.name) {
-                return Err(format!("spec.workspaces[{w}].name: {:?} is declared twice", ws.name));
+                return Err(format!(
+                    "spec.workspaces[{w}].name: {:?} is declared twice",
+                    ws.name
+                ));
             }
             for (n, pattern) in ws.namespaces.iter().enumerate() {
                 let valid = !pattern.is_empty()
-                    && pattern
-                        .bytes()
-                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-*?".contains(&b));
+                    && pattern.bytes().all(|b| {
+                        b.is_ascii_lowercase() || b.is_ascii_digit() || b"-*?".contains(&b)
+                    });
                 if !valid {
                     return Err(format!(
                         "spec.workspaces[{w}].namespaces[{n}]: {pattern:?} is not a namespace pattern (letters, digits, '-', with '*' for any characters and '?' for one)"
@@ -42,14 +48,18 @@ impl Views {
                 ws.namespaces.iter().map(|p| p.as_str().into()).collect(),
             ));
         }
-        let default = match list.iter().position(|(name, _)| &**name == DEFAULT_WORKSPACE) {
+        let default = match list
+            .iter()
+            .position(|(name, _)| &**name == DEFAULT_WORKSPACE)
+        {
             Some(i) => i,
             None => {
                 list.push((DEFAULT_WORKSPACE.into(), Box::default()));
                 list.len() - 1
             }
         };
-        let default = u16::try_from(default).map_err(|_| "more than 65535 workspaces".to_owned())?;
+        let default =
+            u16::try_from(default).map_err(|_| "more than 65535 workspaces".to_owned())?;
         Ok(Some(Self {
             workspaces: list.into_boxed_slice(),
             default,
@@ -69,7 +79,11 @@ impl Views {
         };
         self.workspaces
             .iter()
-            .position(|(_, patterns)| patterns.iter().any(|p| glob(p.as_bytes(), namespace.as_bytes())))
+            .position(|(_, patterns)| {
+                patterns
+                    .iter()
+                    .any(|p| glob(p.as_bytes(), namespace.as_bytes()))
+            })
             .and_then(|i| u16::try_from(i).ok())
             .unwrap_or(self.default)
     }
@@ -107,7 +121,9 @@ fn glob(pattern: &[u8], text: &[u8]) -> bool {
             },
         }
     }
-    pattern.get(p..).is_some_and(|rest| rest.iter().all(|&c| c == b'*'))
+    pattern
+        .get(p..)
+        .is_some_and(|rest| rest.iter().all(|&c| c == b'*'))
 }
 
 #[cfg(test)]
@@ -131,13 +147,20 @@ mod tests {
             ("exact", "exact", true),
             ("exact", "exactly", false),
         ] {
-            assert_eq!(glob(pattern.as_bytes(), text.as_bytes()), want, "{pattern} {text}");
+            assert_eq!(
+                glob(pattern.as_bytes(), text.as_bytes()),
+                want,
+                "{pattern} {text}"
+            );
         }
     }
 
     #[test]
     fn namespaces_come_from_spiffe_ids() {
-        assert_eq!(namespace_of("spiffe://cluster.local/ns/pay/sa/billing"), Some("pay"));
+        assert_eq!(
+            namespace_of("spiffe://cluster.local/ns/pay/sa/billing"),
+            Some("pay")
+        );
         assert_eq!(namespace_of("spiffe://cluster.local/sa/billing"), None);
         assert_eq!(namespace_of("not-spiffe"), None);
     }

@@ -9,7 +9,10 @@ mod support;
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
 use support::*;
-use warden_bundle::{OutboundMode::RegistryOnly, Workspace};
+use warden_bundle::{
+    OutboundMode::{AllowAny, RegistryOnly},
+    Workspace,
+};
 use warden_engine::{compile_all, Policy, Request};
 
 const STAGING_API: &str = "spiffe://cluster.local/ns/staging-apps/sa/api";
@@ -21,6 +24,10 @@ const OUTSIDE: &str = "spiffe://cluster.local/ns/web/sa/frontend";
 /// that do not share; prod's policy lets only prod's api in. `shared/vault` is prod's,
 /// shared with staging.
 fn policy() -> Policy {
+    policy_in(RegistryOnly)
+}
+
+fn policy_in(mode: warden_bundle::OutboundMode) -> Policy {
     let mut staging = service("staging-apps/db", &[], &["10.5.0.10"], &[5432]);
     staging.workspaces = vec!["staging".into()];
     let mut prod = service("prod-apps/db", &[], &["10.5.0.10"], &[5432]);
@@ -28,7 +35,7 @@ fn policy() -> Policy {
     let mut vault = service("prod-apps/vault", &["vault.example"], &[], &[8200]);
     vault.workspaces = vec!["prod".into(), "staging".into()];
     let mut b = bundle(
-        RegistryOnly,
+        mode,
         vec![staging, prod, vault],
         vec![support::policy(
             "prod-apps/db-api-only",
@@ -79,17 +86,21 @@ fn each_caller_decides_within_its_workspace() {
             "allow registered prod-apps/vault"
         );
     }
-    // Outside every workspace: the `default` view, which holds none of these.
-    assert_eq!(
-        verdict(&p, &from(OUTSIDE, db())),
-        "deny not_in_registry -"
-    );
-    assert_eq!(
-        verdict(&p, &from(OUTSIDE, http("vault.example:8200"))),
-        "deny not_in_registry -"
-    );
-    // Without an identity: the `default` view too.
-    assert_eq!(verdict(&p, &db()), "deny not_in_registry -");
+    // Outside every workspace: the `default` view, which holds none of these. They are
+    // registered elsewhere, so denied, never passed through (under ALLOW_ANY too).
+    for mode in [RegistryOnly, AllowAny] {
+        let p = policy_in(mode);
+        assert_eq!(verdict(&p, &from(OUTSIDE, db())), "deny not_in_workspace -");
+        assert_eq!(
+            verdict(&p, &from(OUTSIDE, http("vault.example:8200"))),
+            "deny not_in_workspace -"
+        );
+        // Without an identity: the `default` view too.
+        assert_eq!(verdict(&p, &db()), "deny not_in_workspace -");
+        // What no workspace registers is the outbound mode's.
+        let unknown = verdict(&p, &from(OUTSIDE, tcp("10.9.9.9", 5432)));
+        assert!(unknown.ends_with(" -"), "{unknown}");
+    }
 }
 
 #[test]
