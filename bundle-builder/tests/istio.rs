@@ -190,7 +190,8 @@ fn rich_bundle() -> Bundle {
             // The client certificate in a Kubernetes secret, as usual at a gateway.
             { "name": "secret", "number": 10443, "protocol": "HTTPS",
               "tls": { "mode": "MUTUAL", "credentialName": "ledger-client",
-                       "caCertificates": "/ignored/with/a/secret.pem" } }
+                       "caCertificates": "/ignored/with/a/secret.pem" },
+              "egressGateway": { "gateways": [{ "namespace": "egress", "name": "egress-gateway" }] } }
         ],
         "endpoints": [{
             "source": { "kind": "ExternalEndpoint", "namespace": "pay", "name": "ledger-eu" },
@@ -256,7 +257,7 @@ fn rendered_resources_validate_against_the_istio_crds() {
     // per gateway-routed port.
     assert_eq!(validated.get("WasmPlugin"), Some(&4), "{validated:?}");
     assert_eq!(validated.get("ServiceEntry"), Some(&6), "{validated:?}");
-    assert_eq!(validated.get("DestinationRule"), Some(&6), "{validated:?}");
+    assert_eq!(validated.get("DestinationRule"), Some(&7), "{validated:?}");
 }
 
 /// The tightened schemas do catch mistakes: a wrong enum, an unknown field, a bad digest.
@@ -347,7 +348,10 @@ fn rendered_resources_say_what_the_filter_and_istio_need() {
     );
     // portMatch: the sidecar's route matches the port workloads send to, which the
     // ServiceEntry declares beside the service port.
-    assert_eq!(vs["spec"]["http"][0]["match"][0]["port"], 80);
+    assert_eq!(
+        vs["spec"]["http"][0]["match"],
+        json!([{ "gateways": ["mesh"], "port": 443 }, { "gateways": ["mesh"], "port": 80 }])
+    );
     assert!(ledger["spec"]["ports"]
         .as_array()
         .unwrap()
@@ -542,4 +546,20 @@ fn internal_hostnames_get_outlier_detection_and_failover() {
         policy["loadBalancer"]["localityLbSetting"],
         json!({ "enabled": true, "failover": [{ "from": "us-east", "to": "us-west" }] })
     );
+}
+
+/// A secret (`credentialName`) works where the egress gateway originates TLS; on a port the
+/// sidecar originates, `render istio` refuses it, saying what to do.
+#[test]
+fn a_secret_at_the_sidecar_is_refused() {
+    let mut bundle = rich_bundle();
+    for service in &mut bundle.spec.services {
+        for port in &mut service.ports {
+            if port.number == 10443 {
+                port.egress_gateway = None;
+            }
+        }
+    }
+    let err = resources(&bundle, &options()).unwrap_err().to_string();
+    assert!(err.starts_with("pay/ledger port 10443: clientsideTls.credentialName works where the egress gateway originates TLS"), "{err}");
 }

@@ -174,7 +174,8 @@ fn sidecar_plugin_decides_on_the_istio_identity_and_leaves_routing_to_istio() {
 
 /// The gateway plugin (`WARDEN_ROLE=gateway` in its environment), and the mesh-wide sidecar
 /// plugin on a `router~` node, both take the caller's identity from its certificate, never
-/// from the node: a plain-text caller has none and is denied.
+/// from the node: a plain-text caller has none, so no workspace either (the examples declare
+/// workspaces), and is denied: the partner API is not in its view.
 #[test]
 fn on_the_gateway_identity_comes_from_the_certificate_only() {
     let upstream = HttpUpstream::start("istio-route", free_addr("127.0.0.82"));
@@ -187,7 +188,7 @@ fn on_the_gateway_identity_comes_from_the_certificate_only() {
     );
     let r = get(by_env.listen, "api.partner.example:443", "/", &[]);
     assert_eq!(r.status, 403, "{r:?}");
-    assert_eq!(r.header("x-warden-reason"), Some("client_not_allowed"));
+    assert_eq!(r.header("x-warden-reason"), Some("not_in_workspace"));
 
     let mut sidecar_plugin = plugin("warden-http");
     sidecar_plugin["spec"]["vmConfig"]["env"] =
@@ -200,7 +201,7 @@ fn on_the_gateway_identity_comes_from_the_certificate_only() {
     );
     let r = get(by_node.listen, "api.partner.example:443", "/", &[]);
     assert_eq!(r.status, 403, "{r:?}");
-    assert_eq!(r.header("x-warden-reason"), Some("client_not_allowed"));
+    assert_eq!(r.header("x-warden-reason"), Some("not_in_workspace"));
     assert!(
         by_node.log().contains(", Gateway, root_id"),
         "the filter says which role it took"

@@ -89,8 +89,8 @@ pub fn reject_overlaps(
                 continue;
             }
             for host in &s.service.hosts {
-                for port in &s.service.ports {
-                    hosts.insert((host.as_str(), port.number), i);
+                for number in claimed_ports(s) {
+                    hosts.insert((host.as_str(), number), i);
                 }
             }
             for port in blind_tcp_ports(s) {
@@ -130,22 +130,27 @@ fn host_clash(
     hosts: &HashMap<(&str, u16), usize>,
 ) -> Option<Clash> {
     for host in &s.service.hosts {
-        for port in &s.service.ports {
-            if let Some(&j) = hosts
-                .get(&(host.as_str(), port.number))
-                .filter(|&&j| j != i)
-            {
+        for number in claimed_ports(s) {
+            if let Some(&j) = hosts.get(&(host.as_str(), number)).filter(|&&j| j != i) {
                 return Some((
                     j,
                     (
                         "spec.hosts",
-                        format!("host {host} on port {} is already claimed by", port.number),
+                        format!("host {host} on port {number} is already claimed by"),
                     ),
                 ));
             }
         }
     }
     None
+}
+
+/// The ports a service claims for its hosts: its declared ports and their `portMatch` ports
+/// (a request to either is decided for it).
+fn claimed_ports<'a>(s: &'a BuiltService<'_>) -> impl Iterator<Item = u16> + 'a {
+    s.service.ports.iter().flat_map(|p| {
+        std::iter::once(p.number).chain(p.egress_gateway.as_ref().and_then(|g| g.port_match))
+    })
 }
 
 fn address_clash(

@@ -373,6 +373,16 @@ fn service_port(
                             .ports
                             .iter()
                             .any(|q| q.number == u32::from(p));
+                        let matched_twice = es.manifest.spec.ports.iter().take(i).any(|q| {
+                            q.egress_gateway_routes.as_ref().and_then(|r| r.port_match)
+                                == Some(u32::from(p))
+                        });
+                        if matched_twice {
+                            error(
+                                "egressGatewayRoutes.portMatch",
+                                format!("port {p} is already the portMatch of another port of this service"),
+                            );
+                        }
                         if declared {
                             error(
                                 "egressGatewayRoutes.portMatch",

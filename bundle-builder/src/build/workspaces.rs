@@ -46,7 +46,32 @@ impl Workspaces {
         for ws in &resources.workspaces {
             let mut namespaces = Vec::new();
             for (c, cluster) in ws.manifest.spec.workload_clusters.iter().enumerate() {
+                // What Warden cannot check must not be dropped: a workspace narrowed by
+                // cluster, cluster selector or namespace labels would otherwise claim more.
+                let at = format!("spec.workloadClusters[{c}]");
+                if cluster.name.as_deref().is_some_and(|n| n != "*") {
+                    diagnostics.push(ws.diagnostic(
+                        Severity::Error,
+                        &format!("{at}.name"),
+                        "a SPIFFE ID does not name the workload's cluster, so the filter cannot tell clusters apart; use '*' (and one trust domain per cluster if they must differ)",
+                    ));
+                }
+                if cluster.selector.is_some() {
+                    diagnostics.push(ws.diagnostic(
+                        Severity::Error,
+                        &format!("{at}.selector"),
+                        "cluster selectors cannot be checked by the filter (a SPIFFE ID names no cluster); select namespaces by name",
+                    ));
+                }
                 for (n, ns) in cluster.namespaces.iter().enumerate() {
+                    if ns.labels.is_some() {
+                        diagnostics.push(ws.diagnostic(
+                            Severity::Error,
+                            &format!("{at}.namespaces[{n}].labels"),
+                            "namespace labels cannot be checked by the filter (a SPIFFE ID names the namespace only); select namespaces by name",
+                        ));
+                        continue;
+                    }
                     let field = format!("spec.workloadClusters[{c}].namespaces[{n}].name");
                     // The filter matches a caller's namespace against these itself (a bundle
                     // for the whole mesh): `*` and `?` only, as namespaces are written.
@@ -82,6 +107,13 @@ impl Workspaces {
         }
         out.workspaces.sort_by(|a, b| a.name.cmp(&b.name));
         for settings in &resources.workspace_settings {
+            if settings.manifest.spec.options.is_some() {
+                diagnostics.push(settings.diagnostic(
+                    Severity::Note,
+                    "spec.options",
+                    "federation and service isolation are the mesh's settings; Warden's decisions do not use them",
+                ));
+            }
             let owner = out.workspace_of(settings.namespace()).to_owned();
             if out
                 .settings

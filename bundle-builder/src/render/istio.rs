@@ -77,6 +77,10 @@ pub enum IstioError {
     NoGateway(String, u16),
     #[error("cannot write the bundle as the plugin configuration: {0}")]
     Bundle(String),
+    #[error(
+        "{0} port {1}: clientsideTls.credentialName works where the egress gateway originates TLS (Istio reads the secret in the gateway's namespace); this port's TLS is originated at the sidecar, so give file paths, or route the port through the gateway"
+    )]
+    SidecarSecret(String, u16),
 }
 
 /// The image's digest, when it is pinned by one.
@@ -246,6 +250,16 @@ pub fn resources(bundle: &Bundle, options: &IstioOptions) -> Result<Vec<Value>, 
         ));
     }
     for service in &bundle.spec.services {
+        let secret_at_sidecar = service.ports.iter().find(|p| {
+            p.egress_gateway.is_none()
+                && p.tls.as_ref().is_some_and(|t| t.credential_name.is_some())
+        });
+        if let Some(port) = secret_at_sidecar {
+            return Err(IstioError::SidecarSecret(
+                format!("{}/{}", service.source.namespace, service.source.name),
+                port.number,
+            ));
+        }
         out.push(service_entry(service));
         out.extend(destination_rules(service));
         for port in service.ports.iter().filter(|p| p.egress_gateway.is_some()) {
@@ -552,11 +566,10 @@ const GATEWAY_PORT: u16 = 443;
 /// gateway has ended the mesh mTLS, forwarded as bytes (`tcp` route).
 fn gateway_route(service: &ExternalService, port: &ServicePort, gw: &IstioGateway) -> Vec<Value> {
     // The port workloads send to: Gloo's portMatch, else the service port.
-    let sent = port
-        .egress_gateway
-        .as_ref()
-        .and_then(|g| g.port_match)
-        .unwrap_or(port.number);
+    // The ports workloads send to: the service port and, with Gloo's portMatch, that port
+    // too; both go to the gateway (the filter decides both for this port).
+    let mut mesh_ports = vec![port.number];
+    mesh_ports.extend(port.egress_gateway.as_ref().and_then(|g| g.port_match));
     let (ns, name) = (&service.source.namespace, &service.source.name);
     let number = port.number.to_string();
     let hosts = hosts(service);
@@ -610,7 +623,7 @@ fn gateway_route(service: &ExternalService, port: &ServicePort, gw: &IstioGatewa
         spec.insert(
             "tls".into(),
             json!([{
-                "match": [{ "gateways": ["mesh"], "port": sent, "sniHosts": hosts }],
+                "match": mesh_ports.iter().map(|port| json!({ "gateways": ["mesh"], "port": port, "sniHosts": hosts })).collect::<Vec<_>>(),
                 "route": to_gateway_route
             }]),
         );
@@ -625,7 +638,7 @@ fn gateway_route(service: &ExternalService, port: &ServicePort, gw: &IstioGatewa
         spec.insert(
             "http".into(),
             json!([
-                { "match": [{ "gateways": ["mesh"], "port": sent }], "route": to_gateway_route },
+                { "match": mesh_ports.iter().map(|port| json!({ "gateways": ["mesh"], "port": port })).collect::<Vec<_>>(), "route": to_gateway_route },
                 { "match": [{ "gateways": [gateway_ref], "port": GATEWAY_PORT }], "route": to_service_route }
             ]),
         );

@@ -442,6 +442,20 @@ fn compile_ports(
                 ),
             );
         }
+        if let Some(matched) = port.egress_gateway.as_ref().and_then(|g| g.port_match) {
+            let clash = service.ports.iter().enumerate().any(|(q, other)| {
+                other.number == matched
+                    || (q < p
+                        && other.egress_gateway.as_ref().and_then(|g| g.port_match)
+                            == Some(matched))
+            });
+            if clash {
+                fail(
+                    format!("{at}.egressGateway.portMatch"),
+                    format!("port {matched} is also a declared port or another port's portMatch of this service"),
+                );
+            }
+        }
         if let Some(TargetPort::Name(name)) = &port.target_port {
             if service.endpoints.is_empty() {
                 fail(

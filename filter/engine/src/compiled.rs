@@ -39,13 +39,14 @@ impl CompiledService {
         }
     }
 
-    /// The port a request to `number` is for: the port declared as `number`, else the
-    /// gateway-routed port whose `portMatch` it is.
-    pub(crate) fn port(&self, number: u16) -> Option<&CompiledPort> {
-        self.ports
-            .iter()
-            .find(|p| p.number == number)
-            .or_else(|| self.ports.iter().find(|p| p.port_match == Some(number)))
+    /// The port declared as `number`.
+    pub(crate) fn declared_port(&self, number: u16) -> Option<&CompiledPort> {
+        self.ports.iter().find(|p| p.number == number)
+    }
+
+    /// The gateway-routed port whose `portMatch` is `number`.
+    pub(crate) fn matched_port(&self, number: u16) -> Option<&CompiledPort> {
+        self.ports.iter().find(|p| p.port_match == Some(number))
     }
 }
 

@@ -226,7 +226,10 @@ impl Policy {
         }
         // The caller's workspace view: what another workspace registers, and does not share,
         // is not registered for it.
-        let view = self.views.as_ref().map(|v| v.of(request.client));
+        let view = self
+            .views
+            .as_ref()
+            .map(|v| v.of(request.client, &self.settings.trust_domain));
         let visible = |found: (&'p [u32], MatchedOn)| {
             found
                 .0
@@ -274,24 +277,26 @@ impl Policy {
             }
             return self.unregistered();
         };
-        let mut first = None;
-        for service in candidates
-            .iter()
-            .filter_map(|&i| self.services.get(i as usize))
-            .filter(|s| s.visible_in(view))
-        {
-            first.get_or_insert(service);
-            if let Some(p) = service.port(port) {
-                if gateway && !gateway_forwards(p, request.protocol) {
-                    return Decision::Deny(Denial {
-                        reason: DenyReason::NotGatewayRouted,
-                        service: Some(ServiceMatch::of(service, p, matched_on)),
-                        policy: None,
-                    });
-                }
-                let decision = self.check_access(service, p, matched_on, request);
-                return self.route(decision, service, p, request, health, pick);
+        let seen = || {
+            candidates
+                .iter()
+                .filter_map(|&i| self.services.get(i as usize))
+                .filter(|s| s.visible_in(view))
+        };
+        let first = seen().next();
+        // A declared port, in any of the candidates, before a gateway route's portMatch.
+        let declared = seen().find_map(|s| s.declared_port(port).map(|p| (s, p)));
+        let matched = || seen().find_map(|s| s.matched_port(port).map(|p| (s, p)));
+        if let Some((service, p)) = declared.or_else(matched) {
+            if gateway && !gateway_forwards(p, request.protocol) {
+                return Decision::Deny(Denial {
+                    reason: DenyReason::NotGatewayRouted,
+                    service: Some(ServiceMatch::of(service, p, matched_on)),
+                    policy: None,
+                });
             }
+            let decision = self.check_access(service, p, matched_on, request);
+            return self.route(decision, service, p, request, health, pick);
         }
         Decision::Deny(Denial {
             reason: DenyReason::PortNotDeclared,

@@ -72,9 +72,11 @@ impl Views {
         u16::try_from(i).ok()
     }
 
-    /// The view of a caller: its namespace's workspace (from its SPIFFE ID), else `default`.
-    pub(crate) fn of(&self, client: Option<&str>) -> u16 {
-        let Some(namespace) = client.and_then(namespace_of) else {
+    /// The view of a caller: its namespace's workspace (from its SPIFFE ID in the mesh's
+    /// trust domain), else `default`. An identity from another trust domain names none of the
+    /// mesh's namespaces.
+    pub(crate) fn of(&self, client: Option<&str>, trust_domain: &str) -> u16 {
+        let Some(namespace) = client.and_then(|c| namespace_of(c, trust_domain)) else {
             return self.default;
         };
         self.workspaces
@@ -89,10 +91,13 @@ impl Views {
     }
 }
 
-/// The namespace in `spiffe://TRUST_DOMAIN/ns/NAMESPACE/sa/ACCOUNT`.
-fn namespace_of(id: &str) -> Option<&str> {
+/// The namespace in `spiffe://TRUST_DOMAIN/ns/NAMESPACE/sa/ACCOUNT`, for this trust domain.
+fn namespace_of<'a>(id: &'a str, trust_domain: &str) -> Option<&'a str> {
     let path = id.strip_prefix("spiffe://")?;
-    let (_, path) = path.split_once('/')?;
+    let (domain, path) = path.split_once('/')?;
+    if domain != trust_domain {
+        return None;
+    }
     let rest = path.strip_prefix("ns/")?;
     Some(rest.split('/').next().unwrap_or(rest))
 }
@@ -157,11 +162,16 @@ mod tests {
 
     #[test]
     fn namespaces_come_from_spiffe_ids() {
+        let td = "cluster.local";
         assert_eq!(
-            namespace_of("spiffe://cluster.local/ns/pay/sa/billing"),
+            namespace_of("spiffe://cluster.local/ns/pay/sa/billing", td),
             Some("pay")
         );
-        assert_eq!(namespace_of("spiffe://cluster.local/sa/billing"), None);
-        assert_eq!(namespace_of("not-spiffe"), None);
+        assert_eq!(
+            namespace_of("spiffe://other.domain/ns/pay/sa/billing", td),
+            None
+        );
+        assert_eq!(namespace_of("spiffe://cluster.local/sa/billing", td), None);
+        assert_eq!(namespace_of("not-spiffe", td), None);
     }
 }

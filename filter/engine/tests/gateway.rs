@@ -277,3 +277,39 @@ fn port_match_is_the_gateway_routed_ports() {
         "deny port_not_declared pay/api"
     );
 }
+
+/// A port another service of the same host declares wins over a `portMatch`, whatever the
+/// services' order; a `portMatch` that is also a declared port is refused.
+#[test]
+fn a_declared_port_wins_over_a_port_match() {
+    let gateway_route = || GatewayRoute {
+        gateways: vec![GatewayRef {
+            namespace: "egress".into(),
+            name: "gw".into(),
+        }],
+        port_match: Some(80),
+    };
+    let mut ported = service("a/ported", &["api.external.test"], &[], &[443]);
+    ported.ports[0].egress_gateway = Some(gateway_route());
+    let plain = service("b/plain", &["api.external.test"], &[], &[80]);
+    for services in [
+        vec![ported.clone(), plain.clone()],
+        vec![plain, ported.clone()],
+    ] {
+        let p = compiled(&bundle(RegistryOnly, services, vec![]));
+        assert_eq!(
+            verdict(&p, &http("api.external.test")),
+            "allow registered b/plain"
+        );
+    }
+    let mut twice = ported;
+    twice.ports.push(twice.ports[0].clone());
+    twice.ports[1].number = 80;
+    let err = warden_engine::compile(&bundle(RegistryOnly, vec![twice], vec![]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("egressGateway.portMatch: port 80 is also a declared port"),
+        "{err}"
+    );
+}
