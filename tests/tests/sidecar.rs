@@ -455,6 +455,8 @@ fn one_bundle_decides_each_caller_within_its_workspace() {
         batch.wait_metric("warden_tcp_denied_client_not_allowed", 1),
         1
     );
+    // Two proxies on one address would share its connections (SO_REUSEPORT): one at a time.
+    drop(batch);
     let (outside, denied) = run("spiffe://cluster.local/ns/web/sa/frontend");
     assert_eq!(denied, None);
     assert_eq!(
