@@ -145,8 +145,8 @@ pub fn watch(args: &WatchArgs) -> anyhow::Result<ExitCode> {
     };
     let public_key = read_key(args.public_key.as_deref())?;
     // A change is built once the files have stayed the same for one interval: an editor or a
-    // copy that truncates a file and then writes it must not be read half-way (an empty
-    // manifest is a valid, empty registry, which would deny everything).
+    // copy that truncates a file and then writes it must not be read half-way (a manifest
+    // caught empty would drop what it registers).
     let mut previous = None;
     let mut built = None;
     let mut applied: Option<String> = None;

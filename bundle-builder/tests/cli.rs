@@ -726,3 +726,23 @@ fn explain_decides_within_the_callers_workspace() {
         assert_eq!(got, want, "{from}");
     }
 }
+
+/// A folder with nothing Warden reads (empty, or files with another extension) builds no
+/// bundle: an empty registry would be ALLOW_ANY with nothing registered.
+#[test]
+fn nothing_to_read_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("services.YAML.txt"),
+        "kind: ExternalService\n",
+    )
+    .unwrap();
+    let path = dir.path().to_str().unwrap();
+    let (code, out, _) = run(&["validate", path]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("no manifest Warden reads was found"), "{out}");
+    let out_file = dir.path().join("bundle.json");
+    let (code, _, err) = run(&["build", path, "-o", out_file.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(!out_file.exists());
+}

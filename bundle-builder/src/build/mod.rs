@@ -35,6 +35,18 @@ pub fn build(
     options: &BuildOptions,
     diagnostics: &mut Diagnostics,
 ) -> Option<Bundle> {
+    if resources.is_empty() {
+        // An empty registry is ALLOW_ANY with nothing registered: never what was meant.
+        diagnostics.push(Diagnostic {
+            file: "<input>".into(),
+            line: 0,
+            severity: Severity::Error,
+            resource: None,
+            field: None,
+            message: "no manifest Warden reads was found (ExternalService, EgressSettings, ...); check the paths and the file extensions (.yaml, .yml, .json)".into(),
+        });
+        return None;
+    }
     let mut spec = settings(resources, diagnostics);
     let workspaces = Workspaces::resolve(resources, diagnostics);
     let claimed: Vec<_> = resources.external_services.iter().collect();

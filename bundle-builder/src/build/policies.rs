@@ -21,7 +21,23 @@ pub fn build_policies(
     diagnostics: &mut Diagnostics,
 ) -> Vec<AccessPolicy> {
     let mut out = Vec::new();
+    // Kubernetes keeps one object per kind, namespace and name: two with one name are a
+    // mistake whose union would be wider than either.
+    let mut names: std::collections::HashMap<(&str, &str), &Located<AccessPolicySpec>> =
+        std::collections::HashMap::new();
     for policy in policies {
+        if let Some(first) = names.insert((policy.namespace(), policy.name()), policy) {
+            diagnostics.push(policy.diagnostic(
+                Severity::Error,
+                "metadata.name",
+                format!(
+                    "another AccessPolicy has this namespace/name ({}:{}); Kubernetes keeps one object per name: merge them or rename one",
+                    first.origin.file,
+                    first.origin.line("")
+                ),
+            ));
+            continue;
+        }
         let spec = &policy.manifest.spec;
         let warn = |d: &mut Diagnostics, field: &str, message: &str| {
             d.push(policy.diagnostic(Severity::Warning, field, message))

@@ -124,6 +124,21 @@ pub struct Resources {
     pub failover_policies: Vec<Located<FailoverPolicySpec>>,
 }
 
+impl Resources {
+    /// Whether nothing Warden reads was found.
+    pub fn is_empty(&self) -> bool {
+        self.external_services.is_empty()
+            && self.external_endpoints.is_empty()
+            && self.access_policies.is_empty()
+            && self.workspaces.is_empty()
+            && self.workspace_settings.is_empty()
+            && self.egress_settings.is_empty()
+            && self.outlier_detection_policies.is_empty()
+            && self.failover_policies.is_empty()
+            && self.istio_mesh_modes.is_empty()
+    }
+}
+
 /// Reads every document of every file. Problems become diagnostics; good resources are kept.
 pub fn load(files: &[SourceFile], diagnostics: &mut Diagnostics) -> Resources {
     let mut resources = Resources::default();
@@ -281,12 +296,68 @@ fn read_object(value: &Value, origin: Origin, out: &mut Resources, diagnostics: 
                 ),
             ));
         }
-        _ => diagnostics.push(plain(
-            Severity::Note,
-            "kind",
-            format!("skipped {api_version} {kind}: not a kind Warden reads"),
-        )),
+        _ => match near_miss(kind) {
+            // A misspelt kind Warden reads would leave its restrictions out: an error.
+            Some(meant) => diagnostics.push(plain(
+                Severity::Error,
+                "kind",
+                format!("{api_version} {kind} is not a kind Warden reads; did you mean {meant}? (skipping it would leave out what it says)"),
+            )),
+            None => diagnostics.push(plain(
+                Severity::Note,
+                "kind",
+                format!("skipped {api_version} {kind}: not a kind Warden reads"),
+            )),
+        },
     }
+}
+
+/// The kinds Warden reads.
+const READ_KINDS: [&str; 8] = [
+    "ExternalService",
+    "ExternalEndpoint",
+    "AccessPolicy",
+    "Workspace",
+    "WorkspaceSettings",
+    "EgressSettings",
+    "OutlierDetectionPolicy",
+    "FailoverPolicy",
+];
+
+/// The kind Warden reads that `kind` is one or two edits away from (a typo), unless `kind` is
+/// a real kind of its own.
+fn near_miss(kind: &str) -> Option<&'static str> {
+    READ_KINDS
+        .iter()
+        .find(|k| {
+            let d = distance(&k.to_ascii_lowercase(), &kind.to_ascii_lowercase());
+            d <= 2 && (d > 0 || **k != kind)
+        })
+        .copied()
+}
+
+/// Levenshtein distance (small strings only: kind names).
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row.first().copied().unwrap_or(0);
+        if let Some(first) = row.first_mut() {
+            *first = i + 1;
+        }
+        for (j, cb) in b.iter().enumerate() {
+            let above = row.get(j + 1).copied().unwrap_or(usize::MAX);
+            let left = row.get(j).copied().unwrap_or(usize::MAX);
+            let value = (previous + usize::from(ca != *cb))
+                .min(above.saturating_add(1))
+                .min(left.saturating_add(1));
+            previous = above;
+            if let Some(cell) = row.get_mut(j + 1) {
+                *cell = value;
+            }
+        }
+    }
+    row.last().copied().unwrap_or(0)
 }
 
 fn text_at<'v>(value: &'v Value, pointer: &str) -> Option<&'v str> {
