@@ -96,7 +96,7 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<ExitCode> {
         eprintln!("wrote {} ({summary})", path.display());
     }
     if let Some(path) = &args.ecds {
-        let wasm = std::path::absolute(&args.wasm)?;
+        let wasm = local_wasm(&args.wasm)?;
         write_ecds_file(path, &text, &wasm, digest, public_key.as_deref())
             .with_context(|| format!("cannot write {}", path.display()))?;
         eprintln!("wrote ECDS {} ({summary})", path.display());
@@ -138,7 +138,7 @@ fn snapshot(paths: &[std::path::PathBuf]) -> Vec<(String, u64, Option<std::time:
 }
 
 pub fn watch(args: &WatchArgs) -> anyhow::Result<ExitCode> {
-    let wasm = std::path::absolute(&args.wasm)?;
+    let wasm = local_wasm(&args.wasm)?;
     let mut options = BuildOptions {
         workspace: args.workspace.clone(),
         previous: virtual_ips::Previous::default(),
@@ -195,6 +195,19 @@ pub fn watch(args: &WatchArgs) -> anyhow::Result<ExitCode> {
         }
         std::thread::sleep(std::time::Duration::from_millis(args.interval_ms));
     }
+}
+
+/// The filter module a local Envoy loads through ECDS: it must exist, or Envoy rejects every
+/// update while this command reports it applied.
+fn local_wasm(path: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
+    let wasm = std::path::absolute(path)?;
+    if !wasm.is_file() {
+        anyhow::bail!(
+            "--wasm {} does not exist: Envoy would reject the update; build the filter (make build) or give its path",
+            wasm.display()
+        );
+    }
+    Ok(wasm)
 }
 
 /// A key file's hex text.

@@ -14,6 +14,24 @@ pub fn envoy(args: &EnvoyArgs) -> anyhow::Result<ExitCode> {
     let (bundle_json, bundle, _) = crate::bundle_file::load(&args.bundle)?;
     let wasm = std::path::absolute(&args.wasm)
         .with_context(|| format!("cannot resolve {}", args.wasm.display()))?;
+    if !wasm.is_file() {
+        // The configuration may be for another machine: say so, do not refuse.
+        eprintln!(
+            "warning: --wasm {} does not exist here; Envoy refuses to start the filter unless it exists where Envoy runs (make build writes dist/warden.wasm)",
+            wasm.display()
+        );
+    }
+    let public_key = crate::manifests_cmd::read_key(args.public_key.as_deref())?;
+    if let Some(key) = &public_key {
+        // The filter would refuse this bundle: say so now, not in Envoy's log.
+        let key = warden_bundle::public_key(key).with_context(|| "--public-key".to_owned())?;
+        bundle.verify_signature(&key).with_context(|| {
+            format!(
+                "{}: the filter, given --public-key, would refuse this bundle",
+                args.bundle.display()
+            )
+        })?;
+    }
     let options = EnvoyOptions {
         bundle_json,
         wasm,
@@ -23,7 +41,7 @@ pub fn envoy(args: &EnvoyArgs) -> anyhow::Result<ExitCode> {
         identity: args.identity.clone(),
         locality: args.locality.as_deref().map(Locality::parse),
         ecds: args.ecds.as_deref().map(std::path::absolute).transpose()?,
-        public_key: crate::manifests_cmd::read_key(args.public_key.as_deref())?,
+        public_key,
         role: match args.role {
             RoleArg::Sidecar => Role::Sidecar,
             RoleArg::Gateway => Role::Gateway,

@@ -335,12 +335,17 @@ fn watch_rebuilds_on_change_and_keeps_the_policy_on_errors() {
     };
     std::fs::write(&manifest, service("a.example.com")).unwrap();
     let ecds = dir.join("ecds.json");
+    // The module the local Envoy would load: it must exist for watch to apply anything.
+    let wasm = dir.join("warden.wasm");
+    std::fs::write(&wasm, b"\0asm").unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_bundle-builder"))
         .args([
             "watch",
             dir.join("manifests").to_str().unwrap(),
             "--ecds",
             ecds.to_str().unwrap(),
+            "--wasm",
+            wasm.to_str().unwrap(),
             "--interval-ms",
             "50",
         ])
@@ -745,4 +750,58 @@ fn nothing_to_read_is_an_error() {
     let (code, _, err) = run(&["build", path, "-o", out_file.to_str().unwrap()]);
     assert_eq!(code, 1, "{err}");
     assert!(!out_file.exists());
+}
+
+/// Delivery says what would happen: `watch` and `build --ecds` refuse a `--wasm` that does not
+/// exist (Envoy would reject every update); `render envoy --public-key` refuses a bundle the
+/// filter would refuse (unsigned), and warns about a `--wasm` missing here.
+#[test]
+fn delivery_refuses_what_envoy_would_reject() {
+    let dir = tempfile::tempdir().unwrap();
+    let ecds = dir.path().join("ecds.json");
+    let (code, _, err) = run(&[
+        "build",
+        &repo_file("manifests/examples"),
+        "--ecds",
+        ecds.to_str().unwrap(),
+        "--wasm",
+        "/nonexistent/warden.wasm",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("--wasm /nonexistent/warden.wasm does not exist"),
+        "{err}"
+    );
+    assert!(!ecds.exists());
+
+    let key = dir.path().join("k");
+    let (code, _, err) = run(&["keygen", "--out", key.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let public = dir.path().join("k.pub");
+    let (code, _, err) = run(&[
+        "render",
+        "envoy",
+        "--bundle",
+        &example(),
+        "--public-key",
+        public.to_str().unwrap(),
+        "--wasm",
+        "/nonexistent/warden.wasm",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("would refuse this bundle"), "{err}");
+    assert!(err.contains("not signed"), "{err}");
+    let (code, _, err) = run(&[
+        "render",
+        "envoy",
+        "--bundle",
+        &example(),
+        "--wasm",
+        "/nonexistent/warden.wasm",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("warning: --wasm /nonexistent/warden.wasm does not exist here"),
+        "{err}"
+    );
 }
