@@ -27,16 +27,13 @@ pub fn validate(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
                 .flat_map(|b| &b.spec.services)
                 .filter(|s| !s.virtual_addresses.is_empty())
                 .flat_map(|s| {
-                    s.hosts
-                        .iter()
-                        .filter(|h| !h.starts_with("*."))
-                        .map(move |h| {
-                            json!({
-                                "name": h,
-                                "addresses": s.virtual_addresses,
-                                "service": format!("{}/{}", s.source.namespace, s.source.name)
-                            })
+                    s.exact_hosts().map(move |h| {
+                        json!({
+                            "name": h,
+                            "addresses": s.virtual_addresses,
+                            "service": format!("{}/{}", s.source.namespace, s.source.name)
                         })
+                    })
                 })
                 .collect();
             let value = json!({

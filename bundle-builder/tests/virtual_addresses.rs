@@ -73,7 +73,8 @@ fn previous_addresses_are_kept() {
     assert_eq!(outside, fresh);
 }
 
-/// `build -o FILE` keeps the addresses of the FILE it replaces; `--previous` names another.
+/// `build -o FILE` rebuilds over its own output unchanged; `--previous` names the deployed
+/// bundle whose addresses are kept, and a missing one is an error.
 #[test]
 fn build_keeps_the_addresses_of_the_bundle_it_replaces() {
     let dir = tempfile::tempdir().unwrap();
@@ -86,6 +87,40 @@ fn build_keeps_the_addresses_of_the_bundle_it_replaces() {
     assert_eq!(code, 0, "{err}");
     let second: Value = serde_json::from_str(&std::fs::read_to_string(out).unwrap()).unwrap();
     assert_eq!(first, second);
+    // A deployed bundle that gave orders-db another address: the new build keeps it.
+    let mut deployed = first.clone();
+    for service in deployed["spec"]["services"].as_array_mut().unwrap() {
+        if service["source"]["name"] == "orders-db" {
+            service["virtualAddresses"] = serde_json::json!(["241.0.0.99"]);
+        }
+    }
+    deployed["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("digest");
+    let deployed_file = dir.path().join("deployed.json");
+    std::fs::write(&deployed_file, deployed.to_string()).unwrap();
+    let (code, _, err) = run(&[
+        "build",
+        "manifests/examples",
+        "-o",
+        out,
+        "--previous",
+        deployed_file.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let kept: Value = serde_json::from_str(&std::fs::read_to_string(out).unwrap()).unwrap();
+    let orders = kept["spec"]["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["source"]["name"] == "orders-db")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        orders["virtualAddresses"],
+        serde_json::json!(["241.0.0.99"])
+    );
     let (code, _, err) = run(&[
         "build",
         "manifests/examples",

@@ -15,8 +15,8 @@ use warden_engine::{compile_all, validate::spiffe_id};
 
 use crate::diagnostic::{Diagnostic, Diagnostics, Severity};
 use crate::manifest::load::Resources;
+use workspaces::Workspaces;
 pub use workspaces::DEFAULT_WORKSPACE;
-use workspaces::{Shared, Workspaces};
 
 /// What to build.
 #[derive(Debug, Clone, Default)]
@@ -103,18 +103,10 @@ pub fn build(
         .filter(|(i, _)| !rejected.contains(i))
         .map(|(_, s)| s)
         .filter(|s| {
-            options.workspace.as_deref().is_none_or(|viewer| {
-                let source = &s.service.source;
-                workspaces.visible(
-                    Shared {
-                        workspace: &s.workspace,
-                        namespace: &source.namespace,
-                        name: &source.name,
-                        labels: s.labels(),
-                    },
-                    viewer,
-                )
-            })
+            options
+                .workspace
+                .as_deref()
+                .is_none_or(|viewer| workspaces.visible(s.shared(), viewer))
         })
         .collect();
 
@@ -137,16 +129,9 @@ pub fn build(
         .map(|s| {
             let mut service = s.service.clone();
             if views {
-                let source = &s.service.source;
-                let shared = Shared {
-                    workspace: &s.workspace,
-                    namespace: &source.namespace,
-                    name: &source.name,
-                    labels: s.labels(),
-                };
                 service.workspaces = names
                     .iter()
-                    .filter(|viewer| workspaces.visible(shared, viewer))
+                    .filter(|viewer| workspaces.visible(s.shared(), viewer))
                     .cloned()
                     .collect();
             }
@@ -186,7 +171,8 @@ pub fn build(
     Some(bundle)
 }
 
-fn internal(message: String) -> Diagnostic {
+/// An error about the built bundle itself, not a manifest.
+pub(super) fn internal(message: String) -> Diagnostic {
     Diagnostic {
         file: "<bundle>".into(),
         line: 0,

@@ -16,7 +16,7 @@ use warden_bundle::{OutboundMode, Protocol};
 use warden_engine::validate::address;
 
 use super::services::BuiltService;
-use super::workspaces::{Shared, Workspaces};
+use super::workspaces::Workspaces;
 use crate::diagnostic::{Diagnostic, Diagnostics, Severity};
 
 /// Indices (into `services`) of the services the rule rejects.
@@ -49,13 +49,7 @@ pub fn reject_overlaps(
         let mut ranges: [BTreeMap<u128, (u128, usize)>; 2] = [BTreeMap::new(), BTreeMap::new()];
         for &i in &order {
             let Some(s) = services.get(i) else { continue };
-            let shared = Shared {
-                workspace: &s.workspace,
-                namespace: &s.service.source.namespace,
-                name: &s.service.source.name,
-                labels: s.labels(),
-            };
-            if rejected.contains(&i) || !workspaces.visible(shared, &viewer) {
+            if rejected.contains(&i) || !workspaces.visible(s.shared(), &viewer) {
                 continue;
             }
             if let Some((j, port)) = blind_tcp_clash(s, &blind_tcp) {

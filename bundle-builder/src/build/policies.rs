@@ -8,7 +8,7 @@ use warden_bundle::{AccessPolicy, AccessRule, PolicyTarget, Provenance, Resource
 use warden_engine::validate::address;
 
 use super::services::BuiltService;
-use super::workspaces::{Shared, Workspaces};
+use super::workspaces::Workspaces;
 use crate::diagnostic::{Diagnostics, Severity};
 use crate::manifest::kinds::{AccessPolicySpec, AuthzEntry, DestinationSelector, ObjectSelector};
 use crate::manifest::load::Located;
@@ -147,13 +147,7 @@ pub(super) fn selects(
     workspace: &str,
 ) -> bool {
     let source = &s.service.source;
-    let shared = Shared {
-        workspace: &s.workspace,
-        namespace: &source.namespace,
-        name: &source.name,
-        labels: s.labels(),
-    };
-    workspaces.visible(shared, workspace)
+    workspaces.visible(s.shared(), workspace)
         && selector.name.as_deref().is_none_or(|n| n == source.name)
         && selector
             .namespace

@@ -7,6 +7,7 @@
 use warden_bundle::{Provenance, ResourceKind};
 use warden_engine::CompileError;
 
+use super::internal;
 use crate::diagnostic::{Diagnostic, Diagnostics, Severity};
 use crate::manifest::load::{Located, Resources};
 
@@ -123,17 +124,6 @@ fn manifest_field(kind: ResourceKind, bundle_path: &str) -> Option<String> {
                 .then(|| format!("spec{rest}"))
         }
         _ => None,
-    }
-}
-
-fn internal(message: String) -> Diagnostic {
-    Diagnostic {
-        file: "<bundle>".into(),
-        line: 0,
-        severity: Severity::Error,
-        resource: None,
-        field: None,
-        message,
     }
 }
 

@@ -9,7 +9,7 @@ use warden_bundle::{
 use warden_engine::validate::{self, address, host_pattern};
 use warden_engine::CompileError;
 
-use super::workspaces::Workspaces;
+use super::workspaces::{Shared, Workspaces};
 use crate::diagnostic::{Diagnostics, Severity};
 use crate::manifest::kinds::{
     ClientsideTls, ExternalEndpointSpec, ExternalServicePort, ExternalServiceSpec,
@@ -27,6 +27,17 @@ pub struct BuiltService<'r> {
 impl BuiltService<'_> {
     pub fn labels(&self) -> &BTreeMap<String, String> {
         &self.resource.manifest.metadata.labels
+    }
+
+    /// What the workspaces' share rules are checked against.
+    pub fn shared(&self) -> Shared<'_> {
+        let source = &self.service.source;
+        Shared {
+            workspace: &self.workspace,
+            namespace: &source.namespace,
+            name: &source.name,
+            labels: self.labels(),
+        }
     }
 
     /// Earlier first: `creationTimestamp` (absent sorts last), then namespace/name.

@@ -114,7 +114,7 @@ fn carries_no_name(service: &BuiltService<'_>) -> bool {
 }
 
 fn has_exact_host(service: &BuiltService<'_>) -> bool {
-    service.service.hosts.iter().any(|h| !h.starts_with("*."))
+    service.service.exact_hosts().next().is_some()
 }
 
 /// Whether a service is reached by name over a port whose traffic carries no name.
@@ -298,8 +298,8 @@ fn check_shared_hosts(services: &[BuiltService<'_>], diagnostics: &mut Diagnosti
     let mut owners: HashMap<&str, usize> = HashMap::new();
     for &i in &order {
         let Some(s) = services.get(i) else { continue };
-        for host in s.service.hosts.iter().filter(|h| !h.starts_with("*.")) {
-            match owners.get(host.as_str()).and_then(|&o| services.get(o)) {
+        for host in s.service.exact_hosts() {
+            match owners.get(host).and_then(|&o| services.get(o)) {
                 Some(other) => diagnostics.push(s.resource.diagnostic(
                     Severity::Error,
                     "spec.hosts",

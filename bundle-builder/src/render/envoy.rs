@@ -348,15 +348,12 @@ fn dns_listener(listen: SocketAddr, bundle: &Bundle, resolvers: &[SocketAddr]) -
         .iter()
         .filter(|s| !s.virtual_addresses.is_empty())
         .flat_map(|s| {
-            s.hosts
-                .iter()
-                .filter(|h| !h.starts_with("*."))
-                .map(move |host| {
-                    json!({
-                        "name": host,
-                        "endpoint": { "address_list": { "address": s.virtual_addresses } }
-                    })
+            s.exact_hosts().map(move |host| {
+                json!({
+                    "name": host,
+                    "endpoint": { "address_list": { "address": s.virtual_addresses } }
                 })
+            })
         })
         .collect();
     let mut client = json!({ "resolver_timeout": "5s", "max_pending_lookups": 256 });

@@ -44,6 +44,16 @@ pub struct ExternalService {
     pub failover: Vec<LocalityMapping>,
 }
 
+impl ExternalService {
+    /// The hosts that are one name each (not `*.` wildcards).
+    pub fn exact_hosts(&self) -> impl Iterator<Item = &str> {
+        self.hosts
+            .iter()
+            .map(String::as_str)
+            .filter(|h| !h.starts_with("*."))
+    }
+}
+
 /// For proxies in `from` (a region, optionally narrowed to a zone and sub-zone): after their
 /// own zone, endpoints in `to[0]`, then `to[1]`, ..., then the rest by proximity.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

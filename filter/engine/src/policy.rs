@@ -200,21 +200,28 @@ impl Policy {
         if named_ip.is_some_and(is_unspecified) || request.destination.is_some_and(is_unspecified) {
             return Decision::deny(DenyReason::UnspecifiedAddress);
         }
+        let by_name = match authority.map(|a| a.host) {
+            Some(Host::Name(name)) => self
+                .hosts
+                .lookup(name)
+                .map(|(set, _)| (self.sets.get(set), MatchedOn::Host)),
+            Some(Host::Ip(ip)) => self.by_address(ip),
+            None => None,
+        };
+        // The dialled address, and the service it stands for when it is a virtual address
+        // (looked up once).
+        let dialled = request.destination.map(crate::host::canonical_ip);
+        let dialled_owner = dialled.and_then(|ip| self.virtual_addresses.get(&ip));
         // Sent to a virtual address: whatever the request names must be what that address
         // stands for (one of its service's hosts, or the address itself). Otherwise the name
         // would be decided and the address routed (Istio), or the address decided and the
         // name carried upstream in `Host` or the server name (a shared front end).
-        if let Some(owner) = request
-            .destination
-            .and_then(|ip| self.virtual_addresses.get(&crate::host::canonical_ip(ip)))
-        {
-            let names_owner = match authority.map(|a| a.host) {
-                None => true,
-                Some(Host::Name(name)) => self
-                    .hosts
-                    .lookup(name)
-                    .is_some_and(|(set, _)| self.sets.get(set).contains(owner)),
-                Some(Host::Ip(ip)) => self.virtual_addresses.get(&ip) == Some(owner),
+        if let Some(owner) = dialled_owner {
+            let names_owner = match (authority.map(|a| a.host), by_name) {
+                (None, _) => true,
+                (Some(Host::Name(_)), found) => found.is_some_and(|(c, _)| c.contains(owner)),
+                (Some(Host::Ip(_)), Some((c, MatchedOn::VirtualAddress))) => c.contains(owner),
+                (Some(Host::Ip(_)), _) => false,
             };
             if !names_owner {
                 return Decision::Deny(Denial {
@@ -241,19 +248,14 @@ impl Policy {
                 })
                 .then_some(found)
         };
-        let by_name = match authority.map(|a| a.host) {
-            Some(Host::Name(name)) => self
-                .hosts
-                .lookup(name)
-                .map(|(set, _)| (self.sets.get(set), MatchedOn::Host)),
-            Some(Host::Ip(ip)) => self.by_address(ip),
-            None => None,
-        };
         // An IP literal names the destination; only a name falls back to the dialled address
         // (looked up only when the name found nothing the caller sees).
-        let by_destination = || match authority.map(|a| a.host) {
-            Some(Host::Ip(_)) => None,
-            _ => request.destination.and_then(|ip| self.by_address(ip)),
+        let by_destination = || match (authority.map(|a| a.host), dialled_owner) {
+            (Some(Host::Ip(_)), _) => None,
+            (_, Some(owner)) => Some((std::slice::from_ref(owner), MatchedOn::VirtualAddress)),
+            (_, None) => dialled
+                .and_then(|ip| self.lookup_ip(ip))
+                .map(|set| (self.sets.get(set), MatchedOn::Address)),
         };
         let (found, registered) = match by_name.map(visible) {
             Some(Some(found)) => (Some(found), true),

@@ -52,6 +52,20 @@ impl Shared {
 }
 
 /// A string from the bootstrap's `node.metadata`.
+/// A two-valued setting: absent or `off` is `false`, `on` is `true`; anything else is refused
+/// (`None`, logged).
+fn switch(value: Option<&str>, key: &str, off: &str, on: &str) -> Option<bool> {
+    match value {
+        None => Some(false),
+        Some(v) if v == off => Some(false),
+        Some(v) if v == on => Some(true),
+        Some(other) => {
+            log::error!("refused setting {key} {other:?}: expected {off:?} or {on:?}");
+            None
+        }
+    }
+}
+
 fn node_metadata(host: &dyn Host, key: &str) -> Option<String> {
     properties::text(host, &["xds", "node", "metadata", key])
 }
@@ -241,27 +255,13 @@ impl WardenRoot {
         let gateway_cluster = setting(wire::setting::GATEWAY_CLUSTER).filter(|c| !c.is_empty());
         let gateway_tcp_cluster =
             setting(wire::setting::GATEWAY_TCP_CLUSTER).filter(|c| !c.is_empty());
-        let mesh_routing = match setting(wire::setting::ROUTING).as_deref() {
-            Some("mesh") => true,
-            Some("warden") | None => false,
-            Some(other) => {
-                log::error!(
-                    "refused setting WARDEN_ROUTING {other:?}: expected \"warden\" or \"mesh\""
-                );
-                metrics.rejected(host);
-                return false;
-            }
-        };
-        let service_metrics = match setting(wire::setting::SERVICE_METRICS).as_deref() {
-            Some("true") => true,
-            Some("false") | None => false,
-            Some(other) => {
-                log::error!(
-                    "refused setting WARDEN_SERVICE_METRICS {other:?}: expected \"true\" or \"false\""
-                );
-                metrics.rejected(host);
-                return false;
-            }
+        let switch = |key: &str, off: &str, on: &str| switch(setting(key).as_deref(), key, off, on);
+        let (Some(mesh_routing), Some(service_metrics)) = (
+            switch(wire::setting::ROUTING, "warden", "mesh"),
+            switch(wire::setting::SERVICE_METRICS, "false", "true"),
+        ) else {
+            metrics.rejected(host);
+            return false;
         };
         let settings = policy.settings();
         log::info!(
