@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use bundle_builder::decide::Query;
+pub use bundle_builder::decide::RoleArg;
 use clap::{Parser, Subcommand, ValueEnum};
 
 /// Warden's bundle builder: compile egress policy for the Warden proxy-wasm filter, and ask it
@@ -30,8 +32,15 @@ pub enum Command {
     Push(PushArgs),
     /// Explain the decision for one request, with the same engine the filter runs.
     Explain(ExplainArgs),
-    /// Print the JSON Schema of the bundle format.
-    Schema,
+    /// Run decision tests (YAML documents of kind DecisionTests) against manifests or a
+    /// bundle; exit 1 when a case fails.
+    Test(TestArgs),
+    /// What a policy change does: services added, removed and changed, and which clients gain
+    /// or lose access to what. Exit 1 when access widened, 0 otherwise.
+    Diff(DiffArgs),
+    /// Print the JSON Schema of the bundle format (or, with --decision-tests, of a decision
+    /// test file).
+    Schema(SchemaArgs),
     /// Render proxy configuration from a bundle.
     #[command(subcommand)]
     Render(RenderCommand),
@@ -92,12 +101,6 @@ pub struct RbacArgs {
     /// The bundle (JSON) whose exact hosts to allow.
     #[arg(long, value_name = "FILE")]
     pub bundle: PathBuf,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum RoleArg {
-    Sidecar,
-    Gateway,
 }
 
 #[derive(Debug, clap::Args)]
@@ -191,54 +194,64 @@ pub struct ExplainArgs {
     /// The bundle (JSON) to decide with.
     #[arg(long, value_name = "FILE")]
     pub bundle: PathBuf,
-    /// The client's SPIFFE ID (omit for a client without an identity).
-    #[arg(long, value_name = "SPIFFE_ID")]
-    pub from: Option<String>,
-    /// The destination: a host, an IP address, or either with a port (HOST:PORT, [IPv6]:PORT).
-    #[arg(long, value_name = "HOST_OR_IP[:PORT]")]
-    pub to: String,
-    /// How the proxy sees the traffic.
-    #[arg(long, value_enum, default_value_t = ProtocolArg::Http)]
-    pub protocol: ProtocolArg,
-    /// The HTTP method.
-    #[arg(long, value_name = "M")]
-    pub method: Option<String>,
-    /// The HTTP path (with query string, if any).
-    #[arg(long, value_name = "P")]
-    pub path: Option<String>,
-    /// The TLS server name the client sends.
-    #[arg(long, value_name = "NAME")]
-    pub sni: Option<String>,
-    /// The client's own IP address.
-    #[arg(long, value_name = "IP")]
-    pub source_ip: Option<std::net::IpAddr>,
-    /// The proxy's locality.
-    #[arg(long, value_name = "REGION[/ZONE[/SUBZONE]]")]
-    pub locality: Option<String>,
-    /// Which proxy decides: a sidecar (the client's identity is `--from`) or the egress
-    /// gateway (`--from` is the identity in the caller's certificate).
-    #[arg(long, value_enum, default_value_t = RoleArg::Sidecar)]
-    pub role: RoleArg,
-    /// A sidecar without a route to the egress gateway (rendered without `--gateway`): traffic
-    /// to gateway-routed ports is then denied `must_use_gateway`.
+    #[command(flatten)]
+    pub query: Query,
+    /// Exit with status 1 when the request is denied (like `kubectl auth can-i`).
     #[arg(long)]
-    pub no_gateway_route: bool,
+    pub exit_code: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ProtocolArg {
-    Http,
-    Tcp,
-    Tls,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
     Text,
     Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SchemaArgs {
+    /// The schema of decision test files instead of the bundle's.
+    #[arg(long)]
+    pub decision_tests: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TestArgs {
+    /// Decision test files, or folders (every *.yaml, *.yml, *.json with a DecisionTests
+    /// document).
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// What to decide with: a bundle file, or manifest files and folders (repeatable).
+    /// Default: the folders the test files are in, built as `build` builds them.
+    #[arg(long = "policy", value_name = "PATH")]
+    pub policy: Vec<PathBuf>,
+    /// Build the manifests for this workspace's workloads.
+    #[arg(long, value_name = "NAME")]
+    pub workspace: Option<String>,
+    /// Results as text (failures and a summary) or JSON (every case).
+    #[arg(short, long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DiffArgs {
+    /// The policy before the change: a bundle file or a manifest folder.
+    #[arg(value_name = "OLD")]
+    pub old: PathBuf,
+    /// The policy after the change: a bundle file or a manifest folder.
+    #[arg(value_name = "NEW")]
+    pub new: PathBuf,
+    /// Build manifests for this workspace's workloads.
+    #[arg(long, value_name = "NAME")]
+    pub workspace: Option<String>,
+    /// Which proxy's decisions to compare.
+    #[arg(long, value_enum, default_value_t = RoleArg::Sidecar)]
+    pub role: RoleArg,
+    /// The change as text lines or JSON.
+    #[arg(short, long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
 }
 
 #[derive(Debug, clap::Args)]

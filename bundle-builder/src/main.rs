@@ -7,6 +7,7 @@ mod manifests_cmd;
 mod output;
 mod render_cmd;
 mod schema;
+mod test_cmd;
 
 use std::process::ExitCode;
 
@@ -38,7 +39,9 @@ fn main() -> ExitCode {
             .and_then(|digest| output::print(&format!("{digest}\n")))
             .map(|()| ExitCode::SUCCESS)
         }
-        cli::Command::Schema => schema::run(),
+        cli::Command::Schema(args) => schema::run(&args),
+        cli::Command::Test(args) => test_cmd::test(&args),
+        cli::Command::Diff(args) => test_cmd::diff(&args),
         cli::Command::Render(cli::RenderCommand::Envoy(args)) => render_cmd::envoy(&args),
         cli::Command::Render(cli::RenderCommand::Rbac(args)) => render_cmd::rbac(&args),
         cli::Command::Render(cli::RenderCommand::Istio(args)) => render_cmd::istio(&args),

@@ -120,9 +120,9 @@ fn explain_refuses_a_tcp_host_name() {
     assert_eq!(out, "");
     assert_eq!(
         err,
-        "bundle-builder: --to \"db.example:5432\" names a host that has no virtual address in \
+        "bundle-builder: to \"db.example:5432\" names a host that has no virtual address in \
          this bundle, and a tcp connection carries no host name; give the IP address the client \
-         connects to, or use --protocol tls\n"
+         connects to, or the tls protocol\n"
     );
 }
 

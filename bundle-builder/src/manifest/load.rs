@@ -225,6 +225,8 @@ fn read_object(value: &Value, origin: Origin, out: &mut Resources, diagnostics: 
         ("warden.dev/v1alpha1", "EgressSettings") => {
             push(value, origin, &mut out.egress_settings, diagnostics)
         }
+        // Decision tests kept beside the manifests: `bundle-builder test` reads them.
+        ("warden.dev/v1alpha1", "DecisionTests") => {}
         ("resilience.policy.gloo.solo.io/v2", "OutlierDetectionPolicy") => push(
             value,
             origin,
