@@ -805,3 +805,241 @@ fn delivery_refuses_what_envoy_would_reject() {
         "{err}"
     );
 }
+
+/// `explain --exit-code` exits 1 on a denial, like `kubectl auth can-i`; `--from` takes a
+/// SPIFFE ID or NAMESPACE/SERVICE_ACCOUNT, and nothing else.
+#[test]
+fn explain_exit_code_and_from_forms() {
+    let (code, out, _) = explain_examples(&[
+        "--from",
+        "web/frontend",
+        "--to",
+        "api.partner.example:443",
+        "--exit-code",
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.starts_with(
+            "request:  http api.partner.example:443 from spiffe://cluster.local/ns/web/sa/frontend\n\
+             decision: deny\n"
+        ),
+        "{out}"
+    );
+    let (code, _, _) = explain_examples(&[
+        "--from",
+        "pay/billing",
+        "--to",
+        "api.partner.example:443",
+        "--exit-code",
+    ]);
+    assert_eq!(code, 0);
+    // Without --exit-code a denial is still a successful answer.
+    let (code, _, _) =
+        explain_examples(&["--from", "web/frontend", "--to", "api.partner.example:443"]);
+    assert_eq!(code, 0);
+    let (code, out, err) =
+        explain_examples(&["--from", "frontend", "--to", "api.partner.example:443"]);
+    assert_eq!((code, out.as_str()), (2, ""));
+    assert_eq!(
+        err,
+        "bundle-builder: from \"frontend\" is neither a SPIFFE ID \
+         (spiffe://cluster.local/ns/NAMESPACE/sa/SERVICE_ACCOUNT) nor NAMESPACE/SERVICE_ACCOUNT\n"
+    );
+}
+
+/// The decision tests kept beside the examples pass (this is how `make test` runs them).
+#[test]
+fn decision_tests_of_the_examples_pass() {
+    let (code, out, err) = run(&["test", &repo_file("manifests/examples/decision-tests.yaml")]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out, "9 cases: 9 passed, 0 failed\n");
+    // The same against the built bundle.
+    let (code, out, _) = run(&[
+        "test",
+        "--policy",
+        &examples_bundle(),
+        &repo_file("manifests/examples/decision-tests.yaml"),
+    ]);
+    assert_eq!((code, out.as_str()), (0, "9 cases: 9 passed, 0 failed\n"));
+}
+
+/// A failing case names its file and line, each expectation missed, what came instead, and
+/// where the deciding resources are written; exit 1.
+#[test]
+fn decision_test_failures_say_what_and_where() {
+    let dir = tempfile::tempdir().unwrap();
+    for file in ["partner-api.yaml", "egress-settings.yaml"] {
+        std::fs::copy(
+            root().join("manifests/examples").join(file),
+            dir.path().join(file),
+        )
+        .unwrap();
+    }
+    let tests = dir.path().join("tests.yaml");
+    std::fs::write(
+        &tests,
+        [
+            "apiVersion: warden.dev/v1alpha1",
+            "kind: DecisionTests",
+            "spec:",
+            "  cases:",
+            "  - name: web may call the partner",
+            "    request:",
+            "      from: web/frontend",
+            "      to: api.partner.example:443",
+            "    expect:",
+            "      decision: allow",
+            "      reason: client_allowed",
+            "  - name: billing may call the partner",
+            "    request:",
+            "      from: pay/billing",
+            "      to: api.partner.example:443",
+            "    expect:",
+            "      decision: allow",
+            "",
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    let (code, out, _) = run(&["test", &tests.display().to_string()]);
+    let d = dir.path().display();
+    assert_eq!(code, 1);
+    assert_eq!(
+        out,
+        format!(
+            "FAIL {d}/tests.yaml:5: web may call the partner\n\
+             \x20 decision: expected allow, got deny\n\
+             \x20 reason: expected client_allowed, got client_not_allowed\n\
+             \x20 got:     deny client_not_allowed\n\
+             \x20 service: pay/partner-api ({d}/partner-api.yaml:4)\n\
+             \x20 policy:  pay/partner-api-billing-only ({d}/partner-api.yaml:25)\n\
+             \x20 why:     an access policy covers this service and none of its rules allows this client\n\
+             2 cases: 1 passed, 1 failed\n"
+        )
+    );
+    // JSON: every case, with expected and actual.
+    let (code, out, _) = run(&["test", "-o", "json", &tests.display().to_string()]);
+    assert_eq!(code, 1);
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["passed"], 1);
+    assert_eq!(json["failed"], 1);
+    assert_eq!(json["cases"][0]["actual"]["reason"], "client_not_allowed");
+    assert_eq!(json["cases"][0]["expected"]["decision"], "allow");
+    assert_eq!(json["cases"][1]["passed"], true);
+
+    // A mistake in the test file is named with its line; nothing runs (exit 2).
+    std::fs::write(
+        &tests,
+        "apiVersion: warden.dev/v1alpha1\nkind: DecisionTests\nspec:\n  cases:\n  - name: x\n    request:\n      to: a.example\n    expect:\n      decision: allowed\n",
+    )
+    .unwrap();
+    let (code, out, err) = run(&["test", &tests.display().to_string()]);
+    assert_eq!((code, out.as_str()), (2, ""));
+    assert_eq!(
+        err,
+        format!(
+            "bundle-builder: the decision tests cannot be read:\n{d}/tests.yaml:9: spec.cases[0].expect.decision: unknown variant `allowed`, expected `allow` or `deny`\n"
+        )
+    );
+    // Manifests with errors are refused: a test of a bundle that would not be built means nothing.
+    let valid = std::fs::read_to_string(&tests)
+        .unwrap()
+        .replace("allowed", "allow");
+    std::fs::write(&tests, valid).unwrap();
+    std::fs::write(
+        dir.path().join("typo.yaml"),
+        "apiVersion: security.policy.gloo.solo.io/v2\nkind: AccesPolicy\nmetadata:\n  name: x\n",
+    )
+    .unwrap();
+    let (code, _, err) = run(&["test", &tests.display().to_string()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("the manifests have errors"), "{err}");
+    assert!(err.contains("did you mean AccessPolicy?"), "{err}");
+}
+
+/// `diff`: exit 1 when access widened (text names who gains what), 0 otherwise; manifest
+/// folders and bundles alike; JSON for pipelines.
+#[test]
+fn diff_exit_status_says_whether_access_widened() {
+    let case =
+        |c: &str, side: &str| repo_file(&format!("bundle-builder/tests/golden-diff/{c}/{side}"));
+    let (code, out, _) = run(&["diff", &case("widening", "old"), &case("widening", "new")]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        out,
+        std::fs::read_to_string(case("widening", "diff.txt")).unwrap()
+    );
+    assert!(out.contains(
+        "access gained: http api.stripe.example:443 (saas/stripe): GET on any path, POST on any path: spiffe://cluster.local/ns/orders/sa/api\n"
+    ));
+    // The reverse change narrows: exit 0.
+    let (code, out, _) = run(&["diff", &case("widening", "new"), &case("widening", "old")]);
+    assert_eq!(code, 0);
+    assert!(out.ends_with("2 lost (of 50 requests decided)\n"), "{out}");
+    // Nothing changed.
+    let examples = repo_file("manifests/examples");
+    let (code, out, _) = run(&["diff", &examples, &examples]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("no change ("), "{out}");
+    // A bundle against the manifests it was built from: the same policy.
+    let (code, out, _) = run(&["diff", &examples_bundle(), &examples]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("no change ("), "{out}");
+    // JSON.
+    let (code, out, _) = run(&[
+        "diff",
+        "-o",
+        "json",
+        &case("workspace-import", "old"),
+        &case("workspace-import", "new"),
+    ]);
+    assert_eq!(code, 1);
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["widened"], true);
+    assert_eq!(json["narrowed"], false);
+    assert_eq!(json["services"]["changed"][0]["name"], "saas/stripe");
+    assert_eq!(
+        json["access"]["gained"][0]["clients"][0],
+        "spiffe://cluster.local/ns/pay/sa/*"
+    );
+    // An input that does not build is an error (exit 2), named.
+    let (code, _, err) = run(&["diff", &examples, "/nonexistent/manifests"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.starts_with("bundle-builder: NEW /nonexistent/manifests: "),
+        "{err}"
+    );
+}
+
+/// The decision test schema checked in under docs/ is the one the types generate, and the
+/// examples' test file is valid against it.
+#[test]
+fn decision_tests_schema_in_docs_is_current() {
+    let (code, generated, _) = run(&["schema", "--decision-tests"]);
+    assert_eq!(code, 0);
+    let path = root().join("docs/decision-tests.schema.json");
+    if std::env::var_os("WARDEN_BLESS").is_some() {
+        std::fs::write(&path, &generated).unwrap();
+    }
+    let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        checked_in == generated,
+        "docs/decision-tests.schema.json is out of date; regenerate it with \
+         WARDEN_BLESS=1 cargo test -p bundle-builder --test cli"
+    );
+    let schema: serde_json::Value = serde_json::from_str(&generated).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let text =
+        std::fs::read_to_string(root().join("manifests/examples/decision-tests.yaml")).unwrap();
+    let documents = bundle_builder::manifest::yaml::parse(&text).unwrap();
+    assert_eq!(documents.len(), 1);
+    let errors: Vec<String> = validator
+        .iter_errors(&documents[0].value)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    // And a mistake is caught by the schema too.
+    let mut wrong = documents[0].value.clone();
+    wrong["spec"]["cases"][0]["expect"]["decision"] = "maybe".into();
+    assert!(!validator.is_valid(&wrong));
+}

@@ -24,16 +24,21 @@ use crate::decide::{host_port, ProtocolArg, Query, RoleArg};
 /// A name no manifest uses: what a `*` stands for in a probe.
 const PROBE: &str = "warden-probe";
 
+/// How a host, and an address, that no service names are shown.
+const UNREGISTERED_HOST: &str = "<unregistered host>";
+const UNREGISTERED_ADDRESS: &str = "<unregistered address>";
+
 /// Requests of one client to one destination whose verdict changed.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct AccessChange {
     /// `namespace/name` of the service that decides the destination where it is allowed, or
-    /// `(unregistered)`.
+    /// `no service`.
     pub service: String,
     /// `http`, `tls` or `tcp`.
     pub protocol: &'static str,
     /// `host:port` or `address:port`, as the manifests write it (`*.example.com:443`,
-    /// `10.0.0.0/8:5432`); `other port` for a port no service declares.
+    /// `10.0.0.0/8:5432`); `HOST other port` for a port no service declares there;
+    /// `<unregistered host>:443` and `<unregistered address>:443` for what no service names.
     pub destination: String,
     /// The clients concerned: identity patterns (`*`: any name the policies do not mention),
     /// or `(no identity)`.
@@ -132,12 +137,8 @@ pub fn diff(old: &Bundle, new: &Bundle, role: Role) -> anyhow::Result<AccessDiff
     }
     // Somewhere no service names: what the outbound mode decides.
     for (shown, concrete, is_address) in [
-        (
-            "unregistered.warden.invalid",
-            "unregistered.warden.invalid",
-            false,
-        ),
-        ("192.0.2.1", "192.0.2.1", true),
+        (UNREGISTERED_HOST, "unregistered.warden.invalid", false),
+        (UNREGISTERED_ADDRESS, "192.0.2.1", true),
     ] {
         ports
             .entry(Destination {
@@ -166,8 +167,23 @@ pub fn diff(old: &Bundle, new: &Bundle, role: Role) -> anyhow::Result<AccessDiff
     let mut gained: BTreeMap<Key, BTreeSet<Variant<()>>> = BTreeMap::new();
     let mut lost: BTreeMap<Key, BTreeSet<Variant<()>>> = BTreeMap::new();
     let mut full: BTreeMap<Key, usize> = BTreeMap::new();
-    for (destination, declared) in &ports {
-        let claimants = claimed_by.get(destination).cloned().unwrap_or_default();
+    let all_ports: BTreeSet<u16> = ports.values().flatten().copied().collect();
+    for destination in ports.keys() {
+        // The services that name the destination, and those that decide it in either bundle
+        // (another service's wildcard or CIDR may).
+        let mut claimants = claimed_by.get(destination).cloned().unwrap_or_default();
+        for &port in &all_ports {
+            let query = Query {
+                to: host_port(&destination.concrete, port),
+                role,
+                ..Query::default()
+            };
+            for policy in [&mut old_policy, &mut new_policy] {
+                if let Ok(outcome) = query.decide(policy) {
+                    claimants.extend(outcome.decision.service().map(|s| s.service.to_string()));
+                }
+            }
+        }
         // The policies that can apply: those of the services that claim the destination.
         let relevant: Vec<&AccessPolicy> = all_policies
             .iter()
@@ -182,8 +198,14 @@ pub fn diff(old: &Bundle, new: &Bundle, role: Role) -> anyhow::Result<AccessDiff
         let methods = methods(&relevant);
         let paths = paths(&relevant);
         let sources = sources(&relevant);
+        // Every port declared anywhere: a host one service names on one port may be matched
+        // on another by a wildcard of another service, in the other bundle.
+        let declared = &all_ports;
         let mut port_list: Vec<Option<u16>> = declared.iter().copied().map(Some).collect();
-        port_list.push(None);
+        // A port no service declares (somewhere unregistered has no ports of its own).
+        if claimed_by.contains_key(destination) {
+            port_list.push(None);
+        }
         let protocols: &[ProtocolArg] = if destination.is_address {
             &[ProtocolArg::Http, ProtocolArg::Tcp]
         } else {
@@ -323,7 +345,7 @@ fn compare_one(
         // The service is part of what is shown; keep it in the client field's group key.
         client: format!(
             "{}\u{0}{}",
-            service.unwrap_or_else(|| "(unregistered)".into()),
+            service.unwrap_or_else(|| "no service".into()),
             key.client
         ),
         ..key.clone()

@@ -200,8 +200,12 @@ fn compare(path: &str, old: &Value, new: &Value, out: &mut Vec<Change>) {
             let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
             for key in keys {
                 let field = join(path, key);
+                // A list left out is an empty list (the bundle omits empty ones).
+                let empty = Value::Array(Vec::new());
                 match (a.get(key), b.get(key)) {
                     (Some(x), Some(y)) => compare(&field, x, y, out),
+                    (Some(x @ Value::Array(_)), None) => compare(&field, x, &empty, out),
+                    (None, Some(y @ Value::Array(_))) => compare(&field, &empty, y, out),
                     (x, y) => out.push(Change {
                         field,
                         old: x.cloned(),
