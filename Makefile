@@ -104,6 +104,7 @@ lint: targets
 test: lint tools build
 	$(CARGO) build --release -p warden-crash-filter --target $(WASM_TARGET)
 	ENVOY_BIN=$(ENVOY) WARDEN_WASM=$(CURDIR)/dist/warden.wasm $(CARGO) test --workspace
+	$(BUILDER) test manifests/examples/decision-tests.yaml
 	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=$(WASM_BINDGEN) \
 	  $(CARGO) test -p warden-engine --target $(WASM_TEST_TARGET)
 	$(MAKE) --no-print-directory fuzz-smoke
