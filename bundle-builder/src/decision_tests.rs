@@ -126,7 +126,22 @@ pub fn load(files: &[SourceFile]) -> Result<Vec<LoadedCase>, Vec<String>> {
             }
         };
         for document in documents {
-            if document.value.get("kind").and_then(|k| k.as_str()) != Some("DecisionTests") {
+            let kind = document
+                .value
+                .get("kind")
+                .and_then(|k| k.as_str())
+                .unwrap_or_default();
+            if kind != "DecisionTests" {
+                // A misspelt kind would drop its cases without a word.
+                let distance =
+                    crate::manifest::load::distance(&kind.to_ascii_lowercase(), "decisiontests");
+                if distance <= 2 {
+                    errors.push(format!(
+                        "{}:{}: kind: {kind} is not a kind Warden reads; did you mean DecisionTests?",
+                        file.name,
+                        document.line_of("kind")
+                    ));
+                }
                 continue;
             }
             match serde_path_to_error::deserialize::<_, DecisionTests>(&document.value) {

@@ -30,9 +30,9 @@ impl PolicyInput {
     }
 }
 
-/// Whether `path` is a bundle file: JSON whose `kind` is `Bundle`.
+/// Whether `path` is a bundle file: JSON whose `kind` is `Bundle`, whatever its name.
 fn is_bundle(path: &std::path::Path) -> bool {
-    if !path.is_file() || path.extension().and_then(|e| e.to_str()) != Some("json") {
+    if !path.is_file() {
         return false;
     }
     std::fs::read(path)
@@ -45,6 +45,20 @@ fn is_bundle(path: &std::path::Path) -> bool {
 /// workspaces, each caller in its own view, when `None`). Manifests with errors are refused
 /// with the diagnostics: a decision made on a bundle that would not be built means nothing.
 pub fn read(paths: &[PathBuf], workspace: Option<&str>) -> anyhow::Result<PolicyInput> {
+    if let Some(bundle) = paths.iter().find(|p| is_bundle(p)) {
+        if paths.len() > 1 {
+            bail!(
+                "{}: a bundle is a whole policy; give it alone, not with manifests",
+                bundle.display()
+            );
+        }
+        if let Some(workspace) = workspace {
+            bail!(
+                "{}: --workspace {workspace} builds manifests; a bundle is already built (for one workspace, or for all)",
+                bundle.display()
+            );
+        }
+    }
     if let [path] = paths {
         if is_bundle(path) {
             let shown = path.display();

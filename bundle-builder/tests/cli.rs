@@ -941,11 +941,41 @@ fn decision_test_failures_say_what_and_where() {
             "bundle-builder: the decision tests cannot be read:\n{d}/tests.yaml:9: spec.cases[0].expect.decision: unknown variant `allowed`, expected `allow` or `deny`\n"
         )
     );
+    // A misspelt kind would drop its cases without a word: an error.
+    let misspelt = dir.path().join("more-tests.yaml");
+    std::fs::write(
+        &misspelt,
+        "apiVersion: warden.dev/v1alpha1\nkind: DecisionTest\nspec:\n  cases: []\n",
+    )
+    .unwrap();
+    let (code, _, err) = run(&["test", &misspelt.display().to_string()]);
+    assert_eq!(code, 2);
+    assert_eq!(
+        err,
+        format!(
+            "bundle-builder: the decision tests cannot be read:\n{d}/more-tests.yaml:2: kind: DecisionTest is not a kind Warden reads; did you mean DecisionTests?\n"
+        )
+    );
+    std::fs::remove_file(&misspelt).unwrap();
     // Manifests with errors are refused: a test of a bundle that would not be built means nothing.
     let valid = std::fs::read_to_string(&tests)
         .unwrap()
         .replace("allowed", "allow");
     std::fs::write(&tests, valid).unwrap();
+    // A bundle is a whole policy: not with manifests, not with --workspace.
+    let (code, _, err) = run(&[
+        "test",
+        "--policy",
+        &examples_bundle(),
+        "--workspace",
+        "payments",
+        &tests.display().to_string(),
+    ]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("--workspace payments builds manifests; a bundle is already built"),
+        "{err}"
+    );
     std::fs::write(
         dir.path().join("typo.yaml"),
         "apiVersion: security.policy.gloo.solo.io/v2\nkind: AccesPolicy\nmetadata:\n  name: x\n",

@@ -61,7 +61,8 @@ fn golden_diffs() {
 /// The vocabulary generated bundles and requests draw from, so that requests hit what the
 /// bundles say (and what they do not).
 const HOSTS: [&str; 3] = ["a.example", "*.example", "b.example"];
-const ADDRESSES: [&str; 2] = ["10.0.0.0/24", "10.0.0.5"];
+const ADDRESSES: [&str; 3] = ["10.0.0.0/24", "10.0.0.5", "10.0.0.0/16"];
+const IP_BLOCKS: [&str; 2] = ["10.1.0.0/24", "10.1.0.0/16"];
 const PORTS: [u16; 2] = [443, 80];
 const CLIENTS: [&str; 4] = [
     "spiffe://cluster.local/ns/pay/sa/billing",
@@ -83,11 +84,12 @@ fn pick<T>(items: &[T], mask: u8) -> Vec<&T> {
 
 /// A service: which hosts, addresses and ports (bit masks over the vocabulary).
 fn service() -> impl Strategy<Value = (u8, u8, u8)> {
-    (0u8..8, 0u8..4, 1u8..4)
+    (0u8..8, 0u8..8, 1u8..4)
 }
 
-/// A policy: target service index, port (none or one), clients, methods, paths, dry-run.
-fn policy() -> impl Strategy<Value = (usize, Option<usize>, u8, u8, u8, bool)> {
+/// A policy: target service index, port (none or one), clients, methods, paths, dry-run,
+/// source ranges.
+fn policy() -> impl Strategy<Value = PolicyGen> {
     (
         0usize..3,
         prop::option::of(0usize..2),
@@ -95,11 +97,12 @@ fn policy() -> impl Strategy<Value = (usize, Option<usize>, u8, u8, u8, bool)> {
         0u8..4,
         0u8..8,
         any::<bool>(),
+        0u8..4,
     )
 }
 
 type ServiceGen = (u8, u8, u8);
-type PolicyGen = (usize, Option<usize>, u8, u8, u8, bool);
+type PolicyGen = (usize, Option<usize>, u8, u8, u8, bool, u8);
 
 fn bundle(registry_only: bool, services: &[ServiceGen], policies: &[PolicyGen]) -> Bundle {
     // Hosts and addresses may be claimed by one service only: later services drop them.
@@ -139,7 +142,8 @@ fn bundle(registry_only: bool, services: &[ServiceGen], policies: &[PolicyGen]) 
         .map(|s| s["source"]["name"].as_str().unwrap().to_owned())
         .collect();
     let mut access = Vec::new();
-    for (i, (target, port, clients, methods, paths, dry_run)) in policies.iter().enumerate() {
+    for (i, (target, port, clients, methods, paths, dry_run, blocks)) in policies.iter().enumerate()
+    {
         let Some(name) = names.get(*target) else {
             continue;
         };
@@ -158,6 +162,7 @@ fn bundle(registry_only: bool, services: &[ServiceGen], policies: &[PolicyGen]) 
                 "clients": pick(&CLIENTS, *clients),
                 "methods": pick(&METHODS, *methods),
                 "paths": pick(&PATHS, *paths),
+                "ipBlocks": pick(&IP_BLOCKS, *blocks),
             }],
             "dryRun": dry_run,
         }));
@@ -194,15 +199,20 @@ fn requests() -> Vec<Query> {
         Some("orders/x"),
     ];
     let hosts = ["a.example", "c.example", "b.example", "zzz.other"];
-    let ips = ["10.0.0.5", "10.0.0.9", "192.0.2.77"];
+    let ips = ["10.0.0.5", "10.0.0.9", "10.0.7.1", "192.0.2.77"];
+    let sources = [None, Some("10.1.0.9"), Some("10.1.5.5")];
     let mut out = Vec::new();
-    for from in froms {
+    for (from, source) in froms
+        .iter()
+        .flat_map(|f| sources.iter().map(move |s| (*f, *s)))
+    {
         for port in [443u16, 80, 8080] {
             for host in hosts {
                 for method in ["GET", "POST", "PUT"] {
                     for path in ["/v1/x", "/admin", "/x.json", "/other"] {
                         out.push(Query {
                             from: from.map(str::to_owned),
+                            source_ip: source.map(|s| s.parse().unwrap()),
                             to: format!("{host}:{port}"),
                             method: Some(method.into()),
                             path: Some(path.into()),
@@ -212,6 +222,7 @@ fn requests() -> Vec<Query> {
                 }
                 out.push(Query {
                     from: from.map(str::to_owned),
+                    source_ip: source.map(|s| s.parse().unwrap()),
                     to: format!("{host}:{port}"),
                     protocol: ProtocolArg::Tls,
                     ..Query::default()
@@ -220,12 +231,14 @@ fn requests() -> Vec<Query> {
             for ip in ips {
                 out.push(Query {
                     from: from.map(str::to_owned),
+                    source_ip: source.map(|s| s.parse().unwrap()),
                     to: format!("{ip}:{port}"),
                     protocol: ProtocolArg::Tcp,
                     ..Query::default()
                 });
                 out.push(Query {
                     from: from.map(str::to_owned),
+                    source_ip: source.map(|s| s.parse().unwrap()),
                     to: format!("{ip}:{port}"),
                     method: Some("GET".into()),
                     path: Some("/v1/x".into()),

@@ -50,6 +50,7 @@ pub struct AccessChange {
 
 /// Both directions.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct AccessDiff {
     pub gained: Vec<AccessChange>,
     pub lost: Vec<AccessChange>,
@@ -80,11 +81,41 @@ fn fill(text: &str, sep: char) -> String {
         .join(&sep.to_string())
 }
 
-/// An address of the bundle (an IP or a CIDR) and one address inside it.
-fn address_inside(text: &str) -> Option<IpAddr> {
-    text.parse::<IpAddr>()
+/// An address of the bundle (an IP or a CIDR) as a range.
+fn range(text: &str) -> Option<IpNet> {
+    text.parse::<IpNet>()
         .ok()
-        .or_else(|| text.parse::<IpNet>().ok().map(|n| n.network()))
+        .or_else(|| text.parse::<IpAddr>().ok().map(IpNet::from))
+}
+
+/// The address just after `net` (none past the end of the address space).
+fn after(net: &IpNet) -> Option<IpAddr> {
+    match net.broadcast() {
+        IpAddr::V4(v4) => u32::from(v4)
+            .checked_add(1)
+            .map(|n| IpAddr::from(n.to_be_bytes())),
+        IpAddr::V6(v6) => u128::from(v6)
+            .checked_add(1)
+            .map(|n| IpAddr::from(n.to_be_bytes())),
+    }
+}
+
+/// Where membership of `ranges` can change: each range's first address and the address just
+/// after it. Every stretch of addresses between two such points lies in the same ranges, so
+/// one address per stretch (its first) stands for all of it, whatever sizes the ranges have
+/// in either bundle. Each comes with how it is shown: the range it starts, else the address.
+fn boundaries<'a>(ranges: impl Iterator<Item = &'a String>) -> BTreeMap<IpAddr, String> {
+    let parsed: Vec<(IpNet, &String)> = ranges.filter_map(|t| range(t).map(|n| (n, t))).collect();
+    let mut out = BTreeMap::new();
+    for (net, text) in &parsed {
+        out.insert(net.network(), (*text).clone());
+    }
+    for (net, _) in &parsed {
+        if let Some(ip) = after(net) {
+            out.entry(ip).or_insert_with(|| ip.to_string());
+        }
+    }
+    out
 }
 
 /// A workspace namespace glob (`team-*`, `?`) filled with a matching name.
@@ -118,9 +149,9 @@ pub fn diff(old: &Bundle, new: &Bundle, role: Role) -> anyhow::Result<AccessDiff
             is_address: false,
         });
         let addresses = service.addresses.iter().filter_map(|a| {
-            address_inside(a).map(|ip| Destination {
+            range(a).map(|net| Destination {
                 shown: a.clone(),
-                concrete: ip.to_string(),
+                concrete: net.network().to_string(),
                 is_address: true,
             })
         });
@@ -133,6 +164,24 @@ pub fn diff(old: &Bundle, new: &Bundle, role: Role) -> anyhow::Result<AccessDiff
                 .entry(destination)
                 .or_default()
                 .insert(name.clone());
+        }
+    }
+    // The first address after each range (a range grown or shrunk between the bundles shows
+    // there); it takes every declared port through `all_ports` below.
+    let addresses = old
+        .spec
+        .services
+        .iter()
+        .chain(&new.spec.services)
+        .flat_map(|s| &s.addresses);
+    for (ip, shown) in boundaries(addresses) {
+        let destination = Destination {
+            shown,
+            concrete: ip.to_string(),
+            is_address: true,
+        };
+        if !ports.keys().any(|d| d.concrete == destination.concrete) {
+            ports.entry(destination).or_default();
         }
     }
     // Somewhere no service names: what the outbound mode decides.
@@ -164,9 +213,17 @@ pub fn diff(old: &Bundle, new: &Bundle, role: Role) -> anyhow::Result<AccessDiff
         .collect();
 
     let mut tried = 0;
-    let mut gained: BTreeMap<Key, BTreeSet<Variant<()>>> = BTreeMap::new();
-    let mut lost: BTreeMap<Key, BTreeSet<Variant<()>>> = BTreeMap::new();
-    let mut full: BTreeMap<Key, usize> = BTreeMap::new();
+    let mut tally = Tally::default();
+    // Sidecars may be rendered with or without a route to the egress gateway: when either
+    // bundle routes a port through it, both are compared.
+    let gateway_routes = role == RoleArg::Sidecar
+        && old
+            .spec
+            .services
+            .iter()
+            .chain(&new.spec.services)
+            .flat_map(|s| &s.ports)
+            .any(|p| p.egress_gateway.is_some());
     let all_ports: BTreeSet<u16> = ports.values().flatten().copied().collect();
     for destination in ports.keys() {
         // The services that name the destination, and those that decide it in either bundle
@@ -202,8 +259,8 @@ pub fn diff(old: &Bundle, new: &Bundle, role: Role) -> anyhow::Result<AccessDiff
         // on another by a wildcard of another service, in the other bundle.
         let declared = &all_ports;
         let mut port_list: Vec<Option<u16>> = declared.iter().copied().map(Some).collect();
-        // A port no service declares (somewhere unregistered has no ports of its own).
-        if claimed_by.contains_key(destination) {
+        // A port no service declares (what no service names has no ports of its own).
+        if ![UNREGISTERED_HOST, UNREGISTERED_ADDRESS].contains(&destination.shown.as_str()) {
             port_list.push(None);
         }
         let protocols: &[ProtocolArg] = if destination.is_address {
@@ -219,7 +276,16 @@ pub fn diff(old: &Bundle, new: &Bundle, role: Role) -> anyhow::Result<AccessDiff
                 None => format!("{} other port", destination.shown),
             };
             for &protocol in protocols {
-                let http = protocol == ProtocolArg::Http;
+                // HTTP: each method on each path; a connection has neither.
+                let requests: Vec<MethodPath<'_>> =
+                    if protocol == ProtocolArg::Http {
+                        methods
+                            .iter()
+                            .flat_map(|m| paths.iter().map(move |p| (Some(m), Some(p))))
+                            .collect()
+                    } else {
+                        vec![(None, None)]
+                    };
                 for client in &clients {
                     let key = Key {
                         protocol: protocol.as_str(),
@@ -227,69 +293,52 @@ pub fn diff(old: &Bundle, new: &Bundle, role: Role) -> anyhow::Result<AccessDiff
                         client: client.shown.clone(),
                     };
                     let mut count = 0;
-                    for method in methods.iter().filter(|_| http) {
-                        for path in &paths {
-                            for source in &sources {
-                                count += 1;
-                                let query = Query {
-                                    from: client.value.clone(),
-                                    to: host_port(&destination.concrete, number),
-                                    protocol,
-                                    method: Some(method.value.clone()),
-                                    path: Some(path.value.clone()),
-                                    source_ip: source.value,
-                                    role,
-                                    ..Query::default()
-                                };
-                                let shown = request_text(&method.shown, &path.shown, &source.shown);
-                                tried += 1;
-                                compare_one(
-                                    &query,
-                                    &mut old_policy,
-                                    &mut new_policy,
-                                    &key,
-                                    shown,
-                                    &mut gained,
-                                    &mut lost,
-                                );
-                            }
-                        }
-                    }
-                    if !http {
+                    for &(method, path) in &requests {
                         for source in &sources {
                             count += 1;
                             let query = Query {
                                 from: client.value.clone(),
                                 to: host_port(&destination.concrete, number),
                                 protocol,
+                                method: method.map(|m| m.value.clone()),
+                                path: path.map(|p| p.value.clone()),
                                 source_ip: source.value,
                                 role,
                                 ..Query::default()
                             };
-                            let shown = request_text("", "", &source.shown);
+                            let shown = request_text(
+                                method.map_or("", |m| &m.shown),
+                                path.map_or("", |p| &p.shown),
+                                &source.shown,
+                            );
                             tried += 1;
                             compare_one(
                                 &query,
-                                &mut old_policy,
-                                &mut new_policy,
+                                (&mut old_policy, &mut new_policy),
                                 &key,
                                 shown,
-                                &mut gained,
-                                &mut lost,
+                                gateway_routes,
+                                &mut tally,
                             );
                         }
                     }
-                    full.insert(key, count);
+                    if gateway_routes {
+                        tally.full.insert(key.without_routes(), count);
+                    }
+                    tally.full.insert(key, count);
                 }
             }
         }
     }
     Ok(AccessDiff {
-        gained: summarise(gained, &full),
-        lost: summarise(lost, &full),
+        gained: summarise(tally.gained, &tally.full),
+        lost: summarise(tally.lost, &tally.full),
         requests_tried: tried,
     })
 }
+
+/// An HTTP request's method and path (a connection has neither).
+type MethodPath<'a> = (Option<&'a Variant<String>>, Option<&'a Variant<String>>);
 
 /// What one group of requests shares.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -297,6 +346,16 @@ struct Key {
     protocol: &'static str,
     destination: String,
     client: String,
+}
+
+impl Key {
+    /// The same group at a sidecar without a route to the egress gateway.
+    fn without_routes(&self) -> Self {
+        Self {
+            destination: format!("{} (sidecar without a gateway route)", self.destination),
+            ..self.clone()
+        }
+    }
 }
 
 fn request_text(method: &str, path: &str, source: &str) -> String {
@@ -314,15 +373,33 @@ fn request_text(method: &str, path: &str, source: &str) -> String {
 /// service that allows it.
 fn compare_one(
     query: &Query,
-    old: &mut Policy,
-    new: &mut Policy,
+    policies: (&mut Policy, &mut Policy),
     key: &Key,
     shown: String,
-    gained: &mut BTreeMap<Key, BTreeSet<Variant<()>>>,
-    lost: &mut BTreeMap<Key, BTreeSet<Variant<()>>>,
+    also_without_routes: bool,
+    tally: &mut Tally,
 ) {
-    // A query a bundle cannot even send (a TCP name with no virtual address there) is denied.
-    let verdict = |policy: &mut Policy| -> (bool, Option<String>) {
+    let (old, new) = policies;
+    let normal = verdicts(query, old, new);
+    tally.record(key, &shown, &normal);
+    // A sidecar rendered without a route to the egress gateway decides gateway-routed ports
+    // differently (`must_use_gateway`): compared too, shown where it differs.
+    if also_without_routes {
+        let mut bare = query.clone();
+        bare.no_gateway_route = true;
+        let without = verdicts(&bare, old, new);
+        if (without.0 .0, without.1 .0) != (normal.0 .0, normal.1 .0) {
+            tally.record(&key.without_routes(), &shown, &without);
+        }
+    }
+}
+
+type Verdict = (bool, Option<String>);
+
+/// Both bundles' verdicts (allowed, and the deciding service) for `query`. A query a bundle
+/// cannot even send (a TCP name with no virtual address there) is denied.
+fn verdicts(query: &Query, old: &mut Policy, new: &mut Policy) -> (Verdict, Verdict) {
+    let verdict = |policy: &mut Policy| -> Verdict {
         match query.decide(policy) {
             Ok(outcome) => (
                 outcome.decision.is_allowed(),
@@ -331,31 +408,50 @@ fn compare_one(
             Err(_) => (false, None),
         }
     };
-    let (was, old_service) = verdict(old);
-    let (is, new_service) = verdict(new);
-    if was == is {
-        return;
+    (verdict(old), verdict(new))
+}
+
+/// The requests whose verdict changed, by group.
+#[derive(Default)]
+struct Tally {
+    gained: BTreeMap<Key, BTreeSet<String>>,
+    lost: BTreeMap<Key, BTreeSet<String>>,
+    /// How many requests each group (without its service) holds.
+    full: BTreeMap<Key, usize>,
+}
+
+impl Tally {
+    /// Records a changed verdict under the service that allows the request.
+    fn record(
+        &mut self,
+        key: &Key,
+        shown: &str,
+        ((was, old_service), (is, new_service)): &(Verdict, Verdict),
+    ) {
+        if was == is {
+            return;
+        }
+        let (into, service) = if *is {
+            (&mut self.gained, new_service)
+        } else {
+            (&mut self.lost, old_service)
+        };
+        into.entry(Key {
+            // The service is part of what is shown; keep it in the client field's group key.
+            client: format!(
+                "{}\u{0}{}",
+                service.as_deref().unwrap_or("no service"),
+                key.client
+            ),
+            ..key.clone()
+        })
+        .or_default()
+        .insert(shown.to_owned());
     }
-    let (into, service) = if is {
-        (gained, new_service)
-    } else {
-        (lost, old_service)
-    };
-    into.entry(Key {
-        // The service is part of what is shown; keep it in the client field's group key.
-        client: format!(
-            "{}\u{0}{}",
-            service.unwrap_or_else(|| "no service".into()),
-            key.client
-        ),
-        ..key.clone()
-    })
-    .or_default()
-    .insert(Variant { shown, value: () });
 }
 
 fn summarise(
-    changes: BTreeMap<Key, BTreeSet<Variant<()>>>,
+    changes: BTreeMap<Key, BTreeSet<String>>,
     full: &BTreeMap<Key, usize>,
 ) -> Vec<AccessChange> {
     let mut out: Vec<AccessChange> = changes
@@ -376,7 +472,7 @@ fn summarise(
             let requests: Vec<String> = if requests.len() == total && key.protocol == "http" {
                 vec!["any request".to_owned()]
             } else {
-                requests.into_iter().map(|r| r.shown).collect()
+                requests.into_iter().collect()
             };
             AccessChange {
                 service,
@@ -422,14 +518,28 @@ fn summarise(
     grouped
 }
 
-/// The namespaces of every workspace of both bundles (globs filled).
+/// The namespaces of every workspace of both bundles: each glob filled, and for each pair of
+/// globs a name built to match both (`team-*` and `*-prod`: `team--prod`), since a view is
+/// the first workspace whose glob matches and overlapping globs decide there.
 fn workspace_namespaces(old: &Bundle, new: &Bundle) -> BTreeSet<String> {
-    old.spec
+    let globs: BTreeSet<&String> = old
+        .spec
         .workspaces
         .iter()
         .chain(&new.spec.workspaces)
-        .flat_map(|w| w.namespaces.iter().map(|n| fill_glob(n)))
-        .collect()
+        .flat_map(|w| &w.namespaces)
+        .collect();
+    let bare = |g: &str| g.replace(['*', '?'], "");
+    let fill_with = |g: &str, with: &str| g.replace('*', with).replace('?', "x");
+    let mut out: BTreeSet<String> = globs.iter().map(|g| fill_glob(g)).collect();
+    for a in &globs {
+        for b in &globs {
+            if a != b && a.contains(['*', '?']) {
+                out.insert(fill_with(a, &bare(b)));
+            }
+        }
+    }
+    out
 }
 
 /// The clients to try: every identity pattern of `policies` (wildcards filled; a wildcard
@@ -548,22 +658,20 @@ fn paths(policies: &[&AccessPolicy]) -> Vec<Variant<String>> {
     out
 }
 
-/// No source address, and one inside each `ipBlocks` range the policies name.
+/// No source address, and the boundaries of the `ipBlocks` ranges the policies name (see
+/// [`boundaries`]).
 fn sources(policies: &[&AccessPolicy]) -> Vec<Variant<Option<IpAddr>>> {
     let mut out = vec![Variant {
         shown: String::new(),
         value: None,
     }];
-    let blocks: BTreeSet<&String> = policies
+    let blocks = policies
         .iter()
         .flat_map(|p| &p.rules)
-        .flat_map(|r| &r.ip_blocks)
-        .collect();
-    out.extend(blocks.into_iter().filter_map(|b| {
-        address_inside(b).map(|ip| Variant {
-            shown: b.clone(),
-            value: Some(ip),
-        })
+        .flat_map(|r| &r.ip_blocks);
+    out.extend(boundaries(blocks).into_iter().map(|(ip, shown)| Variant {
+        shown,
+        value: Some(ip),
     }));
     out
 }

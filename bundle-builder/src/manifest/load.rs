@@ -315,7 +315,7 @@ fn read_object(value: &Value, origin: Origin, out: &mut Resources, diagnostics: 
 }
 
 /// The kinds Warden reads.
-const READ_KINDS: [&str; 8] = [
+const READ_KINDS: [&str; 9] = [
     "ExternalService",
     "ExternalEndpoint",
     "AccessPolicy",
@@ -324,6 +324,7 @@ const READ_KINDS: [&str; 8] = [
     "EgressSettings",
     "OutlierDetectionPolicy",
     "FailoverPolicy",
+    "DecisionTests",
 ];
 
 /// The kind Warden reads that `kind` is one or two edits away from (a typo), unless `kind` is
@@ -339,7 +340,7 @@ fn near_miss(kind: &str) -> Option<&'static str> {
 }
 
 /// Levenshtein distance (small strings only: kind names).
-fn distance(a: &str, b: &str) -> usize {
+pub(crate) fn distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut row: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.chars().enumerate() {
