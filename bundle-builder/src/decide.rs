@@ -108,6 +108,11 @@ pub struct Query {
     #[arg(long)]
     #[serde(default)]
     pub no_gateway_route: bool,
+    /// HTTP under Istio: the cluster Istio's route chose (`outbound|9080||reviews.default.svc.cluster.local`,
+    /// `PassthroughCluster`), which says whether the request stays in the mesh.
+    #[arg(long, value_name = "NAME")]
+    #[serde(default)]
+    pub cluster: Option<String>,
 }
 
 /// A TCP destination given by name, resolved as Warden's DNS would resolve it.
@@ -218,6 +223,7 @@ impl Query {
             ProtocolArg::Http => {
                 facts.listener = Some(Listener::Http);
                 facts.authority = Some(&self.to);
+                facts.cluster = self.cluster.as_deref();
                 return Ok((facts, None));
             }
             ProtocolArg::Tcp => RequestProtocol::Tcp,

@@ -53,6 +53,42 @@ fn istio_like_proxy(
     account: (&str, &str),
     upstream: SocketAddr,
 ) -> Envoy {
+    let hosts = json!([{
+        "name": "all", "domains": ["*"],
+        "routes": [{ "match": { "prefix": "/" }, "route": { "cluster": "istio_route" } }]
+    }]);
+    istio_routed_proxy(
+        plugin,
+        node_id,
+        account,
+        hosts,
+        &[("istio_route", upstream)],
+    )
+}
+
+/// A cluster to one address, named as Istio names it.
+fn static_cluster(name: &str, upstream: SocketAddr) -> Value {
+    json!({
+        "name": name,
+        "connect_timeout": "2s",
+        "type": "STATIC",
+        "load_assignment": { "cluster_name": name, "endpoints": [{ "lb_endpoints": [{
+            "endpoint": { "address": { "socket_address": {
+                "address": upstream.ip().to_string(), "port_value": upstream.port()
+            } } }
+        }] }] }
+    })
+}
+
+/// The plugin's filter on a proxy with Istio's node metadata, and these virtual hosts and
+/// clusters (each cluster: a name and the one address it connects to).
+fn istio_routed_proxy(
+    plugin: &Value,
+    node_id: &str,
+    account: (&str, &str),
+    virtual_hosts: Value,
+    clusters: &[(&str, SocketAddr)],
+) -> Envoy {
     let spec = &plugin["spec"];
     let env: serde_json::Map<String, Value> = spec["vmConfig"]["env"]
         .as_array()
@@ -105,10 +141,7 @@ fn istio_like_proxy(
                     "typed_config": {
                         "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
                         "stat_prefix": "outbound",
-                        "route_config": { "virtual_hosts": [{
-                            "name": "all", "domains": ["*"],
-                            "routes": [{ "match": { "prefix": "/" }, "route": { "cluster": "istio_route" } }]
-                        }] },
+                        "route_config": { "virtual_hosts": virtual_hosts },
                         "http_filters": [filter, {
                             "name": "envoy.filters.http.router",
                             "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" }
@@ -116,16 +149,10 @@ fn istio_like_proxy(
                     }
                 }] }]
             }],
-            "clusters": [{
-                "name": "istio_route",
-                "connect_timeout": "2s",
-                "type": "STATIC",
-                "load_assignment": { "cluster_name": "istio_route", "endpoints": [{ "lb_endpoints": [{
-                    "endpoint": { "address": { "socket_address": {
-                        "address": upstream.ip().to_string(), "port_value": upstream.port()
-                    } } }
-                }] }] }
-            }]
+            "clusters": clusters
+                .iter()
+                .map(|(name, upstream)| static_cluster(name, *upstream))
+                .collect::<Vec<_>>()
         }
     });
     Envoy::start(&config, listen, admin)
@@ -207,4 +234,114 @@ fn on_the_gateway_identity_comes_from_the_certificate_only() {
         "the filter says which role it took"
     );
     assert!(upstream.seen().is_empty());
+}
+
+/// Under Istio, REGISTRY_ONLY leaves the mesh's own traffic alone: Istio's routes send
+/// `reviews.default.svc.cluster.local` to its service's cluster (`outbound|9080||...`), and the
+/// filter, reading that cluster, allows it `in_mesh`. What Istio passes through
+/// (`PassthroughCluster`) is decided as unregistered, whatever in-mesh name it carries: no
+/// upstream sees it. Registered external services keep their policies.
+#[test]
+fn in_mesh_traffic_passes_under_registry_only_and_nothing_else_does() {
+    let reviews = HttpUpstream::start("reviews", free_addr("127.0.0.84"));
+    let partner = HttpUpstream::start("partner", free_addr("127.0.0.85"));
+    let outside = HttpUpstream::start("outside", free_addr("127.0.0.86"));
+    let route = |name: &str, domains: &[&str], cluster: &str| {
+        json!({
+            "name": name, "domains": domains,
+            "routes": [{ "match": { "prefix": "/" }, "route": { "cluster": cluster } }]
+        })
+    };
+    let reviews_cluster = "outbound|9080||reviews.default.svc.cluster.local";
+    let partner_cluster = "outbound|443||api.partner.example";
+    // Istio's sidecar routes: one virtual host per service (with its short names), and
+    // `allow_any` to PassthroughCluster (ORIGINAL_DST under capture; here the outside server).
+    let hosts = json!([
+        route(
+            "reviews.default.svc.cluster.local:9080",
+            &[
+                "reviews.default.svc.cluster.local",
+                "reviews.default.svc.cluster.local:9080",
+                "reviews",
+                "reviews:9080"
+            ],
+            reviews_cluster
+        ),
+        route(
+            "api.partner.example:443",
+            &["api.partner.example", "api.partner.example:443"],
+            partner_cluster
+        ),
+        route("allow_any", &["*"], "PassthroughCluster"),
+    ]);
+    let clusters = [
+        (reviews_cluster, reviews.addr),
+        (partner_cluster, partner.addr),
+        ("PassthroughCluster", outside.addr),
+    ];
+    let http = plugin("warden-http");
+    // The examples' bundle: REGISTRY_ONLY, mesh domain svc.cluster.local by default.
+    assert_eq!(
+        http["spec"]["pluginConfig"]["spec"]["mesh"]["domains"][0],
+        "svc.cluster.local"
+    );
+    let billing = istio_routed_proxy(
+        &http,
+        "sidecar~10.1.2.3~billing-0.pay~pay.svc.cluster.local",
+        ("pay", "billing"),
+        hosts.clone(),
+        &clusters,
+    );
+    for host in ["reviews.default.svc.cluster.local:9080", "reviews:9080"] {
+        let r = get(billing.listen, host, "/reviews/1", &[]);
+        assert_eq!(r.status, 200, "{host}: {r:?}\n{}", billing.log());
+        assert_eq!(r.body, "upstream reviews");
+    }
+    assert_eq!(reviews.seen().len(), 2);
+    // An in-mesh name Istio has no route for, and a suffix trick: passed through, so decided
+    // as unregistered; the outside server sees nothing.
+    for host in [
+        "unregistered.example",
+        "ratings.default.svc.cluster.local:9080",
+        "reviews.default.svc.cluster.local.evil.example",
+    ] {
+        let r = get(billing.listen, host, "/", &[]);
+        assert_eq!(r.status, 403, "{host}: {r:?}");
+        assert_eq!(
+            r.header("x-warden-reason"),
+            Some("not_in_registry"),
+            "{host}"
+        );
+    }
+    assert!(outside.seen().is_empty(), "{:?}", outside.seen());
+    // The registry's external service keeps its policy: billing may, frontend may not.
+    let r = get(billing.listen, "api.partner.example:443", "/", &[]);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body, "upstream partner");
+    let counted = |envoy: &Envoy, name: &str, want: u64| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while envoy.stat(name) != want && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        assert_eq!(envoy.stat(name), want, "{name}");
+    };
+    counted(&billing, "wasmcustom.warden_http_in_mesh", 2);
+    counted(&billing, "wasmcustom.warden_http_denied_not_in_registry", 3);
+    drop(billing);
+
+    let frontend = istio_routed_proxy(
+        &http,
+        "sidecar~10.1.2.4~frontend-0.web~web.svc.cluster.local",
+        ("web", "frontend"),
+        hosts,
+        &clusters,
+    );
+    let r = get(frontend.listen, "api.partner.example:443", "/", &[]);
+    assert_eq!(r.status, 403);
+    assert_eq!(r.header("x-warden-reason"), Some("client_not_allowed"));
+    assert_eq!(partner.seen().len(), 1);
+    // The mesh's own services are everyone's.
+    let r = get(frontend.listen, "reviews:9080", "/", &[]);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(reviews.seen().len(), 3);
 }

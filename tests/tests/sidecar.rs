@@ -309,6 +309,39 @@ fn tcp_registered_cidr_echoes_and_unregistered_is_closed() {
     assert_eq!(envoy.wait_metric("warden_tcp_denied_not_in_registry", 1), 1);
 }
 
+/// The mesh's own addresses (`spec.mesh.addresses`) are the mesh's business under
+/// REGISTRY_ONLY: a connection there passes (`in_mesh`), one to an address just outside is
+/// closed before any upstream connection.
+#[test]
+fn tcp_to_the_mesh_s_addresses_passes_under_registry_only() {
+    let mesh_echo = EchoServer::start(free_addr("127.0.0.33"));
+    let outside_echo = EchoServer::start(free_addr("127.0.0.34"));
+    let port = free_port("127.0.0.70").max(free_port("127.0.0.72"));
+    let (in_mesh, outside) = (
+        SocketAddr::new("127.0.0.70".parse().unwrap(), port),
+        SocketAddr::new("127.0.0.72".parse().unwrap(), port),
+    );
+    let mut with_mesh = bundle("REGISTRY_ONLY", vec![], vec![]);
+    with_mesh["spec"]["mesh"] = json!({ "addresses": ["127.0.0.70/31"] });
+    let mut sidecar = Sidecar::new(with_mesh);
+    sidecar.tcp = vec![
+        format!("{in_mesh}={}", mesh_echo.addr).parse().unwrap(),
+        format!("{outside}={}", outside_echo.addr).parse().unwrap(),
+    ];
+    let envoy = sidecar.start();
+    assert_eq!(echo_through(in_mesh).unwrap(), "echo:hello");
+    let refused = echo_through(outside);
+    assert!(matches!(refused.as_deref(), Err(_) | Ok("")), "{refused:?}");
+    assert_eq!(mesh_echo.connections(), 1);
+    assert_eq!(
+        outside_echo.connections(),
+        0,
+        "no upstream connection when denied"
+    );
+    assert_eq!(envoy.wait_metric("warden_tcp_in_mesh", 1), 1);
+    assert_eq!(envoy.wait_metric("warden_tcp_denied_not_in_registry", 1), 1);
+}
+
 /// A bundle that does not compile is refused with one clear log line; Envoy does not start,
 /// so nothing passes (fail closed).
 #[test]

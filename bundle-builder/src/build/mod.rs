@@ -253,8 +253,13 @@ fn mode_name(mode: OutboundMode) -> &'static str {
     }
 }
 
+/// The mesh's service domain when EgressSettings names none: Kubernetes' default cluster
+/// domain.
+pub const DEFAULT_MESH_DOMAIN: &str = "svc.cluster.local";
+
 fn settings(resources: &Resources, diagnostics: &mut Diagnostics) -> BundleSpec {
     let mut spec = BundleSpec::default();
+    spec.mesh.domains = vec![DEFAULT_MESH_DOMAIN.to_owned()];
     let mut stated = false;
     for (i, settings) in resources.egress_settings.iter().enumerate() {
         if i > 0 {
@@ -299,7 +304,47 @@ fn settings(resources: &Resources, diagnostics: &mut Diagnostics) -> BundleSpec 
                 format!("{domain:?} is not a trust domain: {err}"),
             )),
         }
+        if let Some(mesh) = &s.mesh {
+            mesh_scope(settings, mesh, &mut spec, diagnostics);
+        }
     }
     istio_mode(resources, stated, &mut spec, diagnostics);
     spec
+}
+
+/// EgressSettings `spec.mesh`, each entry checked with the engine's own rules.
+fn mesh_scope(
+    settings: &crate::manifest::load::Located<crate::manifest::kinds::EgressSettingsSpec>,
+    mesh: &crate::manifest::kinds::MeshSpec,
+    spec: &mut BundleSpec,
+    diagnostics: &mut Diagnostics,
+) {
+    if let Some(domains) = &mesh.domains {
+        spec.mesh.domains.clear();
+        for (i, domain) in domains.iter().enumerate() {
+            match warden_engine::validate::host_pattern(domain.trim_start_matches('.')) {
+                Ok(name) if !name.starts_with('*') => spec.mesh.domains.push(name.into()),
+                Ok(_) => diagnostics.push(settings.diagnostic(
+                    Severity::Error,
+                    &format!("spec.mesh.domains[{i}]"),
+                    format!("{domain:?}: a mesh domain is a DNS suffix (svc.cluster.local), not a wildcard"),
+                )),
+                Err(err) => diagnostics.push(settings.diagnostic(
+                    Severity::Error,
+                    &format!("spec.mesh.domains[{i}]"),
+                    err,
+                )),
+            }
+        }
+    }
+    for (i, address) in mesh.addresses.iter().enumerate() {
+        match warden_engine::validate::address(address) {
+            Ok(net) => spec.mesh.addresses.push(net.to_string()),
+            Err(err) => diagnostics.push(settings.diagnostic(
+                Severity::Error,
+                &format!("spec.mesh.addresses[{i}]"),
+                err,
+            )),
+        }
+    }
 }

@@ -168,12 +168,15 @@ pub fn diff(old: &Bundle, new: &Bundle, role: Role) -> anyhow::Result<AccessDiff
     }
     // The first address after each range (a range grown or shrunk between the bundles shows
     // there); it takes every declared port through `all_ports` below.
+    // The mesh's own addresses too: a connection there is the mesh's business.
     let addresses = old
         .spec
         .services
         .iter()
         .chain(&new.spec.services)
-        .flat_map(|s| &s.addresses);
+        .flat_map(|s| &s.addresses)
+        .chain(&old.spec.mesh.addresses)
+        .chain(&new.spec.mesh.addresses);
     for (ip, shown) in boundaries(addresses) {
         let destination = Destination {
             shown,
@@ -277,15 +280,14 @@ pub fn diff(old: &Bundle, new: &Bundle, role: Role) -> anyhow::Result<AccessDiff
             };
             for &protocol in protocols {
                 // HTTP: each method on each path; a connection has neither.
-                let requests: Vec<MethodPath<'_>> =
-                    if protocol == ProtocolArg::Http {
-                        methods
-                            .iter()
-                            .flat_map(|m| paths.iter().map(move |p| (Some(m), Some(p))))
-                            .collect()
-                    } else {
-                        vec![(None, None)]
-                    };
+                let requests: Vec<MethodPath<'_>> = if protocol == ProtocolArg::Http {
+                    methods
+                        .iter()
+                        .flat_map(|m| paths.iter().map(move |p| (Some(m), Some(p))))
+                        .collect()
+                } else {
+                    vec![(None, None)]
+                };
                 for client in &clients {
                     let key = Key {
                         protocol: protocol.as_str(),

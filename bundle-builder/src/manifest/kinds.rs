@@ -413,6 +413,21 @@ pub struct EgressSettingsSpec {
     /// and one IPv6 CIDR (default `241.0.0.0/8`).
     #[serde(default)]
     pub virtual_address_ranges: Option<Vec<String>>,
+    /// What is inside the mesh (Warden's own): its traffic is the mesh's business, never
+    /// `not_in_registry`. Default: `domains: [svc.cluster.local]`, no addresses.
+    #[serde(default)]
+    pub mesh: Option<MeshSpec>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MeshSpec {
+    /// DNS suffixes of the mesh's services; `[]` turns the rule off.
+    #[serde(default)]
+    pub domains: Option<Vec<String>>,
+    /// Service and pod CIDRs of the mesh.
+    #[serde(default)]
+    pub addresses: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -80,6 +80,33 @@ pub struct BundleSpec {
     /// service (a single workspace, or a bundle built for one with `--workspace`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub workspaces: Vec<Workspace>,
+    /// Destinations inside the mesh: left to the mesh, never `not_in_registry`.
+    #[serde(default, skip_serializing_if = "MeshScope::is_empty")]
+    pub mesh: MeshScope,
+}
+
+/// What is inside the mesh, so that `REGISTRY_ONLY` leaves the mesh's own traffic alone.
+/// Only traffic the registry does not know is concerned: a registered service is decided as
+/// always, wherever it is.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct MeshScope {
+    /// DNS suffixes of the mesh's services (`svc.cluster.local`): under Istio, a request its
+    /// routes send to the cluster of a service under one of them (`outbound|PORT||HOST`) is
+    /// in the mesh.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub domains: Vec<String>,
+    /// Addresses and CIDRs of the mesh (service and pod ranges): a connection to one, or a
+    /// request Istio passes through to one, is in the mesh.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<String>,
+}
+
+impl MeshScope {
+    pub fn is_empty(&self) -> bool {
+        self.domains.is_empty() && self.addresses.is_empty()
+    }
 }
 
 /// A workspace: the namespaces whose workloads are in it.
@@ -103,6 +130,7 @@ impl Default for BundleSpec {
             services: Vec::new(),
             access_policies: Vec::new(),
             workspaces: Vec::new(),
+            mesh: MeshScope::default(),
         }
     }
 }

@@ -16,8 +16,8 @@ pub mod wire;
 
 pub use access::{AccessPolicy, AccessRule, PolicyTarget, ServiceRef};
 pub use bundle::{
-    ApiVersion, Bundle, BundleKind, BundleMetadata, BundleSpec, FailureMode, OutboundMode,
-    ProxyHints, Role, Workspace, DEFAULT_TRUST_DOMAIN,
+    ApiVersion, Bundle, BundleKind, BundleMetadata, BundleSpec, FailureMode, MeshScope,
+    OutboundMode, ProxyHints, Role, Workspace, DEFAULT_TRUST_DOMAIN,
 };
 pub use digest::DIGEST_PREFIX;
 pub use error::BundleError;

@@ -25,6 +25,9 @@ pub const GATEWAY_CLUSTER: &str = "warden_egress_gateway";
 /// A sidecar's cluster to the egress gateway's TLS passthrough listener.
 pub const GATEWAY_TCP_CLUSTER: &str = "warden_egress_gateway_tcp";
 
+/// Istio's cluster for traffic its routes pass through to the original destination.
+pub const ISTIO_PASSTHROUGH_CLUSTER: &str = "PassthroughCluster";
+
 /// Root ids: which of its filters a plugin instance is.
 pub mod root_id {
     /// The HTTP filter.

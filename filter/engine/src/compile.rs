@@ -350,7 +350,38 @@ fn compile_settings(bundle: &Bundle, errors: &mut Vec<CompileError>) -> Settings
             ));
         }
     }
+    let mut mesh_domains = Vec::new();
+    for (i, raw) in spec.mesh.domains.iter().enumerate() {
+        match host_pattern(raw.trim_start_matches('.')) {
+            Ok(name) if !name.starts_with('*') => mesh_domains.push(name),
+            Ok(_) => errors.push(CompileError::invalid(
+                None,
+                format!("spec.mesh.domains[{i}]"),
+                format!(
+                    "{raw:?}: a mesh domain is a DNS suffix (svc.cluster.local), not a wildcard"
+                ),
+            )),
+            Err(err) => errors.push(CompileError::invalid(
+                None,
+                format!("spec.mesh.domains[{i}]"),
+                err,
+            )),
+        }
+    }
+    let mut mesh_addresses = Vec::new();
+    for (i, raw) in spec.mesh.addresses.iter().enumerate() {
+        match address(raw) {
+            Ok(net) => mesh_addresses.push(net),
+            Err(err) => errors.push(CompileError::invalid(
+                None,
+                format!("spec.mesh.addresses[{i}]"),
+                err,
+            )),
+        }
+    }
     Settings {
+        mesh_domains: mesh_domains.into(),
+        mesh_addresses: mesh_addresses.into(),
         outbound_mode: spec.outbound_mode,
         failure_mode: spec.failure_mode,
         trust_domain: domain.into(),

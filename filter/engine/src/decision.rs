@@ -19,16 +19,25 @@ pub enum AllowReason {
     ClientAllowed,
     /// The destination is not registered and the outbound mode is `ALLOW_ANY`.
     Passthrough,
+    /// The destination is not registered and the proxy connects it inside the mesh (the
+    /// bundle's `mesh` scope): the mesh's own traffic, whatever the outbound mode.
+    InMesh,
 }
 
 impl AllowReason {
-    pub const ALL: [Self; 3] = [Self::Registered, Self::ClientAllowed, Self::Passthrough];
+    pub const ALL: [Self; 4] = [
+        Self::Registered,
+        Self::ClientAllowed,
+        Self::Passthrough,
+        Self::InMesh,
+    ];
 
     pub fn code(self) -> &'static str {
         match self {
             Self::Registered => "registered",
             Self::ClientAllowed => "client_allowed",
             Self::Passthrough => "passthrough",
+            Self::InMesh => "in_mesh",
         }
     }
 }
@@ -294,6 +303,10 @@ impl<'p> Decision<'p> {
                 AllowReason::ClientAllowed => "an access policy rule allows this client".into(),
                 AllowReason::Passthrough => {
                     "the destination is not registered and outbound traffic is ALLOW_ANY".into()
+                }
+                AllowReason::InMesh => {
+                    "the destination is not registered and the proxy connects it inside the mesh"
+                        .into()
                 }
             },
         }

@@ -31,6 +31,8 @@ pub struct Facts<'a> {
     pub method: Option<&'a str>,
     pub path: Option<&'a str>,
     pub locality: Option<&'a Locality>,
+    /// HTTP under Istio: the cluster Istio's route chose.
+    pub cluster: Option<&'a str>,
 }
 
 impl<'a> Facts<'a> {
@@ -63,6 +65,7 @@ impl<'a> Facts<'a> {
             request.sni = server_name.filter(|_| gateway);
             request.destination = self.destination;
             request.port = self.port;
+            request.cluster = self.cluster;
             return request;
         }
         request.protocol = if server_name.is_some() {

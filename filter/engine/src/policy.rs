@@ -57,6 +57,25 @@ impl GatewayRoutes {
     };
 }
 
+/// The service host of an Istio outbound cluster name, `outbound|PORT|SUBSET|HOST`.
+fn istio_service_host(cluster: &str) -> Option<&str> {
+    let mut parts = cluster.split('|');
+    match (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) {
+        (Some("outbound"), Some(port), Some(_), Some(host), None)
+            if !host.is_empty() && port.parse::<u16>().is_ok() =>
+        {
+            Some(host)
+        }
+        _ => None,
+    }
+}
+
 /// Bundle-wide settings the filter needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
@@ -72,6 +91,10 @@ pub struct Settings {
     pub workload_identity: Option<Box<str>>,
     pub locality: Option<Locality>,
     pub digest: Option<Box<str>>,
+    /// DNS suffixes of the mesh's services (`svc.cluster.local`), normalised.
+    pub mesh_domains: Box<[Box<str>]>,
+    /// Addresses and CIDRs of the mesh.
+    pub mesh_addresses: Box<[ipnet::IpNet]>,
 }
 
 /// Whether the egress gateway forwards `protocol` on this port: only ports with a gateway
@@ -277,7 +300,7 @@ impl Policy {
             if gateway {
                 return Decision::deny(DenyReason::NotGatewayRouted);
             }
-            return self.unregistered();
+            return self.unregistered(request, dialled);
         };
         let seen = || {
             candidates
@@ -348,7 +371,16 @@ impl Policy {
         }
     }
 
-    fn unregistered(&self) -> Decision<'_> {
+    fn unregistered(&self, request: &Request<'_>, dialled: Option<IpAddr>) -> Decision<'_> {
+        if self.in_mesh(request, dialled) {
+            return Decision::Allow(Permit {
+                reason: AllowReason::InMesh,
+                service: None,
+                policy: None,
+                dry_run_denial: None,
+                endpoint: None,
+            });
+        }
         match self.settings.outbound_mode {
             OutboundMode::AllowAny => Decision::Allow(Permit {
                 reason: AllowReason::Passthrough,
@@ -358,6 +390,37 @@ impl Policy {
                 endpoint: None,
             }),
             OutboundMode::RegistryOnly => Decision::deny(DenyReason::NotInRegistry),
+        }
+    }
+
+    /// Whether an unregistered request stays inside the mesh, judged on where the proxy
+    /// connects it, never on the name it carries:
+    /// - HTTP routed by Istio (`request.cluster`): to the cluster of a service under a mesh
+    ///   domain (`outbound|PORT|SUBSET|HOST`), or through `PassthroughCluster` to a dialled
+    ///   address inside the mesh's addresses. Any other cluster (a ServiceEntry's, Warden's
+    ///   own) is not the mesh.
+    /// - A connection (TCP, TLS): to a dialled address inside the mesh's addresses, where the
+    ///   proxy connects it (Istio's cluster for that address holds the mesh's own endpoints).
+    /// - HTTP with no mesh route (a local proxy goes where the name resolves): never.
+    fn in_mesh(&self, request: &Request<'_>, dialled: Option<IpAddr>) -> bool {
+        let settings = &self.settings;
+        let in_addresses =
+            || dialled.is_some_and(|ip| settings.mesh_addresses.iter().any(|n| n.contains(&ip)));
+        match (request.protocol, request.cluster) {
+            (RequestProtocol::Http, Some(warden_bundle::wire::ISTIO_PASSTHROUGH_CLUSTER)) => {
+                in_addresses()
+            }
+            (RequestProtocol::Http, Some(cluster)) => {
+                istio_service_host(cluster).is_some_and(|host| {
+                    let host = host.trim_end_matches('.').to_ascii_lowercase();
+                    settings.mesh_domains.iter().any(|d| {
+                        host.strip_suffix(&**d)
+                            .is_some_and(|rest| rest.is_empty() || rest.ends_with('.'))
+                    })
+                })
+            }
+            (RequestProtocol::Http, None) => false,
+            (_, _) => in_addresses(),
         }
     }
 

@@ -57,4 +57,7 @@ pub struct Request<'a> {
     pub path: Option<&'a str>,
     /// The proxy's locality, for endpoint choice.
     pub locality: Option<&'a Locality>,
+    /// HTTP under Istio: the cluster Istio's route chose (`outbound|PORT|SUBSET|HOST`,
+    /// `PassthroughCluster`), which says where the request will really go.
+    pub cluster: Option<&'a str>,
 }

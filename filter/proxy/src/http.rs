@@ -93,9 +93,19 @@ impl WardenHttp {
         } else {
             (None, None)
         };
+        // Under Istio, where its route sends the request says whether it stays in the mesh
+        // (one host call, only when the bundle has a mesh scope).
+        let settings = policy.settings();
+        let mesh_scope = !settings.mesh_domains.is_empty() || !settings.mesh_addresses.is_empty();
+        let cluster = if shared.mesh_routing && mesh_scope {
+            properties::text(host_calls, &["xds", "cluster_name"])
+        } else {
+            None
+        };
         let facts = Facts {
             role: shared.role,
             listener: Some(Listener::Http),
+            cluster: cluster.as_deref(),
             authority: host,
             server_name: sni.as_deref(),
             // With traffic capture, where the client connected is where it is going.

@@ -67,6 +67,7 @@ fn define(host: &dyn Host, kind: MetricType, name: &str) -> Option<u32> {
 struct Counters {
     allowed: Counter,
     passthrough: Counter,
+    in_mesh: Counter,
     dry_run: Counter,
     denied: [Counter; DENY_REASONS],
 }
@@ -77,6 +78,7 @@ impl Counters {
         Self {
             allowed: counter("allowed"),
             passthrough: counter("passthrough"),
+            in_mesh: counter("in_mesh"),
             dry_run: counter("dry_run_denied"),
             denied: DenyReason::ALL.map(|r| counter(&format!("denied_{}", r.code()))),
         }
@@ -86,8 +88,10 @@ impl Counters {
         match decision {
             Decision::Allow(p) => {
                 self.allowed.add();
-                if p.reason == AllowReason::Passthrough {
-                    self.passthrough.add();
+                match p.reason {
+                    AllowReason::Passthrough => self.passthrough.add(),
+                    AllowReason::InMesh => self.in_mesh.add(),
+                    _ => {}
                 }
                 if p.dry_run_denial.is_some() {
                     self.dry_run.add();
@@ -105,9 +109,14 @@ impl Counters {
     }
 
     fn flush(&self, host: &dyn Host) {
-        for counter in [&self.allowed, &self.passthrough, &self.dry_run]
-            .into_iter()
-            .chain(&self.denied)
+        for counter in [
+            &self.allowed,
+            &self.passthrough,
+            &self.in_mesh,
+            &self.dry_run,
+        ]
+        .into_iter()
+        .chain(&self.denied)
         {
             counter.flush(host);
         }

@@ -243,3 +243,47 @@ fn headers_that_cannot_be_read_or_cleaned_fail_closed() {
         assert_eq!(p.metric("warden_http_allowed"), 0, "{call}");
     }
 }
+
+/// Under Istio (`WARDEN_ROUTING=mesh`) with a mesh scope, the route's cluster
+/// (`xds.cluster_name`) says whether an unregistered request stays in the mesh: the mesh
+/// service's cluster is `in_mesh` (counted), a pass-through is decided as unregistered.
+#[test]
+fn under_istio_the_route_cluster_says_what_is_in_the_mesh() {
+    let mut with_mesh = bundle("REGISTRY_ONLY");
+    with_mesh["spec"]["mesh"] = serde_json::json!({ "domains": ["svc.cluster.local"] });
+    let istio = |cluster: &'static str| {
+        proxy(root_id::HTTP, &with_mesh, move |f| {
+            f.with_env("WARDEN_ROUTING", "mesh")
+                .with_property("xds.node.metadata.NAMESPACE", "web")
+                .with_property("xds.node.metadata.SERVICE_ACCOUNT", "frontend")
+                .with_property("xds.cluster_name", cluster)
+        })
+    };
+    let p = istio("outbound|9080||reviews.default.svc.cluster.local");
+    assert!(p.configured);
+    assert_eq!(
+        get(&p, "reviews.default.svc.cluster.local:9080"),
+        Action::Continue
+    );
+    assert!(p.fake.reply().is_none());
+    assert_eq!(p.metric("warden_http_in_mesh"), 1);
+    assert_eq!(p.metric("warden_http_allowed"), 1);
+
+    let p = istio(wire::ISTIO_PASSTHROUGH_CLUSTER);
+    assert_eq!(
+        get(&p, "reviews.default.svc.cluster.local:9080"),
+        Action::Pause
+    );
+    assert_eq!(reason(&p).as_deref(), Some("not_in_registry"));
+    assert_eq!(p.metric("warden_http_in_mesh"), 0);
+
+    // Without a mesh scope the cluster is not even read: decided as unregistered.
+    let p = proxy(root_id::HTTP, &bundle("REGISTRY_ONLY"), |f| {
+        f.with_env("WARDEN_ROUTING", "mesh").with_property(
+            "xds.cluster_name",
+            "outbound|9080||reviews.default.svc.cluster.local",
+        )
+    });
+    assert_eq!(get(&p, "reviews.default.svc.cluster.local"), Action::Pause);
+    assert_eq!(reason(&p).as_deref(), Some("not_in_registry"));
+}
