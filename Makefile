@@ -126,7 +126,7 @@ soak: build $(ENVOY)
 
 demo: build $(ENVOY)
 	@echo "== bundle-builder build: the manifests in manifests/examples/ -> $(EXAMPLE_BUNDLE)"
-	@$(BUILDER) build manifests/examples -o $(EXAMPLE_BUNDLE)
+	@$(BUILDER) build manifests/examples -f $(EXAMPLE_BUNDLE)
 	@echo
 	@echo "== bundle-builder explain: decisions for that bundle, without Envoy"
 	@./scripts/demo.sh $(BUILDER) $(EXAMPLE_BUNDLE)

@@ -7,7 +7,7 @@ envoy=$2
 manifests=${3:-manifests/examples}
 state=.tools/run
 mkdir -p "$state"
-"$builder" build "$manifests" -o "$state/bundle.json"
+"$builder" build "$manifests" -f "$state/bundle.json"
 "$builder" render envoy --bundle "$state/bundle.json" --ecds "$PWD/$state/ecds.json" \
   --listen 127.0.0.1:15001 --admin 127.0.0.1:15000 -o "$state/envoy.json"
 "$envoy" -c "$state/envoy.json" --concurrency 1 --log-path "$state/envoy.log" &

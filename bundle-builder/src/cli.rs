@@ -92,8 +92,8 @@ pub struct IstioArgs {
     #[arg(long)]
     pub service_metrics: bool,
     /// Write here instead of standard output.
-    #[arg(short, long, value_name = "FILE")]
-    pub output: Option<PathBuf>,
+    #[arg(short = 'f', long = "out-file", value_name = "FILE")]
+    pub out_file: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -185,8 +185,8 @@ pub struct EnvoyArgs {
     #[arg(long = "resolver", value_name = "IP:PORT")]
     pub resolvers: Vec<std::net::SocketAddr>,
     /// Write here instead of standard output.
-    #[arg(short, long, value_name = "FILE")]
-    pub output: Option<PathBuf>,
+    #[arg(short = 'f', long = "out-file", value_name = "FILE")]
+    pub out_file: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -200,7 +200,7 @@ pub struct ExplainArgs {
     #[arg(long)]
     pub exit_code: bool,
     /// Output format.
-    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    #[arg(short, long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
 }
 
@@ -260,7 +260,7 @@ pub struct ValidateArgs {
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
     /// Diagnostics as text lines, or JSON for CI pipelines.
-    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    #[arg(short, long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
 }
 
@@ -270,8 +270,13 @@ pub struct BuildArgs {
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
     /// Where to write the bundle (JSON).
-    #[arg(short, long, value_name = "FILE", required_unless_present = "ecds")]
-    pub output: Option<PathBuf>,
+    #[arg(
+        short = 'f',
+        long = "out-file",
+        value_name = "FILE",
+        required_unless_present = "ecds"
+    )]
+    pub out_file: Option<PathBuf>,
     /// Also (or only) write an ECDS discovery file carrying the bundle, for an Envoy rendered
     /// with `render envoy --ecds FILE`: written atomically, Envoy applies it live.
     #[arg(long, value_name = "FILE")]
@@ -283,7 +288,7 @@ pub struct BuildArgs {
     #[arg(long, value_name = "NAME")]
     pub workspace: Option<String>,
     /// Keep the virtual addresses of this bundle (the one deployed): a service keeps its
-    /// address even when a new service's hash lands on it. Default: the --output file, when
+    /// address even when a new service's hash lands on it. Default: the --out-file file, when
     /// it exists.
     #[arg(long, value_name = "FILE")]
     pub previous: Option<PathBuf>,

@@ -6,7 +6,7 @@ use anyhow::Context;
 use bundle_builder::build::{build as build_bundle, BuildOptions};
 use bundle_builder::diagnostic::Diagnostics;
 use bundle_builder::files::write_atomically;
-use bundle_builder::manifest::{load::load, source::read_all};
+use bundle_builder::manifest::{load::load, source::read_manifests};
 use bundle_builder::render::envoy::write_ecds_file;
 use serde_json::json;
 
@@ -14,8 +14,8 @@ use crate::cli::{BuildArgs, KeygenArgs, OutputFormat, ValidateArgs, WatchArgs};
 use bundle_builder::build::virtual_ips;
 
 pub fn validate(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
-    let files = read_all(&args.paths)?;
     let mut diagnostics = Diagnostics::default();
+    let files = read_manifests(&args.paths, &mut diagnostics)?;
     let resources = load(&files, &mut diagnostics);
     let bundle = build_bundle(&resources, &BuildOptions::default(), &mut diagnostics);
     match args.output {
@@ -52,15 +52,15 @@ pub fn validate(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn build(args: &BuildArgs) -> anyhow::Result<ExitCode> {
-    let files = read_all(&args.paths)?;
     let mut diagnostics = Diagnostics::default();
+    let files = read_manifests(&args.paths, &mut diagnostics)?;
     let resources = load(&files, &mut diagnostics);
     // The previous bundle's virtual addresses are kept (`--previous`, else the output file
     // being replaced, when it is a bundle).
     let previous = args
         .previous
         .as_ref()
-        .or(args.output.as_ref().filter(|p| p.exists()))
+        .or(args.out_file.as_ref().filter(|p| p.exists()))
         .map(|path| crate::bundle_file::load(path).map(|(_, bundle, _)| bundle));
     let previous = match (previous, &args.previous) {
         (Some(Ok(bundle)), _) => virtual_ips::previous_of(&bundle),
@@ -87,7 +87,7 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<ExitCode> {
         bundle.spec.services.len(),
         bundle.spec.access_policies.len()
     );
-    if let Some(path) = &args.output {
+    if let Some(path) = &args.out_file {
         write_atomically(path, &text)
             .with_context(|| format!("cannot write {}", path.display()))?;
         eprintln!("wrote {} ({summary})", path.display());
@@ -154,7 +154,7 @@ pub fn watch(args: &WatchArgs) -> anyhow::Result<ExitCode> {
         if settled && built.as_ref() != Some(&now) {
             built = Some(now);
             let mut diagnostics = Diagnostics::default();
-            let bundle = match read_all(&args.paths) {
+            let bundle = match read_manifests(&args.paths, &mut diagnostics) {
                 Ok(files) => {
                     build_bundle(&load(&files, &mut diagnostics), &options, &mut diagnostics)
                 }

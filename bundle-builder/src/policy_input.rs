@@ -9,7 +9,7 @@ use warden_bundle::Bundle;
 
 use crate::build::{build, BuildOptions};
 use crate::diagnostic::Diagnostics;
-use crate::manifest::{load::load, source::read_all};
+use crate::manifest::{load::load, source::read_manifests};
 
 /// A bundle and where its resources came from.
 #[derive(Debug, Clone)]
@@ -73,8 +73,8 @@ pub fn read(paths: &[PathBuf], workspace: Option<&str>) -> anyhow::Result<Policy
             });
         }
     }
-    let files = read_all(paths)?;
     let mut diagnostics = Diagnostics::default();
+    let files = read_manifests(paths, &mut diagnostics)?;
     let resources = load(&files, &mut diagnostics);
     let options = BuildOptions {
         workspace: workspace.map(str::to_owned),

@@ -82,7 +82,7 @@ pub fn envoy(args: &EnvoyArgs) -> anyhow::Result<ExitCode> {
     }
     let config = bootstrap(&options, &bundle)?;
     let text = serde_json::to_string_pretty(&config)? + "\n";
-    match &args.output {
+    match &args.out_file {
         Some(path) => std::fs::write(path, text)
             .with_context(|| format!("cannot write {}", path.display()))?,
         None => crate::output::print(&text)?,
@@ -159,7 +159,7 @@ pub fn istio(args: &IstioArgs) -> anyhow::Result<ExitCode> {
     );
     let text = bundle_builder::render::yaml_out::documents(&header, &values)
         .map_err(|e| anyhow::anyhow!("cannot write YAML: {e}"))?;
-    match &args.output {
+    match &args.out_file {
         Some(path) => bundle_builder::files::write_atomically(path, &text)
             .with_context(|| format!("cannot write {}", path.display()))?,
         None => crate::output::print(&text)?,

@@ -260,7 +260,7 @@ fn build_writes_a_deterministic_sealed_bundle() {
     let examples = root().join("manifests/examples").display().to_string();
     let (a, b) = (dir.join("a.json"), dir.join("b.json"));
     for out in [&a, &b] {
-        let (code, _, err) = run(&["build", &examples, "-o", out.to_str().unwrap()]);
+        let (code, _, err) = run(&["build", &examples, "-f", out.to_str().unwrap()]);
         assert_eq!(code, 0, "{err}");
         assert!(err.contains("wrote "), "{err}");
     }
@@ -295,7 +295,7 @@ fn build_refuses_errors_and_unknown_workspaces() {
     std::fs::create_dir_all(&dir).unwrap();
     let out = dir.join("bundle.json");
     let bad = "apiVersion: networking.gloo.solo.io/v2\nkind: ExternalService\nmetadata: {name: x, namespace: y}\nspec: {ports: [{number: 80, protocol: HTTP}]}\n";
-    let (code, _, err) = run_with_stdin(&["build", "-", "-o", out.to_str().unwrap()], bad);
+    let (code, _, err) = run_with_stdin(&["build", "-", "-f", out.to_str().unwrap()], bad);
     assert_eq!(code, 1);
     assert!(err.contains("a service needs one of them"), "{err}");
     assert!(
@@ -307,7 +307,7 @@ fn build_refuses_errors_and_unknown_workspaces() {
     let (code, _, err) = run(&[
         "build",
         &examples,
-        "-o",
+        "-f",
         out.to_str().unwrap(),
         "--workspace",
         "nope",
@@ -451,7 +451,7 @@ fn keygen_and_build_sign() {
     let (code, _, err) = run(&[
         "build",
         &examples,
-        "-o",
+        "-f",
         out.to_str().unwrap(),
         "--sign",
         key.to_str().unwrap(),
@@ -639,7 +639,7 @@ fn an_overlap_leaves_the_later_service_out_and_builds_the_rest() {
     let input = input.as_str();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("bundle.json");
-    let (code, _, err) = run(&["build", input, "-o", out.to_str().unwrap()]);
+    let (code, _, err) = run(&["build", input, "-f", out.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     assert!(
         err.contains("2 service(s) left out by the overlap rule"),
@@ -747,7 +747,7 @@ fn nothing_to_read_is_an_error() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("no manifest Warden reads was found"), "{out}");
     let out_file = dir.path().join("bundle.json");
-    let (code, _, err) = run(&["build", path, "-o", out_file.to_str().unwrap()]);
+    let (code, _, err) = run(&["build", path, "-f", out_file.to_str().unwrap()]);
     assert_eq!(code, 1, "{err}");
     assert!(!out_file.exists());
 }
@@ -1072,4 +1072,70 @@ fn decision_tests_schema_in_docs_is_current() {
     let mut wrong = documents[0].value.clone();
     wrong["spec"]["cases"][0]["expect"]["decision"] = "maybe".into();
     assert!(!validator.is_valid(&wrong));
+}
+
+/// CLI conventions: `-o/--output` is a format everywhere, a file is `-f/--out-file`
+/// (`build -o json` once wrote a file named `json`).
+#[test]
+fn output_is_a_format_and_out_file_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let examples = repo_file("manifests/examples");
+    let out = dir.path().join("bundle.json");
+    let (code, _, err) = run(&["build", &examples, "--out-file", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.exists());
+    let (code, _, err) = run(&["build", &examples, "-o", "json"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("unexpected argument '-o'"), "{err}");
+    assert!(!Path::new("json").exists());
+    for command in [
+        &["validate", &examples][..],
+        &[
+            "explain",
+            "--bundle",
+            &examples_bundle(),
+            "--to",
+            "evil.example",
+        ],
+    ] {
+        let (code, out, err) = run(&[command, &["-o", "json"]].concat());
+        assert!(code == 0 || code == 1, "{command:?}: {err}");
+        serde_json::from_str::<serde_json::Value>(&out).unwrap();
+    }
+}
+
+/// A file that is not text, in a folder of manifests, is one error diagnostic; the rest is
+/// still read and reported (JSON too), and no bundle is built.
+#[test]
+fn an_unreadable_file_is_a_diagnostic_and_the_run_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    for file in ["partner-api.yaml", "egress-settings.yaml"] {
+        std::fs::copy(
+            root().join("manifests/examples").join(file),
+            dir.path().join(file),
+        )
+        .unwrap();
+    }
+    std::fs::write(dir.path().join("blob.yaml"), [0xff, 0xfe, 0x00, 0x41]).unwrap();
+    let d = dir.path().display().to_string();
+    let (code, out, _) = run(&["validate", &d, "-o", "json"]);
+    assert_eq!(code, 1);
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["valid"], false);
+    assert_eq!(json["diagnostics"][0]["file"], format!("{d}/blob.yaml"));
+    assert!(json["diagnostics"][0]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("cannot be read as a manifest: "));
+    let out_file = dir.path().join("out.json");
+    let (code, _, err) = run(&["build", &d, "-f", out_file.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(!out_file.exists());
+    // A path that does not exist is still an error of its own.
+    let (code, _, err) = run(&["validate", &format!("{d}/missing.yaml")]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("missing.yaml: no such file or folder"),
+        "{err}"
+    );
 }

@@ -73,17 +73,17 @@ fn previous_addresses_are_kept() {
     assert_eq!(outside, fresh);
 }
 
-/// `build -o FILE` rebuilds over its own output unchanged; `--previous` names the deployed
+/// `build -f FILE` rebuilds over its own output unchanged; `--previous` names the deployed
 /// bundle whose addresses are kept, and a missing one is an error.
 #[test]
 fn build_keeps_the_addresses_of_the_bundle_it_replaces() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("bundle.json");
     let out = out.to_str().unwrap();
-    let (code, _, err) = run(&["build", "manifests/examples", "-o", out]);
+    let (code, _, err) = run(&["build", "manifests/examples", "-f", out]);
     assert_eq!(code, 0, "{err}");
     let first: Value = serde_json::from_str(&std::fs::read_to_string(out).unwrap()).unwrap();
-    let (code, _, err) = run(&["build", "manifests/examples", "-o", out]);
+    let (code, _, err) = run(&["build", "manifests/examples", "-f", out]);
     assert_eq!(code, 0, "{err}");
     let second: Value = serde_json::from_str(&std::fs::read_to_string(out).unwrap()).unwrap();
     assert_eq!(first, second);
@@ -103,7 +103,7 @@ fn build_keeps_the_addresses_of_the_bundle_it_replaces() {
     let (code, _, err) = run(&[
         "build",
         "manifests/examples",
-        "-o",
+        "-f",
         out,
         "--previous",
         deployed_file.to_str().unwrap(),
@@ -124,7 +124,7 @@ fn build_keeps_the_addresses_of_the_bundle_it_replaces() {
     let (code, _, err) = run(&[
         "build",
         "manifests/examples",
-        "-o",
+        "-f",
         out,
         "--previous",
         "/nonexistent/bundle.json",

@@ -42,9 +42,26 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), SourceError> {
     Ok(())
 }
 
+/// Reads every input, as [`read_all`], except that a file that cannot be read or is not text
+/// (a binary beside the manifests) is an error diagnostic and the run goes on, so one run
+/// reports everything. An input that does not exist is still an error of its own.
+pub fn read_manifests(
+    inputs: &[PathBuf],
+    diagnostics: &mut crate::diagnostic::Diagnostics,
+) -> Result<Vec<SourceFile>, SourceError> {
+    read(inputs, Some(diagnostics))
+}
+
 /// Reads every input. A folder contributes its `*.yaml`, `*.yml` and `*.json` files,
 /// recursively; `-` is standard input. Files come back sorted by name, each once.
 pub fn read_all(inputs: &[PathBuf]) -> Result<Vec<SourceFile>, SourceError> {
+    read(inputs, None)
+}
+
+fn read(
+    inputs: &[PathBuf],
+    mut diagnostics: Option<&mut crate::diagnostic::Diagnostics>,
+) -> Result<Vec<SourceFile>, SourceError> {
     let mut paths = Vec::new();
     let mut stdin = None;
     for input in inputs {
@@ -70,10 +87,32 @@ pub fn read_all(inputs: &[PathBuf]) -> Result<Vec<SourceFile>, SourceError> {
     paths.dedup();
     let mut files = Vec::with_capacity(paths.len() + 1);
     for path in paths {
-        let text = std::fs::read_to_string(&path).map_err(|e| SourceError {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
+        if !path.exists() {
+            return Err(SourceError {
+                path: path.display().to_string(),
+                reason: "no such file or folder".into(),
+            });
+        }
+        let text = match (std::fs::read_to_string(&path), diagnostics.as_deref_mut()) {
+            (Ok(text), _) => text,
+            (Err(e), Some(diagnostics)) => {
+                diagnostics.push(crate::diagnostic::Diagnostic {
+                    file: path.display().to_string(),
+                    line: 0,
+                    severity: crate::diagnostic::Severity::Error,
+                    resource: None,
+                    field: None,
+                    message: format!("cannot be read as a manifest: {e}"),
+                });
+                continue;
+            }
+            (Err(e), None) => {
+                return Err(SourceError {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                })
+            }
+        };
         files.push(SourceFile {
             name: path.display().to_string(),
             text,
