@@ -233,6 +233,11 @@ pub struct TestArgs {
     /// Results as text (failures and a summary) or JSON (every case).
     #[arg(short, long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
+    /// Downgrade the errors of this code to warnings, knowingly (repeatable):
+    /// selects-nothing (a policy that restricts nothing), unknown-kind (a Gloo or Warden
+    /// kind Warden does not read).
+    #[arg(long = "allow", value_name = "CODE")]
+    pub allow: Vec<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -252,6 +257,11 @@ pub struct DiffArgs {
     /// The change as text lines or JSON.
     #[arg(short, long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
+    /// Downgrade the errors of this code to warnings, knowingly (repeatable):
+    /// selects-nothing (a policy that restricts nothing), unknown-kind (a Gloo or Warden
+    /// kind Warden does not read).
+    #[arg(long = "allow", value_name = "CODE")]
+    pub allow: Vec<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -262,6 +272,11 @@ pub struct ValidateArgs {
     /// Diagnostics as text lines, or JSON for CI pipelines.
     #[arg(short, long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
+    /// Downgrade the errors of this code to warnings, knowingly (repeatable):
+    /// selects-nothing (a policy that restricts nothing), unknown-kind (a Gloo or Warden
+    /// kind Warden does not read).
+    #[arg(long = "allow", value_name = "CODE")]
+    pub allow: Vec<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -299,6 +314,11 @@ pub struct BuildArgs {
     /// configuration (use the same key as `render envoy --public-key`).
     #[arg(long, value_name = "PUB_FILE")]
     pub public_key: Option<PathBuf>,
+    /// Downgrade the errors of this code to warnings, knowingly (repeatable):
+    /// selects-nothing (a policy that restricts nothing), unknown-kind (a Gloo or Warden
+    /// kind Warden does not read).
+    #[arg(long = "allow", value_name = "CODE")]
+    pub allow: Vec<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -325,6 +345,11 @@ pub struct WatchArgs {
     /// The public key the filter requires signatures from (as `render envoy --public-key`).
     #[arg(long, value_name = "PUB_FILE")]
     pub public_key: Option<PathBuf>,
+    /// Downgrade the errors of this code to warnings, knowingly (repeatable):
+    /// selects-nothing (a policy that restricts nothing), unknown-kind (a Gloo or Warden
+    /// kind Warden does not read).
+    #[arg(long = "allow", value_name = "CODE")]
+    pub allow: Vec<String>,
 }
 
 #[derive(Debug, clap::Args)]

@@ -23,12 +23,15 @@ impl Severity {
 }
 
 /// One finding about the manifests. Text form:
-/// `FILE:LINE: error: ExternalService pay/db: spec.hosts[1]: "a.*.com": ...`.
+/// `FILE:LINE: error[invalid-field]: ExternalService pay/db: spec.hosts[1]: "a.*.com": ...`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct Diagnostic {
     pub file: String,
     pub line: usize,
     pub severity: Severity,
+    /// What kind of finding this is, stable across releases (docs/manifests.md lists them):
+    /// scripts key on it, and `--allow CODE` downgrades the errors of a few.
+    pub code: &'static str,
     /// `Kind namespace/name`, when the finding is about one resource.
     pub resource: Option<String>,
     /// The field path inside the resource, such as `spec.ports[0].protocol`.
@@ -40,10 +43,11 @@ impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{}:{}: {}: ",
+            "{}:{}: {}[{}]: ",
             self.file,
             self.line,
-            self.severity.as_str()
+            self.severity.as_str(),
+            self.code
         )?;
         if let Some(resource) = &self.resource {
             write!(f, "{resource}: ")?;
@@ -59,13 +63,55 @@ impl fmt::Display for Diagnostic {
 #[derive(Debug, Clone, Default)]
 pub struct Diagnostics {
     items: Vec<Diagnostic>,
+    /// Codes whose errors are downgraded to warnings (`--allow CODE`).
+    allowed: Vec<&'static str>,
     /// How many of the errors left a resource out of the bundle and let the rest be built
     /// (Gloo's overlap rule): they fail `validate`, not `build`.
     left_out: usize,
 }
 
+/// The codes `--allow` accepts: errors that fail closed by default, on something a user can
+/// knowingly accept. Any other error leaves a bundle that cannot say what was meant.
+pub const ALLOWABLE: [&str; 2] = ["selects-nothing", "unknown-kind"];
+
 impl Diagnostics {
+    /// Diagnostics that downgrade the errors of `codes` (`--allow`), each one of [`ALLOWABLE`].
+    pub fn allowing(codes: &[String]) -> Result<Self, String> {
+        let mut diagnostics = Self::default();
+        for code in codes {
+            diagnostics.allow(code)?;
+        }
+        Ok(diagnostics)
+    }
+
+    /// Downgrades the errors of `code` (one of [`ALLOWABLE`]) to warnings, from now on.
+    pub fn allow(&mut self, code: &str) -> Result<(), String> {
+        match ALLOWABLE.iter().find(|c| **c == code) {
+            Some(c) => {
+                self.allowed.push(c);
+                Ok(())
+            }
+            None => Err(format!(
+                "--allow {code}: only these errors can be allowed: {}",
+                ALLOWABLE.join(", ")
+            )),
+        }
+    }
+
+    /// Downgrades an allowed error, saying so.
+    fn admit(&self, mut diagnostic: Diagnostic) -> Diagnostic {
+        if diagnostic.severity == Severity::Error && self.allowed.contains(&diagnostic.code) {
+            diagnostic.severity = Severity::Warning;
+            diagnostic.message = format!(
+                "{} (an error, allowed by --allow {})",
+                diagnostic.message, diagnostic.code
+            );
+        }
+        diagnostic
+    }
+
     pub fn push(&mut self, diagnostic: Diagnostic) {
+        let diagnostic = self.admit(diagnostic);
         self.items.push(diagnostic);
     }
 
@@ -75,6 +121,7 @@ impl Diagnostics {
 
     /// An error whose resource is left out of the bundle while everything else is built.
     pub fn push_left_out(&mut self, diagnostic: Diagnostic) {
+        let diagnostic = self.admit(diagnostic);
         if diagnostic.severity == Severity::Error {
             self.left_out += 1;
         }

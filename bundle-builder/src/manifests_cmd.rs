@@ -14,7 +14,7 @@ use crate::cli::{BuildArgs, KeygenArgs, OutputFormat, ValidateArgs, WatchArgs};
 use bundle_builder::build::virtual_ips;
 
 pub fn validate(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
-    let mut diagnostics = Diagnostics::default();
+    let mut diagnostics = Diagnostics::allowing(&args.allow).map_err(anyhow::Error::msg)?;
     let files = read_manifests(&args.paths, &mut diagnostics)?;
     let resources = load(&files, &mut diagnostics);
     let bundle = build_bundle(&resources, &BuildOptions::default(), &mut diagnostics);
@@ -52,7 +52,7 @@ pub fn validate(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn build(args: &BuildArgs) -> anyhow::Result<ExitCode> {
-    let mut diagnostics = Diagnostics::default();
+    let mut diagnostics = Diagnostics::allowing(&args.allow).map_err(anyhow::Error::msg)?;
     let files = read_manifests(&args.paths, &mut diagnostics)?;
     let resources = load(&files, &mut diagnostics);
     // The previous bundle's virtual addresses are kept (`--previous`, else the output file
@@ -153,7 +153,7 @@ pub fn watch(args: &WatchArgs) -> anyhow::Result<ExitCode> {
         previous = Some(now.clone());
         if settled && built.as_ref() != Some(&now) {
             built = Some(now);
-            let mut diagnostics = Diagnostics::default();
+            let mut diagnostics = Diagnostics::allowing(&args.allow).map_err(anyhow::Error::msg)?;
             let bundle = match read_manifests(&args.paths, &mut diagnostics) {
                 Ok(files) => {
                     build_bundle(&load(&files, &mut diagnostics), &options, &mut diagnostics)

@@ -42,9 +42,14 @@ fn is_bundle(path: &std::path::Path) -> bool {
 }
 
 /// Reads `paths`: one bundle file, or manifest files and folders, built for `workspace` (all
-/// workspaces, each caller in its own view, when `None`). Manifests with errors are refused
+/// workspaces, each caller in its own view, when `None`), with the errors of `allow`'s codes
+/// downgraded. Manifests with errors are refused
 /// with the diagnostics: a decision made on a bundle that would not be built means nothing.
-pub fn read(paths: &[PathBuf], workspace: Option<&str>) -> anyhow::Result<PolicyInput> {
+pub fn read(
+    paths: &[PathBuf],
+    workspace: Option<&str>,
+    allow: &[String],
+) -> anyhow::Result<PolicyInput> {
     if let Some(bundle) = paths.iter().find(|p| is_bundle(p)) {
         if paths.len() > 1 {
             bail!(
@@ -73,7 +78,7 @@ pub fn read(paths: &[PathBuf], workspace: Option<&str>) -> anyhow::Result<Policy
             });
         }
     }
-    let mut diagnostics = Diagnostics::default();
+    let mut diagnostics = Diagnostics::allowing(allow).map_err(anyhow::Error::msg)?;
     let files = read_manifests(paths, &mut diagnostics)?;
     let resources = load(&files, &mut diagnostics);
     let options = BuildOptions {

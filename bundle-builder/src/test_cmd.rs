@@ -45,7 +45,7 @@ pub fn test(args: &TestArgs) -> anyhow::Result<ExitCode> {
     } else {
         args.policy.clone()
     };
-    let input = policy_input::read(&policy_paths, args.workspace.as_deref())?;
+    let input = policy_input::read(&policy_paths, args.workspace.as_deref(), &args.allow)?;
     eprint!("{}", input.diagnostics);
     let mut policy = warden_engine::compile(&input.bundle)?;
     let results = decision_tests::run(&mut policy, &cases);
@@ -123,9 +123,9 @@ fn shown(paths: &[PathBuf]) -> String {
 
 pub fn diff(args: &DiffArgs) -> anyhow::Result<ExitCode> {
     let workspace = args.workspace.as_deref();
-    let old = policy_input::read(std::slice::from_ref(&args.old), workspace)
+    let old = policy_input::read(std::slice::from_ref(&args.old), workspace, &args.allow)
         .map_err(|e| e.context(format!("OLD {}", args.old.display())))?;
-    let new = policy_input::read(std::slice::from_ref(&args.new), workspace)
+    let new = policy_input::read(std::slice::from_ref(&args.new), workspace, &args.allow)
         .map_err(|e| e.context(format!("NEW {}", args.new.display())))?;
     let report = diff::diff(&old.bundle, &new.bundle, args.role.into())?;
     let out = match args.output {

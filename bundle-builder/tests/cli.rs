@@ -228,7 +228,7 @@ fn validate_exit_codes_and_text() {
     assert_eq!(code, 1);
     assert_eq!(
         out,
-        "<stdin>:6: error: ExternalService saas/api: spec.ports[0].protocol: \"HTTPX\" is not a protocol; use one of HTTP, HTTPS, HTTP2, GRPC, TCP, TLS, MONGO\n1 error(s), 0 warning(s)\n"
+        "<stdin>:6: error[invalid-field]: ExternalService saas/api: spec.ports[0].protocol: \"HTTPX\" is not a protocol; use one of HTTP, HTTPS, HTTP2, GRPC, TCP, TLS, MONGO\n1 error(s), 0 warning(s)\n"
     );
 }
 
@@ -314,7 +314,7 @@ fn build_refuses_errors_and_unknown_workspaces() {
     ]);
     assert_eq!(code, 1);
     assert!(
-        err.contains("<command line>:0: error: --workspace: no workspace \"nope\"; the manifests declare default, payments, platform"),
+        err.contains("<command line>:0: error[unknown-workspace]: --workspace: no workspace \"nope\"; the manifests declare default, payments, platform"),
         "{err}"
     );
 }
@@ -1137,5 +1137,70 @@ fn an_unreadable_file_is_a_diagnostic_and_the_run_goes_on() {
     assert!(
         err.contains("missing.yaml: no such file or folder"),
         "{err}"
+    );
+}
+
+/// Mistakes that would widen access fail closed: a policy that selects nothing (a misspelt
+/// service name) and a Gloo kind Warden does not read are errors, each with its code;
+/// `--allow CODE` accepts them knowingly, and only those codes can be allowed.
+#[test]
+fn mistakes_fail_closed_unless_allowed_by_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let partner = std::fs::read_to_string(root().join("manifests/examples/partner-api.yaml"))
+        .unwrap()
+        // The policy's selector misses the service by one letter.
+        .replace(
+            "      name: partner-api\n      namespace: pay",
+            "      name: partner-apl\n      namespace: pay",
+        );
+    std::fs::write(dir.path().join("partner-api.yaml"), partner).unwrap();
+    std::fs::write(
+        dir.path().join("routes.yaml"),
+        "apiVersion: networking.gloo.solo.io/v2\nkind: RouteTable\nmetadata:\n  name: r\n  namespace: pay\nspec: {}\n",
+    )
+    .unwrap();
+    let d = dir.path().display().to_string();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let (code, out, _) = run(&["validate", &d]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        out,
+        format!(
+            "{d}/partner-api.yaml:32: error[selects-nothing]: AccessPolicy pay/partner-api-billing-only: spec.applyToDestinations: selects no ExternalService, so it restricts nothing (a misspelt name or label would leave the service it meant open); fix the selector, or build with --allow selects-nothing\n\
+             {d}/routes.yaml:2: error[unknown-kind]: kind: networking.gloo.solo.io/v2 RouteTable is not a kind Warden reads, and what it says would be left out; remove it from the input, or build with --allow unknown-kind\n\
+             2 error(s), 0 warning(s)\n"
+        )
+    );
+    let out_file = elsewhere.path().join("bundle.json");
+    let (code, _, _) = run(&["build", &d, "-f", out_file.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(!out_file.exists());
+    let (code, _, err) = run(&[
+        "build",
+        &d,
+        "-f",
+        out_file.to_str().unwrap(),
+        "--allow",
+        "selects-nothing",
+        "--allow",
+        "unknown-kind",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("warning[selects-nothing]"), "{err}");
+    assert!(
+        err.contains("(an error, allowed by --allow unknown-kind)"),
+        "{err}"
+    );
+    assert!(out_file.exists());
+    // JSON carries the code.
+    let (_, out, _) = run(&["validate", &d, "-o", "json"]);
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["diagnostics"][0]["code"], "selects-nothing");
+    // Only codes that fail closed by choice can be allowed.
+    let (code, _, err) = run(&["validate", &d, "--allow", "invalid-field"]);
+    assert_eq!(code, 2);
+    assert_eq!(
+        err,
+        "bundle-builder: --allow invalid-field: only these errors can be allowed: selects-nothing, unknown-kind\n"
     );
 }

@@ -34,8 +34,8 @@ fn golden_diffs() {
     assert!(cases.len() >= 4, "golden diff cases are missing");
     let mut failures = Vec::new();
     for case in &cases {
-        let old = policy_input::read(&[case.join("old")], None).unwrap();
-        let new = policy_input::read(&[case.join("new")], None).unwrap();
+        let old = policy_input::read(&[case.join("old")], None, &[]).unwrap();
+        let new = policy_input::read(&[case.join("new")], None, &[]).unwrap();
         let report = diff(&old.bundle, &new.bundle, Role::Sidecar).unwrap();
         let actual = report.to_text();
         let path = case.join("diff.txt");

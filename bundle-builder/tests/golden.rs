@@ -1,6 +1,7 @@
 //! Golden tests: for each case under `tests/golden/<case>/`, the manifests in `input/` (or,
 //! for `examples`, the repository's `manifests/examples/`) must build into exactly
-//! `bundle.json` (or no bundle: `no-bundle.txt`) and report exactly `diagnostics.txt`.
+//! `bundle.json` (or no bundle: `no-bundle.txt`) and report exactly `diagnostics.txt`;
+//! `workspace.txt` builds for one workspace, `allow.txt` allows codes (`--allow`).
 //! Regenerate with `WARDEN_BLESS=1 cargo test -p bundle-builder --test golden`.
 #![allow(
     clippy::unwrap_used,
@@ -31,8 +32,14 @@ fn run(case: &Path) -> (Option<String>, String) {
     let workspace = std::fs::read_to_string(case.join("workspace.txt"))
         .ok()
         .map(|w| w.trim().to_owned());
+    // `allow.txt`: codes allowed, one per line (`--allow CODE`).
+    let allow: Vec<String> = std::fs::read_to_string(case.join("allow.txt"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect();
     let files = read_all(&[input]).unwrap();
-    let mut diagnostics = Diagnostics::default();
+    let mut diagnostics = Diagnostics::allowing(&allow).unwrap();
     let resources = load(&files, &mut diagnostics);
     let bundle = build(
         &resources,

@@ -41,6 +41,7 @@ pub fn build(
             file: "<input>".into(),
             line: 0,
             severity: Severity::Error,
+            code: "empty-input",
             resource: None,
             field: None,
             message: "no manifest Warden reads was found (ExternalService, EgressSettings, ...); check the paths and the file extensions (.yaml, .yml, .json)".into(),
@@ -87,6 +88,7 @@ pub fn build(
                 file: "<command line>".into(),
                 line: 0,
                 severity: Severity::Error,
+                code: "unknown-workspace",
                 resource: None,
                 field: Some("--workspace".into()),
                 message: format!(
@@ -177,6 +179,7 @@ pub(super) fn internal(message: String) -> Diagnostic {
         file: "<bundle>".into(),
         line: 0,
         severity: Severity::Error,
+        code: "internal",
         resource: None,
         field: None,
         message,
@@ -264,6 +267,7 @@ fn settings(resources: &Resources, diagnostics: &mut Diagnostics) -> BundleSpec 
     for (i, settings) in resources.egress_settings.iter().enumerate() {
         if i > 0 {
             diagnostics.push(settings.diagnostic(
+                "duplicate-name",
                 Severity::Error,
                 "",
                 "only one EgressSettings may exist; merge them",
@@ -277,6 +281,7 @@ fn settings(resources: &Resources, diagnostics: &mut Diagnostics) -> BundleSpec 
                 "ALLOW_ANY" => spec.outbound_mode = OutboundMode::AllowAny,
                 "REGISTRY_ONLY" => spec.outbound_mode = OutboundMode::RegistryOnly,
                 other => diagnostics.push(settings.diagnostic(
+                    "invalid-field",
                     Severity::Error,
                     "spec.outboundTrafficPolicy.mode",
                     format!("{other:?} is not a mode; use ALLOW_ANY or REGISTRY_ONLY"),
@@ -287,6 +292,7 @@ fn settings(resources: &Resources, diagnostics: &mut Diagnostics) -> BundleSpec 
             None | Some("FAIL_CLOSE") => spec.failure_mode = FailureMode::FailClose,
             Some("FAIL_OPEN") => spec.failure_mode = FailureMode::FailOpen,
             Some(other) => diagnostics.push(settings.diagnostic(
+                "invalid-field",
                 Severity::Error,
                 "spec.failureMode",
                 format!("{other:?} is not a failure mode; use FAIL_CLOSE or FAIL_OPEN"),
@@ -299,6 +305,7 @@ fn settings(resources: &Resources, diagnostics: &mut Diagnostics) -> BundleSpec 
         match spiffe_id(&format!("spiffe://{domain}"), false) {
             Ok(()) => spec.trust_domain = domain,
             Err(err) => diagnostics.push(settings.diagnostic(
+                "invalid-field",
                 Severity::Error,
                 "spec.trustDomain",
                 format!("{domain:?} is not a trust domain: {err}"),
@@ -324,12 +331,12 @@ fn mesh_scope(
         for (i, domain) in domains.iter().enumerate() {
             match warden_engine::validate::host_pattern(domain.trim_start_matches('.')) {
                 Ok(name) if !name.starts_with('*') => spec.mesh.domains.push(name.into()),
-                Ok(_) => diagnostics.push(settings.diagnostic(
+                Ok(_) => diagnostics.push(settings.diagnostic("invalid-field", 
                     Severity::Error,
                     &format!("spec.mesh.domains[{i}]"),
                     format!("{domain:?}: a mesh domain is a DNS suffix (svc.cluster.local), not a wildcard"),
                 )),
-                Err(err) => diagnostics.push(settings.diagnostic(
+                Err(err) => diagnostics.push(settings.diagnostic("invalid-field", 
                     Severity::Error,
                     &format!("spec.mesh.domains[{i}]"),
                     err,
@@ -341,6 +348,7 @@ fn mesh_scope(
         match warden_engine::validate::address(address) {
             Ok(net) => spec.mesh.addresses.push(net.to_string()),
             Err(err) => diagnostics.push(settings.diagnostic(
+                "invalid-field",
                 Severity::Error,
                 &format!("spec.mesh.addresses[{i}]"),
                 err,

@@ -56,7 +56,7 @@ pub fn reject_overlaps(
                 let other = services
                     .get(j)
                     .map_or_else(String::new, |e| e.resource.display());
-                report(diagnostics, s.resource.diagnostic(
+                report(diagnostics, s.resource.diagnostic("overlap", 
                     Severity::Error,
                     "spec.ports",
                     format!(
@@ -71,7 +71,7 @@ pub fn reject_overlaps(
                 let earlier = services
                     .get(j)
                     .map_or_else(String::new, |e| e.resource.display());
-                report(diagnostics, s.resource.diagnostic(
+                report(diagnostics, s.resource.diagnostic("overlap", 
                     Severity::Error,
                     what.0,
                     format!(

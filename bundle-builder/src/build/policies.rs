@@ -27,7 +27,7 @@ pub fn build_policies(
         std::collections::HashMap::new();
     for policy in policies {
         if let Some(first) = names.insert((policy.namespace(), policy.name()), policy) {
-            diagnostics.push(policy.diagnostic(
+            diagnostics.push(policy.diagnostic("duplicate-name", 
                 Severity::Error,
                 "metadata.name",
                 format!(
@@ -40,7 +40,7 @@ pub fn build_policies(
         }
         let spec = &policy.manifest.spec;
         let warn = |d: &mut Diagnostics, field: &str, message: &str| {
-            d.push(policy.diagnostic(Severity::Warning, field, message))
+            d.push(policy.diagnostic("not-enforced", Severity::Warning, field, message))
         };
         if spec.apply_to_workloads.is_some() {
             warn(diagnostics, "spec.applyToWorkloads", "Warden enforces access at the destination (applyToDestinations); applyToWorkloads is ignored");
@@ -53,7 +53,7 @@ pub fn build_policies(
             );
         }
         if spec.config.enforcement_layers.is_some() {
-            diagnostics.push(policy.diagnostic(
+            diagnostics.push(policy.diagnostic("not-enforced", 
                 Severity::Note,
                 "spec.config.enforcementLayers",
                 "Warden enforces in the sidecar's and the egress gateway's filter, whatever layers are named here",
@@ -81,11 +81,14 @@ pub fn build_policies(
         });
         targets.dedup();
         if targets.is_empty() {
-            warn(
-                diagnostics,
+            // A restriction that applies to nothing leaves what it meant to restrict open
+            // (a misspelt name or label): an error, unless allowed knowingly.
+            diagnostics.push(policy.diagnostic(
+                "selects-nothing",
+                Severity::Error,
                 "spec.applyToDestinations",
-                "selects no ExternalService; the policy has no effect",
-            );
+                "selects no ExternalService, so it restricts nothing (a misspelt name or label would leave the service it meant open); fix the selector, or build with --allow selects-nothing",
+            ));
             continue;
         }
         let (mut enforced, mut dry_run) = (Vec::new(), Vec::new());
@@ -179,6 +182,7 @@ fn resolve(
         .filter(|k| *k != "EXTERNAL_SERVICE")
     {
         diagnostics.push(policy.diagnostic(
+            "not-enforced",
             Severity::Warning,
             &format!("{at}.kind"),
             format!("Warden enforces EXTERNAL_SERVICE destinations; {kind} is left to the mesh"),
@@ -188,7 +192,7 @@ fn resolve(
     let selector = &destination.selector;
     if selector.cluster.is_some() {
         // Selecting in every cluster applies the policy to more services: never wider access.
-        diagnostics.push(policy.diagnostic(
+        diagnostics.push(policy.diagnostic("not-enforced", 
             Severity::Warning,
             &format!("{at}.selector.cluster"),
             "ExternalServices are not per cluster in a Warden bundle; the selector matches in every cluster",
@@ -212,6 +216,7 @@ fn resolve(
                     Some(sp) => Some(sp.number),
                     None => {
                         diagnostics.push(policy.diagnostic(
+                            "no-such-port",
                             Severity::Warning,
                             &format!("{at}.port"),
                             format!(
@@ -244,6 +249,7 @@ fn rule(
 ) -> Option<AccessRule> {
     if entry.match_.is_some() {
         diagnostics.push(policy.diagnostic(
+            "not-enforced",
             Severity::Warning,
             &format!("{at}.match"),
             "header matching is not enforced yet; this entry is left out, so it allows nothing",
@@ -255,6 +261,7 @@ fn rule(
         let field = format!("{at}.allowedClients[{c}]");
         if client.request_identity_matcher.is_some() {
             diagnostics.push(policy.diagnostic(
+                "not-enforced",
                 Severity::Warning,
                 &format!("{field}.requestIdentityMatcher"),
                 "request identity matching is not enforced yet; this client allows nothing",
@@ -264,7 +271,7 @@ fn rule(
             continue;
         };
         if !sa.labels.is_empty() {
-            diagnostics.push(policy.diagnostic(
+            diagnostics.push(policy.diagnostic("unverifiable-client", 
                 Severity::Error,
                 &format!("{field}.serviceAccountSelector.labels"),
                 "service-account labels are not part of a SPIFFE ID, so a proxy cannot check them; select by name and namespace",
@@ -274,7 +281,7 @@ fn rule(
         // The workload's SPIFFE ID names its trust domain, namespace and service account, not
         // its cluster: checking the rest would widen the selector to every cluster.
         if sa.cluster.as_deref().is_some_and(|c| !c.is_empty()) {
-            diagnostics.push(policy.diagnostic(
+            diagnostics.push(policy.diagnostic("unverifiable-client", 
                 Severity::Warning,
                 &format!("{field}.serviceAccountSelector.cluster"),
                 "a SPIFFE ID does not name the workload's cluster, so a proxy cannot check it; this client is left out (it allows nothing); give each cluster its own trust domain and select by namespace and name",
@@ -303,6 +310,7 @@ fn rule(
         match address(block) {
             Ok(net) => ip_blocks.push(net.to_string()),
             Err(problem) => diagnostics.push(policy.diagnostic(
+                "invalid-field",
                 Severity::Error,
                 &format!("{at}.allowedIpBlocks[{b}]"),
                 problem,

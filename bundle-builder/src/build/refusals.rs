@@ -35,7 +35,9 @@ fn locate(error: CompileError, resources: &Resources) -> Diagnostic {
     let Some(entry) = entry else {
         // Bundle-wide settings come from the EgressSettings resource, when there is one.
         return match resources.egress_settings.first() {
-            Some(settings) => settings.diagnostic(Severity::Error, &field, problem),
+            Some(settings) => {
+                settings.diagnostic("engine-refusal", Severity::Error, &field, problem)
+            }
             None => internal(format!("{field}: {problem}")),
         };
     };
@@ -79,7 +81,12 @@ fn at<Spec>(
         .filter(|r| r.namespace() == entry.namespace && r.name() == entry.name)
         .collect();
     let (last, others) = named.split_last()?;
-    let mut diagnostic = last.diagnostic(Severity::Error, field.as_deref().unwrap_or(""), "");
+    let mut diagnostic = last.diagnostic(
+        "engine-refusal",
+        Severity::Error,
+        field.as_deref().unwrap_or(""),
+        "",
+    );
     if !others.is_empty() {
         let places: Vec<String> = others
             .iter()

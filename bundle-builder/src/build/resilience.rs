@@ -60,6 +60,7 @@ fn for_each_selected<Spec>(
         selected += 1;
         if !set(s) {
             diagnostics.push(policy.diagnostic(
+                "conflicting-policy",
                 Severity::Warning,
                 "spec.applyToDestinations",
                 format!(
@@ -71,6 +72,7 @@ fn for_each_selected<Spec>(
     }
     if selected == 0 {
         diagnostics.push(policy.diagnostic(
+            "selects-nothing",
             Severity::Warning,
             "spec.applyToDestinations",
             "selects no ExternalService; the policy has no effect",
@@ -90,6 +92,7 @@ pub fn apply(
         let config = &policy.manifest.spec.config;
         if config.interval.is_some() {
             diagnostics.push(policy.diagnostic(
+                "not-applied",
                 Severity::Warning,
                 "spec.config.interval",
                 "detection is passive (consecutive errors on live traffic); interval is not used",
@@ -101,6 +104,7 @@ pub fn apply(
                 Some(ms) => Some(ms),
                 None => {
                     diagnostics.push(policy.diagnostic(
+                        "invalid-field",
                         Severity::Error,
                         "spec.config.baseEjectionTime",
                         format!("{text:?} is not a duration; write it as 30s, 500ms or 1m"),
@@ -111,6 +115,7 @@ pub fn apply(
         };
         if config.max_ejection_percent.is_some_and(|p| p > 100) {
             diagnostics.push(policy.diagnostic(
+                "invalid-field",
                 Severity::Error,
                 "spec.config.maxEjectionPercent",
                 "a percentage is 0 to 100",
@@ -163,6 +168,7 @@ pub fn apply_failover(
             let at = format!("spec.config.localityMappings[{m}]");
             if mapping.from.region.is_empty() {
                 diagnostics.push(policy.diagnostic(
+                    "invalid-field",
                     Severity::Error,
                     &format!("{at}.from.region"),
                     "a mapping's from names at least a region",
@@ -174,6 +180,7 @@ pub fn apply_failover(
             for (t, target) in mapping.to.iter().enumerate() {
                 if target.region.is_empty() {
                     diagnostics.push(policy.diagnostic(
+                        "invalid-field",
                         Severity::Error,
                         &format!("{at}.to[{t}].region"),
                         "a failover target names at least a region",
@@ -181,7 +188,7 @@ pub fn apply_failover(
                     valid = false;
                 }
                 if target.weight.is_some() {
-                    diagnostics.push(policy.diagnostic(
+                    diagnostics.push(policy.diagnostic("not-applied", 
                         Severity::Warning,
                         &format!("{at}.to[{t}].weight"),
                         "weights between failover targets are not applied yet: targets are tried in order",

@@ -102,7 +102,7 @@ pub fn build_services<'r>(
         let workspace = workspaces.workspace_of(es.namespace()).to_owned();
         let spec = &es.manifest.spec;
         let error = |d: &mut Diagnostics, field: &str, message: String| {
-            d.push(es.diagnostic(Severity::Error, field, message))
+            d.push(es.diagnostic("invalid-field", Severity::Error, field, message))
         };
         match (spec.hosts.is_empty(), spec.addresses.is_empty()) {
             (true, true) => error(diagnostics, "spec", "set hosts (names) or addresses (IPs or CIDRs); a service needs one of them".into()),
@@ -143,7 +143,7 @@ pub fn build_services<'r>(
             })
             .collect();
         if !spec.selector.is_empty() && selected.is_empty() {
-            diagnostics.push(es.diagnostic(
+            diagnostics.push(es.diagnostic("no-endpoints", 
                 Severity::Warning,
                 "spec.selector",
                 "selects no ExternalEndpoint in this workspace; traffic goes to the hosts themselves",
@@ -197,7 +197,7 @@ pub fn build_services<'r>(
                 continue; // a selected endpoint is invalid, and reported: its ports are unknown
             }
             let field = manifest_port_field(&field, &indices);
-            diagnostics.push(es.diagnostic(Severity::Error, &field, problem));
+            diagnostics.push(es.diagnostic("invalid-field", Severity::Error, &field, problem));
         }
         if diagnostics.count(Severity::Error) > before {
             continue;
@@ -299,7 +299,7 @@ fn service_port(
         None => None,
         Some(t) => {
             if t.credential_name.is_some() {
-                diagnostics.push(es.diagnostic(Severity::Note, &at("clientsideTls.credentialName"), "a Kubernetes secret: render istio hands it to Istio; render envoy (a local Envoy) needs caCertificates, clientCertificate and privateKey files instead"));
+                diagnostics.push(es.diagnostic("istio-only", Severity::Note, &at("clientsideTls.credentialName"), "a Kubernetes secret: render istio hands it to Istio; render envoy (a local Envoy) needs caCertificates, clientCertificate and privateKey files instead"));
             }
             let mode = match t.mode.as_deref().unwrap_or("SIMPLE") {
                 "SIMPLE" => Some(TlsMode::Simple),
@@ -315,9 +315,12 @@ fn service_port(
                 for problem in tls_problems(mode, t) {
                     match problem {
                         TlsProblem::Error(field, message) => error(field, message),
-                        TlsProblem::Warning(field, message) => {
-                            diagnostics.push(es.diagnostic(Severity::Warning, &at(field), message))
-                        }
+                        TlsProblem::Warning(field, message) => diagnostics.push(es.diagnostic(
+                            "tls-setting",
+                            Severity::Warning,
+                            &at(field),
+                            message,
+                        )),
                     }
                 }
             }
@@ -412,7 +415,7 @@ fn service_port(
     };
     if !errors.is_empty() {
         for (field, message) in errors {
-            diagnostics.push(es.diagnostic(Severity::Error, &field, message));
+            diagnostics.push(es.diagnostic("invalid-field", Severity::Error, &field, message));
         }
         return None;
     }
@@ -432,19 +435,21 @@ fn endpoint(e: &Located<ExternalEndpointSpec>, diagnostics: &mut Diagnostics) ->
     let raw = spec.address.as_str();
     let is_ip = raw.parse::<std::net::IpAddr>().is_ok();
     if let Some((scheme, _)) = raw.split_once("://") {
-        diagnostics.push(e.diagnostic(
+        diagnostics.push(e.diagnostic("invalid-field", 
             Severity::Error,
             "spec.address",
             format!("{raw:?}: a {scheme}:// address (such as a Unix domain socket) is not a network endpoint a proxy can route to; give an IP address or a host name"),
         ));
     } else if raw.contains('*') {
         diagnostics.push(e.diagnostic(
+            "invalid-field",
             Severity::Error,
             "spec.address",
             format!("{raw:?}: an endpoint address is one IP or host name, without wildcards"),
         ));
     } else if !is_ip && (raw.contains(':') || raw.contains('/')) {
         diagnostics.push(e.diagnostic(
+            "invalid-field",
             Severity::Error,
             "spec.address",
             format!(
@@ -460,6 +465,7 @@ fn endpoint(e: &Located<ExternalEndpointSpec>, diagnostics: &mut Diagnostics) ->
                 number,
             }),
             None => diagnostics.push(e.diagnostic(
+                "invalid-field",
                 Severity::Error,
                 &format!("spec.ports[{i}].number"),
                 format!("{} is not a port; use 1 to 65535", p.number),
@@ -467,6 +473,7 @@ fn endpoint(e: &Located<ExternalEndpointSpec>, diagnostics: &mut Diagnostics) ->
         }
         if spec.ports.len() > 1 && p.name.is_none() {
             diagnostics.push(e.diagnostic(
+                "invalid-field",
                 Severity::Error,
                 &format!("spec.ports[{i}].name"),
                 "an endpoint with more than one port names each of them",
@@ -495,11 +502,11 @@ fn endpoint(e: &Located<ExternalEndpointSpec>, diagnostics: &mut Diagnostics) ->
     match validate::endpoint(&built) {
         Ok(()) => Some(built),
         Err(CompileError::Invalid { field, problem, .. }) => {
-            diagnostics.push(e.diagnostic(Severity::Error, &field, problem));
+            diagnostics.push(e.diagnostic("invalid-field", Severity::Error, &field, problem));
             None
         }
         Err(other) => {
-            diagnostics.push(e.diagnostic(Severity::Error, "", other.to_string()));
+            diagnostics.push(e.diagnostic("invalid-field", Severity::Error, "", other.to_string()));
             None
         }
     }

@@ -68,7 +68,12 @@ pub fn ranges(resources: &Resources, diagnostics: &mut Diagnostics) -> Ranges {
     for (i, text) in raw.iter().enumerate() {
         let field = format!("spec.virtualAddressRanges[{i}]");
         let mut error = |message: String| {
-            diagnostics.push(settings.diagnostic(Severity::Error, &field, message));
+            diagnostics.push(settings.diagnostic(
+                "invalid-field",
+                Severity::Error,
+                &field,
+                message,
+            ));
         };
         // The engine's reading: host bits clear, an IPv4-mapped IPv6 range is the IPv4 one.
         let net = match warden_engine::validate::address(text) {
@@ -133,13 +138,17 @@ pub fn assign(
 ) {
     let range_error = |diagnostics: &mut Diagnostics, message: String| {
         diagnostics.push(match resources.egress_settings.first() {
-            Some(settings) => {
-                settings.diagnostic(Severity::Error, "spec.virtualAddressRanges", message)
-            }
+            Some(settings) => settings.diagnostic(
+                "invalid-field",
+                Severity::Error,
+                "spec.virtualAddressRanges",
+                message,
+            ),
             None => Diagnostic {
                 file: "<default virtual address range>".into(),
                 line: 0,
                 severity: Severity::Error,
+                code: "invalid-field",
                 resource: None,
                 field: None,
                 message,
@@ -168,7 +177,7 @@ pub fn assign(
                 && !has_exact_host(built)
                 && carries_no_name(built)
             {
-                diagnostics.push(resource.diagnostic(
+                diagnostics.push(resource.diagnostic("tcp-wildcard", 
                     Severity::Warning,
                     "spec.hosts",
                     "has TCP ports but only wildcard hosts: no address can stand for a wildcard, so no plain TCP connection can be matched to this service; give exact hosts",
@@ -178,7 +187,12 @@ pub fn assign(
         };
         let field = format!("metadata.annotations[{ANNOTATION}]");
         let mut error = |message: String| {
-            diagnostics.push(resource.diagnostic(Severity::Error, &field, message));
+            diagnostics.push(resource.diagnostic(
+                "invalid-field",
+                Severity::Error,
+                &field,
+                message,
+            ));
         };
         if !needs_address(built) {
             error("virtual addresses stand for a service's exact hosts on TCP or MONGO ports; this service has none to stand for".into());
@@ -257,6 +271,7 @@ pub fn assign(
             match address {
                 Some(ip) => built.service.virtual_addresses.push(ip.to_string()),
                 None => diagnostics.push(built.resource.diagnostic(
+                    "virtual-address",
                     Severity::Error,
                     "spec.hosts",
                     format!("no free virtual address in {range} after {MAX_PROBES} tries"),
@@ -300,7 +315,7 @@ fn check_shared_hosts(services: &[BuiltService<'_>], diagnostics: &mut Diagnosti
         let Some(s) = services.get(i) else { continue };
         for host in s.service.exact_hosts() {
             match owners.get(host).and_then(|&o| services.get(o)) {
-                Some(other) => diagnostics.push(s.resource.diagnostic(
+                Some(other) => diagnostics.push(s.resource.diagnostic("virtual-address", 
                     Severity::Error,
                     "spec.hosts",
                     format!(
@@ -386,7 +401,7 @@ fn check_ranges(services: &[BuiltService<'_>], ranges: &Ranges, diagnostics: &mu
                     continue;
                 };
                 if range.contains(&net.network()) || net.contains(&range.network()) {
-                    diagnostics.push(built.resource.diagnostic(
+                    diagnostics.push(built.resource.diagnostic("virtual-address", 
                         Severity::Error,
                         &format!("spec.addresses[{i}]"),
                         format!(

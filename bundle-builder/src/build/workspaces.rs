@@ -50,14 +50,14 @@ impl Workspaces {
                 // cluster, cluster selector or namespace labels would otherwise claim more.
                 let at = format!("spec.workloadClusters[{c}]");
                 if cluster.name.as_deref().is_some_and(|n| n != "*") {
-                    diagnostics.push(ws.diagnostic(
+                    diagnostics.push(ws.diagnostic("unverifiable-selector", 
                         Severity::Error,
                         &format!("{at}.name"),
                         "a SPIFFE ID does not name the workload's cluster, so the filter cannot tell clusters apart; use '*' (and one trust domain per cluster if they must differ)",
                     ));
                 }
                 if cluster.selector.is_some() {
-                    diagnostics.push(ws.diagnostic(
+                    diagnostics.push(ws.diagnostic("unverifiable-selector", 
                         Severity::Error,
                         &format!("{at}.selector"),
                         "cluster selectors cannot be checked by the filter (a SPIFFE ID names no cluster); select namespaces by name",
@@ -65,7 +65,7 @@ impl Workspaces {
                 }
                 for (n, ns) in cluster.namespaces.iter().enumerate() {
                     if ns.labels.is_some() {
-                        diagnostics.push(ws.diagnostic(
+                        diagnostics.push(ws.diagnostic("unverifiable-selector", 
                             Severity::Error,
                             &format!("{at}.namespaces[{n}].labels"),
                             "namespace labels cannot be checked by the filter (a SPIFFE ID names the namespace only); select namespaces by name",
@@ -79,7 +79,7 @@ impl Workspaces {
                         b.is_ascii_lowercase() || b.is_ascii_digit() || b"-*?".contains(&b)
                     });
                     if !plain || ns.name.is_empty() {
-                        diagnostics.push(ws.diagnostic(
+                        diagnostics.push(ws.diagnostic("invalid-field", 
                             Severity::Error,
                             &field,
                             format!(
@@ -92,6 +92,7 @@ impl Workspaces {
                     match Glob::new(&ns.name) {
                         Ok(glob) => namespaces.push((ns.name.clone(), glob.compile_matcher())),
                         Err(err) => diagnostics.push(ws.diagnostic(
+                            "invalid-field",
                             Severity::Error,
                             &field,
                             format!("{:?} is not a valid glob: {err}", ns.name),
@@ -108,7 +109,7 @@ impl Workspaces {
         out.workspaces.sort_by(|a, b| a.name.cmp(&b.name));
         for settings in &resources.workspace_settings {
             if settings.manifest.spec.options.is_some() {
-                diagnostics.push(settings.diagnostic(
+                diagnostics.push(settings.diagnostic("not-enforced", 
                     Severity::Note,
                     "spec.options",
                     "federation and service isolation are the mesh's settings; Warden's decisions do not use them",
@@ -120,7 +121,7 @@ impl Workspaces {
                 .insert(owner.clone(), settings.manifest.spec.clone())
                 .is_some()
             {
-                diagnostics.push(settings.diagnostic(
+                diagnostics.push(settings.diagnostic("duplicate-name", 
                     Severity::Error,
                     "",
                     format!("workspace {owner} has more than one WorkspaceSettings; merge them into one"),
@@ -165,7 +166,7 @@ impl Workspaces {
                 .map(|ws| ws.name.as_str())
                 .collect();
             if claims.len() > 1 {
-                diagnostics.push(resource.diagnostic(
+                diagnostics.push(resource.diagnostic("namespace-claimed", 
                     Severity::Error,
                     "metadata.namespace",
                     format!(

@@ -67,9 +67,10 @@ impl<Spec> Located<Spec> {
         )
     }
 
-    /// A diagnostic about `field` of this resource.
+    /// A diagnostic (`code`: see [`Diagnostic::code`]) about `field` of this resource.
     pub fn diagnostic(
         &self,
+        code: &'static str,
         severity: Severity,
         field: &str,
         message: impl Into<String>,
@@ -78,6 +79,7 @@ impl<Spec> Located<Spec> {
             file: self.origin.file.clone(),
             line: self.origin.line(field),
             severity,
+            code,
             resource: Some(self.display()),
             field: (!field.is_empty()).then(|| field.to_owned()),
             message: message.into(),
@@ -103,6 +105,7 @@ impl IstioMeshMode {
             file: self.origin.file.clone(),
             line: self.origin.line(&self.field),
             severity,
+            code: "mesh-config",
             resource: Some(self.resource.clone()),
             field: Some(self.field.clone()),
             message: message.into(),
@@ -150,6 +153,7 @@ pub fn load(files: &[SourceFile], diagnostics: &mut Diagnostics) -> Resources {
                     file: file.name.clone(),
                     line: err.line,
                     severity: Severity::Error,
+                    code: "invalid-yaml",
                     resource: None,
                     field: None,
                     message: format!("not valid YAML: {}", err.message),
@@ -173,16 +177,18 @@ pub fn load(files: &[SourceFile], diagnostics: &mut Diagnostics) -> Resources {
 fn read_object(value: &Value, origin: Origin, out: &mut Resources, diagnostics: &mut Diagnostics) {
     let text = |key: &str| value.get(key).and_then(Value::as_str).unwrap_or_default();
     let (api_version, kind) = (text("apiVersion"), text("kind"));
-    let plain = |severity, field: &str, message: String| Diagnostic {
+    let plain = |code: &'static str, severity, field: &str, message: String| Diagnostic {
         file: origin.file.clone(),
         line: origin.line(field),
         severity,
+        code,
         resource: None,
         field: (!field.is_empty()).then(|| field.to_owned()),
         message,
     };
     if kind.is_empty() || api_version.is_empty() {
         diagnostics.push(plain(
+            "missing-kind",
             Severity::Error,
             "",
             "a manifest needs apiVersion and kind".into(),
@@ -227,6 +233,13 @@ fn read_object(value: &Value, origin: Origin, out: &mut Resources, diagnostics: 
         }
         // Decision tests kept beside the manifests: `bundle-builder test` reads them.
         ("warden.dev/v1alpha1", "DecisionTests") => {}
+        // A built bundle written beside the manifests (`build manifests/ -f manifests/b.json`).
+        ("warden.dev/v1alpha1", "Bundle") => diagnostics.push(plain(
+            "skipped-kind",
+            Severity::Note,
+            "kind",
+            "skipped a built bundle: bundles are built from manifests, not read as one".into(),
+        )),
         ("resilience.policy.gloo.solo.io/v2", "OutlierDetectionPolicy") => push(
             value,
             origin,
@@ -258,6 +271,7 @@ fn read_object(value: &Value, origin: Origin, out: &mut Resources, diagnostics: 
                     text_at(value, "/metadata/name").unwrap_or_default()
                 )),
                 ..plain(
+                    "not-applied",
                     Severity::Warning,
                     "spec.config",
                     format!(
@@ -290,6 +304,7 @@ fn read_object(value: &Value, origin: Origin, out: &mut Resources, diagnostics: 
         ) =>
         {
             diagnostics.push(plain(
+                "unsupported-version",
                 Severity::Error,
                 "apiVersion",
                 format!(
@@ -301,11 +316,23 @@ fn read_object(value: &Value, origin: Origin, out: &mut Resources, diagnostics: 
         _ => match near_miss(kind) {
             // A misspelt kind Warden reads would leave its restrictions out: an error.
             Some(meant) => diagnostics.push(plain(
+                "misspelt-kind",
                 Severity::Error,
                 "kind",
                 format!("{api_version} {kind} is not a kind Warden reads; did you mean {meant}? (skipping it would leave out what it says)"),
             )),
+            // A kind of Gloo's or Warden's own API groups that Warden does not read may say
+            // something about egress that would be left out: an error unless allowed.
+            None if group.ends_with(".solo.io") || group == "warden.dev" => {
+                diagnostics.push(plain(
+                    "unknown-kind",
+                    Severity::Error,
+                    "kind",
+                    format!("{api_version} {kind} is not a kind Warden reads, and what it says would be left out; remove it from the input, or build with --allow unknown-kind"),
+                ))
+            }
             None => diagnostics.push(plain(
+                "skipped-kind",
                 Severity::Note,
                 "kind",
                 format!("skipped {api_version} {kind}: not a kind Warden reads"),
@@ -394,6 +421,7 @@ fn istio_mode(
                         file: origin.file.clone(),
                         line: origin.line(at),
                         severity: Severity::Error,
+                        code: "invalid-yaml",
                         resource: Some(resource),
                         field: Some(at.to_owned()),
                         message: format!("the mesh config is not valid YAML: {}", err.message),
@@ -464,6 +492,7 @@ fn push<Spec: DeserializeOwned>(
                 file: origin.file.clone(),
                 line: origin.line(&field),
                 severity: Severity::Error,
+                code: "invalid-field",
                 resource,
                 field: (!field.is_empty()).then_some(field),
                 message,

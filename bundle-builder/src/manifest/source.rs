@@ -100,6 +100,7 @@ fn read(
                     file: path.display().to_string(),
                     line: 0,
                     severity: crate::diagnostic::Severity::Error,
+                    code: "unreadable-file",
                     resource: None,
                     field: None,
                     message: format!("cannot be read as a manifest: {e}"),
