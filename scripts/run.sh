@@ -9,7 +9,7 @@ state=.tools/run
 mkdir -p "$state"
 "$builder" build "$manifests" -f "$state/bundle.json"
 "$builder" render envoy --bundle "$state/bundle.json" --ecds "$PWD/$state/ecds.json" \
-  --listen 127.0.0.1:15001 --admin 127.0.0.1:15000 -o "$state/envoy.json"
+  --listen 127.0.0.1:15001 --admin 127.0.0.1:15000 -f "$state/envoy.json"
 "$envoy" -c "$state/envoy.json" --concurrency 1 --log-path "$state/envoy.log" &
 envoy_pid=$!
 trap 'kill $envoy_pid 2>/dev/null; wait $envoy_pid 2>/dev/null' EXIT
@@ -19,4 +19,4 @@ Try:  curl -i -H 'Host: evil.example' http://127.0.0.1:15001/
       curl -s http://127.0.0.1:15000/stats/prometheus | grep warden_
 Edit the manifests in $manifests: each change is rebuilt and applied live.
 TXT
-"$builder" watch "$manifests" --ecds "$PWD/$state/ecds.json"
+"$builder" watch "$manifests" --ecds "$PWD/$state/ecds.json" --admin 127.0.0.1:15000

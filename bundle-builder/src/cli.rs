@@ -314,6 +314,10 @@ pub struct BuildArgs {
     /// configuration (use the same key as `render envoy --public-key`).
     #[arg(long, value_name = "PUB_FILE")]
     pub public_key: Option<PathBuf>,
+    /// Envoy's admin interface: after writing the ECDS file, wait until Envoy accepts or
+    /// rejects it, and exit 1 unless it serves this bundle.
+    #[arg(long, value_name = "IP:PORT", requires = "ecds")]
+    pub admin: Option<std::net::SocketAddr>,
     /// Downgrade the errors of this code to warnings, knowingly (repeatable):
     /// selects-nothing (a policy that restricts nothing), unknown-kind (a Gloo or Warden
     /// kind Warden does not read).
@@ -345,6 +349,10 @@ pub struct WatchArgs {
     /// The public key the filter requires signatures from (as `render envoy --public-key`).
     #[arg(long, value_name = "PUB_FILE")]
     pub public_key: Option<PathBuf>,
+    /// Envoy's admin interface: say whether Envoy accepted or rejected each bundle (without
+    /// it, only that the ECDS file was written).
+    #[arg(long, value_name = "IP:PORT")]
+    pub admin: Option<std::net::SocketAddr>,
     /// Downgrade the errors of this code to warnings, knowingly (repeatable):
     /// selects-nothing (a policy that restricts nothing), unknown-kind (a Gloo or Warden
     /// kind Warden does not read).

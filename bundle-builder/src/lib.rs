@@ -3,6 +3,7 @@
 pub mod build;
 pub mod decide;
 pub mod decision_tests;
+pub mod delivery;
 pub mod diagnostic;
 pub mod diff;
 pub mod files;

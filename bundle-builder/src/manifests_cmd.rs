@@ -94,9 +94,16 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(path) = &args.ecds {
         let wasm = local_wasm(&args.wasm)?;
+        let before = args.admin.map(admin_stats).transpose()?;
         write_ecds_file(path, &text, &wasm, digest, public_key.as_deref())
             .with_context(|| format!("cannot write {}", path.display()))?;
         eprintln!("wrote ECDS {} ({summary})", path.display());
+        if let (Some(admin), Some(before)) = (args.admin, before) {
+            if !confirmed(admin, &before, digest)? {
+                left_out_note(&diagnostics);
+                return Ok(ExitCode::from(1));
+            }
+        }
     }
     left_out_note(&diagnostics);
     Ok(ExitCode::SUCCESS)
@@ -176,15 +183,39 @@ pub fn watch(args: &WatchArgs) -> anyhow::Result<ExitCode> {
                     let digest = bundle.metadata.digest.clone().unwrap_or_default();
                     if applied.as_deref() != Some(digest.as_str()) {
                         let text = bundle.to_json_pretty()? + "\n";
+                        // An admin that does not answer (Envoy restarting) is reported,
+                        // and the next change is written again.
+                        let before = match args.admin.map(admin_stats).transpose() {
+                            Ok(before) => before,
+                            Err(err) => {
+                                eprintln!("bundle-builder: {err:#}");
+                                None
+                            }
+                        };
                         write_ecds_file(&args.ecds, &text, &wasm, &digest, public_key.as_deref())
                             .with_context(|| format!("cannot write {}", args.ecds.display()))?;
-                        eprintln!(
-                            "applied {digest} ({} services, {} access policies) to {}",
+                        let what = format!(
+                            "{digest} ({} services, {} access policies) to {}",
                             bundle.spec.services.len(),
                             bundle.spec.access_policies.len(),
                             args.ecds.display()
                         );
-                        applied = Some(digest);
+                        match (args.admin, before) {
+                            (Some(admin), Some(before)) => {
+                                eprintln!("wrote {what}");
+                                // Rejected: the next change is written again.
+                                match confirmed(admin, &before, &digest) {
+                                    Ok(true) => applied = Some(digest),
+                                    Ok(false) => {}
+                                    Err(err) => eprintln!("bundle-builder: {err:#}"),
+                                }
+                            }
+                            (Some(_), None) => eprintln!("wrote {what} (unconfirmed)"),
+                            (None, _) => {
+                                eprintln!("applied {what} (unconfirmed: give --admin to hear back from Envoy)");
+                                applied = Some(digest);
+                            }
+                        }
                     }
                     left_out_note(&diagnostics);
                 }
@@ -192,6 +223,27 @@ pub fn watch(args: &WatchArgs) -> anyhow::Result<ExitCode> {
         }
         std::thread::sleep(std::time::Duration::from_millis(args.interval_ms));
     }
+}
+
+/// Envoy's ECDS counters before an update.
+fn admin_stats(admin: std::net::SocketAddr) -> anyhow::Result<bundle_builder::delivery::EcdsStats> {
+    bundle_builder::delivery::ecds_stats(admin)
+        .with_context(|| format!("--admin {admin}: cannot read Envoy's ECDS counters"))
+}
+
+/// Waits for Envoy's answer to the update and says it; `true` when it serves `digest`.
+fn confirmed(
+    admin: std::net::SocketAddr,
+    before: &bundle_builder::delivery::EcdsStats,
+    digest: &str,
+) -> anyhow::Result<bool> {
+    use bundle_builder::delivery::{confirm, describe};
+    let timeout = std::time::Duration::from_secs(10);
+    let confirmation = confirm(admin, before, timeout)
+        .with_context(|| format!("--admin {admin}: cannot read Envoy's ECDS counters"))?;
+    let (line, serving) = describe(&confirmation, digest, timeout);
+    eprintln!("{line}");
+    Ok(serving)
 }
 
 /// The filter module a local Envoy loads through ECDS: it must exist, or Envoy rejects every

@@ -1204,3 +1204,38 @@ fn mistakes_fail_closed_unless_allowed_by_code() {
         "bundle-builder: --allow invalid-field: only these errors can be allowed: selects-nothing, unknown-kind\n"
     );
 }
+
+/// `build --ecds --admin` with no Envoy answering says so and writes nothing it cannot
+/// confirm (exit 2, before the file is written).
+#[test]
+fn build_ecds_admin_that_does_not_answer_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let ecds = dir.path().join("ecds.json");
+    let wasm = dir.path().join("warden.wasm");
+    std::fs::write(&wasm, b"\0asm").unwrap();
+    // A port nothing listens on: bind one, then let it go.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let admin = format!("127.0.0.1:{port}");
+    let (code, _, err) = run(&[
+        "build",
+        &repo_file("manifests/examples"),
+        "--ecds",
+        ecds.to_str().unwrap(),
+        "--wasm",
+        wasm.to_str().unwrap(),
+        "--admin",
+        &admin,
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(&format!(
+            "--admin {admin}: cannot read Envoy's ECDS counters"
+        )),
+        "{err}"
+    );
+    assert!(!ecds.exists());
+}

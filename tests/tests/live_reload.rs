@@ -104,3 +104,62 @@ fn new_bundle_applies_live_and_a_broken_one_is_refused() {
         .unwrap();
     assert!(stats.contains("config_fail: 1"), "{stats}");
 }
+
+/// What `build --ecds --admin` and `watch --admin` report comes from Envoy: an update the
+/// filter takes is "accepted" with its version serving; one it refuses is "rejected" while
+/// the previous version serves on; no update is no answer.
+#[test]
+fn envoy_s_answer_to_an_update_is_read_back_from_its_admin() {
+    use bundle_builder::delivery::{confirm, describe, ecds_stats, Confirmation};
+    let dir = tempfile::tempdir().unwrap();
+    let ecds = dir.path().join("warden-ecds.json");
+    let mut sidecar = Sidecar::new(bundle(json!([])));
+    sidecar.ecds = Some(ecds.clone());
+    let envoy = sidecar.start();
+    let wait = Duration::from_secs(10);
+
+    let before = ecds_stats(envoy.admin).unwrap();
+    let allowing = bundle(json!([{
+        "source": { "kind": "ExternalService", "namespace": "e2e", "name": "api" },
+        "hosts": ["api.example.com"], "ports": [{ "number": 80, "protocol": "HTTP" }]
+    }]));
+    write_ecds(&ecds, &allowing, "v2", None);
+    let answer = confirm(envoy.admin, &before, wait).unwrap();
+    assert_eq!(
+        answer,
+        Confirmation::Accepted {
+            version: Some("v2".into())
+        }
+    );
+    assert_eq!(
+        describe(&answer, "v2", wait),
+        ("Envoy accepted v2".into(), true)
+    );
+
+    let before = ecds_stats(envoy.admin).unwrap();
+    let broken = bundle(json!([{
+        "source": { "kind": "ExternalService", "namespace": "e2e", "name": "net" },
+        "addresses": ["10.1.2.3/8"], "ports": [{ "number": 80, "protocol": "HTTP" }]
+    }]));
+    write_ecds(&ecds, &broken, "v3", None);
+    let answer = confirm(envoy.admin, &before, wait).unwrap();
+    assert_eq!(
+        answer,
+        Confirmation::Rejected {
+            version: Some("v2".into())
+        }
+    );
+    let (line, serving) = describe(&answer, "v3", wait);
+    assert!(!serving);
+    assert!(
+        line.starts_with("Envoy rejected v3 and serves v2 on"),
+        "{line}"
+    );
+    assert!(envoy
+        .log()
+        .contains("refused configuration: ExternalService e2e/net"));
+
+    let before = ecds_stats(envoy.admin).unwrap();
+    let answer = confirm(envoy.admin, &before, Duration::from_millis(500)).unwrap();
+    assert_eq!(answer, Confirmation::NoAnswer);
+}
