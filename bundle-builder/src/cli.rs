@@ -372,7 +372,8 @@ pub struct PushArgs {
     /// The filter module.
     #[arg(long, value_name = "FILE", default_value = "dist/warden.wasm")]
     pub wasm: PathBuf,
-    /// Where to push: REGISTRY/REPOSITORY:TAG.
+    /// Where to push: REGISTRY/REPOSITORY:TAG, or oci://REGISTRY/REPOSITORY:TAG (the form
+    /// `render istio --image` takes).
     #[arg(long, value_name = "IMAGE")]
     pub image: String,
     /// compat (one tar.gz layer with plugin.wasm; Istio's default) or oci (the Wasm OCI spec).

@@ -25,7 +25,7 @@ pub enum Variant {
 /// Why a push failed, in one line.
 #[derive(Debug, thiserror::Error)]
 pub enum PushError {
-    #[error("{0:?} is not an image reference (REGISTRY/REPOSITORY:TAG): {1}")]
+    #[error("{0:?} is not an image reference ([oci://]REGISTRY/REPOSITORY:TAG): {1}")]
     BadReference(String, String),
     #[error("cannot read {0}: {1}")]
     Read(String, String),
@@ -43,6 +43,8 @@ pub fn push(
     plain_http: bool,
     auth: RegistryAuth,
 ) -> Result<String, PushError> {
+    // `render istio --image` takes `oci://REGISTRY/REPOSITORY:TAG`; the same form works here.
+    let image = strip_scheme(image);
     let reference: Reference = image.parse().map_err(|e: oci_client::ParseError| {
         PushError::BadReference(image.to_owned(), e.to_string())
     })?;
@@ -124,7 +126,13 @@ fn compat_layer(module: &[u8]) -> std::io::Result<Vec<u8>> {
 
 /// Credentials: the flags, else the Docker config file (`$DOCKER_CONFIG/config.json` or
 /// `~/.docker/config.json`) entry for the registry, else anonymous.
+/// `REGISTRY/REPOSITORY:TAG` from the `oci://` form Istio's WasmPlugin uses, or as given.
+pub fn strip_scheme(image: &str) -> &str {
+    image.strip_prefix("oci://").unwrap_or(image)
+}
+
 pub fn auth(username: Option<&str>, password: Option<&str>, image: &str) -> RegistryAuth {
+    let image = strip_scheme(image);
     if let (Some(u), Some(p)) = (username, password) {
         return RegistryAuth::Basic(u.to_owned(), p.to_owned());
     }

@@ -167,10 +167,11 @@ fn compat_and_oci_images_are_what_istio_pulls() {
     assert!(entries.next().is_none(), "only plugin.wasm in the layer");
 
     // oci: the Wasm OCI spec's media types, the module as the layer.
+    // Given in the oci:// form `render istio --image` takes.
     let image = format!("{}/warden/filter:oci", registry.addr);
     push(
         &wasm_path(),
-        &image,
+        &format!("oci://{image}"),
         Variant::Oci,
         true,
         RegistryAuth::Anonymous,
