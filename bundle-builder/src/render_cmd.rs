@@ -149,7 +149,10 @@ pub fn istio(args: &IstioArgs) -> anyhow::Result<ExitCode> {
         service_metrics: args.service_metrics,
     };
     let values = resources(&bundle, &options)?;
-    for warning in bundle_builder::render::istio::warnings(&bundle) {
+    for warning in bundle_builder::render::istio::warnings(&bundle, &options)
+        .into_iter()
+        .chain(bundle_builder::render::istio::size_warnings(&values))
+    {
         eprintln!("warning: {warning}");
     }
     let header = format!(

@@ -496,7 +496,7 @@ fn sidecar_plugins_per_workspace_namespace() {
 #[test]
 fn internal_tcp_names_carry_their_virtual_addresses() {
     let bundle = examples_bundle();
-    assert!(bundle_builder::render::istio::warnings(&bundle).is_empty());
+    assert!(bundle_builder::render::istio::warnings(&bundle, &options()).is_empty());
     let orders = bundle
         .spec
         .services
@@ -516,7 +516,7 @@ fn internal_tcp_names_carry_their_virtual_addresses() {
     for service in &mut older.spec.services {
         service.virtual_addresses.clear();
     }
-    let warnings = bundle_builder::render::istio::warnings(&older);
+    let warnings = bundle_builder::render::istio::warnings(&older, &options());
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(
         warnings[0].starts_with("databases/orders-db: port 5432 is TCP-level"),
@@ -562,4 +562,105 @@ fn a_secret_at_the_sidecar_is_refused() {
     }
     let err = resources(&bundle, &options()).unwrap_err().to_string();
     assert!(err.starts_with("pay/ledger port 10443: clientsideTls.credentialName works where the egress gateway originates TLS"), "{err}");
+}
+
+/// One bundle per workspace renders one object per name: each workspace's sidecar plugins are
+/// named after it, so two workspaces sharing a namespace keep both. The egress gateway serves
+/// every workspace, so a workspace's bundle renders its routes through the gateway but not the
+/// gateway's plugins, and says so.
+#[test]
+fn workspace_bundles_render_their_own_names_and_not_the_gateway() {
+    let mut options = options();
+    options.network_policy_namespaces = Vec::new();
+    options.namespaces = vec!["shared".into()];
+    let plugins = |workspace: &str| -> Vec<String> {
+        let mut bundle = examples_bundle();
+        bundle.metadata.workspace = Some(workspace.into());
+        resources(&bundle, &options)
+            .unwrap()
+            .into_iter()
+            .filter(|r| r["kind"] == "WasmPlugin")
+            .map(|r| r["metadata"]["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        plugins("payments"),
+        ["warden-http-payments", "warden-tcp-payments"]
+    );
+    assert_eq!(
+        plugins("Platform_Team"),
+        ["warden-http-platform-team", "warden-tcp-platform-team"]
+    );
+    let mut bundle = examples_bundle();
+    bundle.metadata.workspace = Some("payments".into());
+    let rendered = resources(&bundle, &options).unwrap();
+    assert!(rendered.iter().any(|r| r["kind"] == "VirtualService"));
+    let warnings = bundle_builder::render::istio::warnings(&bundle, &options);
+    assert!(
+        warnings.iter().any(|w| w.starts_with(
+            "the bundle is workspace payments's: the egress gateway's plugins are not rendered"
+        )),
+        "{warnings:?}"
+    );
+    // The whole mesh's bundle renders the gateway's plugins under their own names.
+    let whole: Vec<String> = resources(&examples_bundle(), &options)
+        .unwrap()
+        .into_iter()
+        .filter(|r| r["kind"] == "WasmPlugin")
+        .map(|r| r["metadata"]["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        whole,
+        [
+            "warden-http",
+            "warden-tcp",
+            "warden-gateway-http",
+            "warden-gateway-tcp"
+        ]
+    );
+}
+
+/// Past Kubernetes' limits the command warns, naming the object and what to do: 256 KiB
+/// (client-side apply's annotation) and about 1.5 MiB (etcd).
+#[test]
+fn objects_past_kubernetes_limits_are_named() {
+    use bundle_builder::render::istio::size_warnings;
+    let mut bundle = examples_bundle();
+    let template = bundle.spec.services[0].clone();
+    let grow = |bundle: &mut Bundle, n: usize| {
+        for i in bundle.spec.services.len()..n {
+            let mut s = template.clone();
+            s.source.name = format!("svc-{i}");
+            s.hosts = vec![format!("api-{i}.vendor.example")];
+            s.addresses = Vec::new();
+            s.virtual_addresses = Vec::new();
+            bundle.spec.services.push(s);
+        }
+    };
+    let mut opts = options();
+    opts.network_policy_namespaces = Vec::new();
+    assert!(size_warnings(&resources(&bundle, &opts).unwrap()).is_empty());
+    grow(&mut bundle, 1_500);
+    let warnings = size_warnings(&resources(&bundle, &opts).unwrap());
+    // The four plugins each carry the bundle.
+    assert_eq!(warnings.len(), 4, "{warnings:?}");
+    assert!(
+        warnings[0].starts_with("WasmPlugin istio-system/warden-http is "),
+        "{}",
+        warnings[0]
+    );
+    assert!(
+        warnings[0].contains("use kubectl apply --server-side"),
+        "{}",
+        warnings[0]
+    );
+    grow(&mut bundle, 8_000);
+    let warnings = size_warnings(&resources(&bundle, &opts).unwrap());
+    assert!(
+        warnings[0].contains(
+            "Kubernetes stores objects up to about 1.5 MiB (etcd), so it cannot be applied"
+        ),
+        "{}",
+        warnings[0]
+    );
 }

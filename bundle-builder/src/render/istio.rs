@@ -77,6 +77,7 @@ pub enum IstioError {
     NoGateway(String, u16),
     #[error("cannot write the bundle as the plugin configuration: {0}")]
     Bundle(String),
+
     #[error(
         "{0} port {1}: clientsideTls.credentialName works where the egress gateway originates TLS (Istio reads the secret in the gateway's namespace); this port's TLS is originated at the sidecar, so give file paths, or route the port through the gateway"
     )]
@@ -134,7 +135,34 @@ fn k8s_name(parts: &[&str]) -> String {
 /// TCP-level port and no address of its own or virtual address (a bundle from before virtual
 /// addresses, or only wildcard hosts) is resolved by Istio's DNS proxy to a virtual IP the
 /// bundle does not know, so the sidecar's network filter would find no service for it.
-pub fn warnings(bundle: &Bundle) -> Vec<String> {
+/// What Kubernetes cannot store, or `kubectl apply` (client-side) cannot annotate: objects
+/// past 1.5 MiB (etcd's request limit) and past 256 KiB (the last-applied annotation).
+pub fn size_warnings(objects: &[Value]) -> Vec<String> {
+    const ETCD: usize = 1536 * 1024;
+    const ANNOTATION: usize = 256 * 1024;
+    objects
+        .iter()
+        .filter_map(|o| {
+            let size = o.to_string().len();
+            let name = format!(
+                "{} {}/{}",
+                o["kind"].as_str().unwrap_or("object"),
+                o["metadata"]["namespace"].as_str().unwrap_or("default"),
+                o["metadata"]["name"].as_str().unwrap_or("")
+            );
+            let kib = size / 1024;
+            if size > ETCD {
+                Some(format!("{name} is {kib} KiB: Kubernetes stores objects up to about 1.5 MiB (etcd), so it cannot be applied; the bundle is too large to travel in pluginConfig: split the registry by workspace (build --workspace) or trim it"))
+            } else if size > ANNOTATION {
+                Some(format!("{name} is {kib} KiB: past 256 KiB, kubectl apply's client-side last-applied annotation cannot hold it; use kubectl apply --server-side"))
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+pub fn warnings(bundle: &Bundle, options: &IstioOptions) -> Vec<String> {
     let mut out: Vec<String> = bundle
         .spec
         .services
@@ -167,6 +195,12 @@ pub fn warnings(bundle: &Bundle) -> Vec<String> {
                 ));
             }
         }
+    }
+    if let (Some(workspace), Some(gw)) = (&bundle.metadata.workspace, &options.gateway) {
+        out.push(format!(
+            "the bundle is workspace {workspace}'s: the egress gateway's plugins are not rendered (the gateway serves every workspace; render them from a bundle built without --workspace, which decides each caller within its own workspace's view), only this workspace's routes through {}",
+            gw.namespace
+        ));
     }
     out
 }
@@ -229,11 +263,29 @@ pub fn resources(bundle: &Bundle, options: &IstioOptions) -> Result<Vec<Value>, 
                 "spec": spec
             })
         };
+    // A workspace's bundle names its plugins after the workspace: two workspaces' plugins in
+    // one namespace would otherwise be one object, and the last applied would win.
+    let suffix = bundle
+        .metadata
+        .workspace
+        .as_deref()
+        .map_or_else(String::new, |w| format!("-{}", k8s_name(&[w])));
     for namespace in &options.namespaces {
-        out.push(plugin("warden-http", namespace, "HTTP", "sidecar", None));
-        out.push(plugin("warden-tcp", namespace, "NETWORK", "sidecar", None));
+        let (http, tcp) = (
+            format!("warden-http{suffix}"),
+            format!("warden-tcp{suffix}"),
+        );
+        out.push(plugin(&http, namespace, "HTTP", "sidecar", None));
+        out.push(plugin(&tcp, namespace, "NETWORK", "sidecar", None));
     }
-    if let Some(gw) = &options.gateway {
+    // The egress gateway serves every workspace: its plugins come from a bundle built for
+    // all of them (a second plugin with another workspace's bundle would deny the first
+    // one's traffic there). A workspace's bundle renders its routes through the gateway only.
+    let gateway_plugins = options
+        .gateway
+        .as_ref()
+        .filter(|_| bundle.metadata.workspace.is_none());
+    if let Some(gw) = gateway_plugins {
         out.push(plugin(
             "warden-gateway-http",
             &gw.namespace,
