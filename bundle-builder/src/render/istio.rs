@@ -144,11 +144,17 @@ pub fn size_warnings(objects: &[Value]) -> Vec<String> {
         .iter()
         .filter_map(|o| {
             let size = o.to_string().len();
+            let text = |pointer: &str, default: &'static str| {
+                o.pointer(pointer)
+                    .and_then(Value::as_str)
+                    .unwrap_or(default)
+                    .to_owned()
+            };
             let name = format!(
                 "{} {}/{}",
-                o["kind"].as_str().unwrap_or("object"),
-                o["metadata"]["namespace"].as_str().unwrap_or("default"),
-                o["metadata"]["name"].as_str().unwrap_or("")
+                text("/kind", "object"),
+                text("/metadata/namespace", "default"),
+                text("/metadata/name", "")
             );
             let kib = size / 1024;
             if size > ETCD {
