@@ -152,8 +152,14 @@ impl Diagnostics {
 
     /// For people: one line per diagnostic, then the counts when there is anything to count.
     pub fn report(&self) -> String {
+        self.report_from(Severity::Note)
+    }
+
+    /// As [`Self::report`], without diagnostics less severe than `least` (notes, for commands
+    /// that only read manifests on the way).
+    pub fn report_from(&self, least: Severity) -> String {
         let mut out = String::new();
-        for d in self.sorted() {
+        for d in self.sorted().into_iter().filter(|d| d.severity <= least) {
             out.push_str(&d.to_string());
             out.push('\n');
         }

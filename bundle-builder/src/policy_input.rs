@@ -17,7 +17,7 @@ pub struct PolicyInput {
     pub bundle: Bundle,
     /// `Kind namespace/name` -> `file:line`, when built from manifests.
     pub locations: BTreeMap<String, String>,
-    /// Warnings and notes the build reported (errors refuse the input).
+    /// Warnings the build reported (errors refuse the input; notes are left out).
     pub diagnostics: String,
 }
 
@@ -116,6 +116,6 @@ pub fn read(
     Ok(PolicyInput {
         bundle,
         locations,
-        diagnostics: diagnostics.report(),
+        diagnostics: diagnostics.report_from(crate::diagnostic::Severity::Warning),
     })
 }
