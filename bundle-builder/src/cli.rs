@@ -91,6 +91,10 @@ pub struct IstioArgs {
     /// `vmConfig.env`): one counter per service and outcome seen.
     #[arg(long)]
     pub service_metrics: bool,
+    /// Require bundles signed with this key's private half (`WARDEN_PUBLIC_KEY` in the
+    /// plugins' `vmConfig.env`); the bundle's signature is checked now.
+    #[arg(long, value_name = "PUB_FILE")]
+    pub public_key: Option<PathBuf>,
     /// Write here instead of standard output.
     #[arg(short = 'f', long = "out-file", value_name = "FILE")]
     pub out_file: Option<PathBuf>,

@@ -79,7 +79,7 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(1));
     };
     let bundle = sign(bundle, args.sign.as_deref())?;
-    let public_key = read_key(args.public_key.as_deref())?;
+    let public_key = read_key(args.public_key.as_deref(), KeyKind::Public)?;
     let text = bundle.to_json_pretty()? + "\n";
     let digest = bundle.metadata.digest.as_deref().unwrap_or("no digest");
     let summary = format!(
@@ -147,7 +147,7 @@ pub fn watch(args: &WatchArgs) -> anyhow::Result<ExitCode> {
         workspace: args.workspace.clone(),
         previous: virtual_ips::Previous::default(),
     };
-    let public_key = read_key(args.public_key.as_deref())?;
+    let public_key = read_key(args.public_key.as_deref(), KeyKind::Public)?;
     // A change is built once the files have stayed the same for one interval: an editor or a
     // copy that truncates a file and then writes it must not be read half-way (a manifest
     // caught empty would drop what it registers).
@@ -259,14 +259,46 @@ fn local_wasm(path: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
     Ok(wasm)
 }
 
-/// A key file's hex text.
-pub fn read_key(path: Option<&std::path::Path>) -> anyhow::Result<Option<String>> {
-    path.map(|p| {
-        std::fs::read_to_string(p)
-            .map(|t| t.trim().to_owned())
-            .with_context(|| format!("cannot read key {}", p.display()))
-    })
-    .transpose()
+/// Which half of a key pair a flag takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    Private,
+    Public,
+}
+
+/// The first line of a key file `keygen` writes; files of bare hex (older keygen) are read
+/// as whatever the flag takes.
+const PRIVATE_LABEL: &str = "# warden ed25519 private key: keep it secret";
+const PUBLIC_LABEL: &str = "# warden ed25519 public key";
+
+/// A key file's hex text. A file labelled as the other half of the pair is refused: signing
+/// with a public key, or trusting a private one, is a mistake worth stopping.
+pub fn read_key(path: Option<&std::path::Path>, kind: KeyKind) -> anyhow::Result<Option<String>> {
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read key {}", path.display()))?;
+    let label = text.lines().next().unwrap_or_default().trim();
+    match (kind, label) {
+        (KeyKind::Private, PUBLIC_LABEL) => anyhow::bail!(
+            "{} is a public key (from keygen); signing takes the private key, PREFIX.key",
+            path.display()
+        ),
+        (KeyKind::Public, PRIVATE_LABEL) => anyhow::bail!(
+            "{} is a private key; give the public key, PREFIX.pub (and keep the private one off proxies)",
+            path.display()
+        ),
+        _ => {}
+    }
+    let hex: String = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .collect::<Vec<_>>()
+        .join("")
+        .trim()
+        .to_owned();
+    Ok(Some(hex))
 }
 
 /// Signs the bundle with the private key in `key_file`, if one is given.
@@ -277,7 +309,7 @@ fn sign(
     let Some(path) = key_file else {
         return Ok(bundle);
     };
-    let hex = read_key(Some(path))?.unwrap_or_default();
+    let hex = read_key(Some(path), KeyKind::Private)?.unwrap_or_default();
     let key = warden_bundle::private_key(&hex).with_context(|| format!("{}", path.display()))?;
     Ok(bundle.sign(&key)?)
 }
@@ -302,9 +334,9 @@ pub fn keygen(args: &KeygenArgs) -> anyhow::Result<ExitCode> {
                     key_path.display()
                 )
             })?;
-        file.write_all(format!("{private}\n").as_bytes())?;
+        file.write_all(format!("{PRIVATE_LABEL}\n{private}\n").as_bytes())?;
     }
-    std::fs::write(&pub_path, format!("{public}\n"))?;
+    std::fs::write(&pub_path, format!("{PUBLIC_LABEL}\n{public}\n"))?;
     eprintln!(
         "wrote {} (private: keep it secret) and {}",
         key_path.display(),

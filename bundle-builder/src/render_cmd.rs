@@ -21,17 +21,7 @@ pub fn envoy(args: &EnvoyArgs) -> anyhow::Result<ExitCode> {
             wasm.display()
         );
     }
-    let public_key = crate::manifests_cmd::read_key(args.public_key.as_deref())?;
-    if let Some(key) = &public_key {
-        // The filter would refuse this bundle: say so now, not in Envoy's log.
-        let key = warden_bundle::public_key(key).with_context(|| "--public-key".to_owned())?;
-        bundle.verify_signature(&key).with_context(|| {
-            format!(
-                "{}: the filter, given --public-key, would refuse this bundle",
-                args.bundle.display()
-            )
-        })?;
-    }
+    let public_key = verified_key(args.public_key.as_deref(), &bundle, &args.bundle)?;
     let options = EnvoyOptions {
         bundle_json,
         wasm,
@@ -97,6 +87,26 @@ pub fn rbac(args: &RbacArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The `--public-key` file's key, once the bundle's signature verifies with it: the filter
+/// would refuse the bundle otherwise, so say so now, not in Envoy's log.
+fn verified_key(
+    path: Option<&std::path::Path>,
+    bundle: &warden_bundle::Bundle,
+    bundle_path: &std::path::Path,
+) -> anyhow::Result<Option<String>> {
+    let public_key = crate::manifests_cmd::read_key(path, crate::manifests_cmd::KeyKind::Public)?;
+    if let Some(key) = &public_key {
+        let key = warden_bundle::public_key(key).with_context(|| "--public-key".to_owned())?;
+        bundle.verify_signature(&key).with_context(|| {
+            format!(
+                "{}: the filter, given --public-key, would refuse this bundle",
+                bundle_path.display()
+            )
+        })?;
+    }
+    Ok(public_key)
+}
+
 /// `--cert`, `--key`, `--ca` as absolute paths (Envoy reads them), each checked to exist.
 fn mesh_tls(args: &EnvoyArgs) -> anyhow::Result<Option<MeshTls>> {
     let (Some(cert), Some(key), Some(ca)) = (&args.cert, &args.key, &args.ca) else {
@@ -141,7 +151,9 @@ pub fn istio(args: &IstioArgs) -> anyhow::Result<ExitCode> {
             Some(gateway)
         }
     };
+    let public_key = verified_key(args.public_key.as_deref(), &bundle, &args.bundle)?;
     let options = IstioOptions {
+        public_key,
         image: args.image.clone(),
         namespaces: args.namespaces.clone(),
         gateway,

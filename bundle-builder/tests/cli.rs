@@ -458,10 +458,81 @@ fn keygen_and_build_sign() {
     ]);
     assert_eq!(code, 0, "{err}");
     let bundle = warden_bundle::Bundle::from_json(&std::fs::read(&out).unwrap()).unwrap();
-    let public = std::fs::read_to_string(prefix.with_extension("pub")).unwrap();
+    let pub_file = prefix.with_extension("pub");
+    let public = std::fs::read_to_string(&pub_file).unwrap();
+    // Labelled, so that one half is never taken for the other.
+    let (label, hex) = public.split_once('\n').unwrap();
+    assert_eq!(label, "# warden ed25519 public key");
     bundle
-        .verify_signature(&warden_bundle::public_key(&public).unwrap())
+        .verify_signature(&warden_bundle::public_key(hex.trim()).unwrap())
         .unwrap();
+    // Signing with the public key, or requiring the private one, is refused.
+    let (code, _, err) = run(&[
+        "build",
+        &examples,
+        "-f",
+        out.to_str().unwrap(),
+        "--sign",
+        pub_file.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("is a public key (from keygen); signing takes the private key, PREFIX.key"),
+        "{err}"
+    );
+    let (code, _, err) = run(&[
+        "render",
+        "istio",
+        "--bundle",
+        out.to_str().unwrap(),
+        "--image",
+        "oci://registry.example.com/warden:1",
+        "--gateway-namespace",
+        "istio-egress",
+        "--public-key",
+        key.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("is a private key; give the public key, PREFIX.pub"),
+        "{err}"
+    );
+    // render istio checks the signature and hands the key to every plugin.
+    let (code, yaml, err) = run(&[
+        "render",
+        "istio",
+        "--bundle",
+        out.to_str().unwrap(),
+        "--image",
+        "oci://registry.example.com/warden:1",
+        "--gateway-namespace",
+        "istio-egress",
+        "--public-key",
+        pub_file.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        yaml.matches(&format!("value: {}", hex.trim())).count(),
+        4,
+        "WARDEN_PUBLIC_KEY in the four plugins"
+    );
+    let (code, _, err) = run(&[
+        "render",
+        "istio",
+        "--bundle",
+        &examples_bundle(),
+        "--image",
+        "oci://registry.example.com/warden:1",
+        "--gateway-namespace",
+        "istio-egress",
+        "--public-key",
+        pub_file.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("the filter, given --public-key, would refuse this bundle"),
+        "{err}"
+    );
 }
 
 /// The bundle built from `manifests/examples/` (the golden test keeps it current).

@@ -50,8 +50,7 @@ fn steps(file: &Path) -> Vec<Step> {
         if continued {
             let step = steps.last_mut().unwrap();
             continued = line.ends_with('\\');
-            step.args
-                .extend(words(line.trim_end_matches('\\')).into_iter());
+            step.args.extend(words(line.trim_end_matches('\\')));
             continue;
         }
         if let Some(command) = line.strip_prefix("$ ") {

@@ -166,6 +166,7 @@ fn options() -> IstioOptions {
         gateway: Some(IstioGateway::new("istio-egress")),
         network_policy_namespaces: vec!["pay".into(), "web".into()],
         service_metrics: false,
+        public_key: None,
     }
 }
 

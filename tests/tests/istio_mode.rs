@@ -37,6 +37,7 @@ fn plugin(name: &str) -> Value {
         network_policy_namespaces: Vec::new(),
         // The per-service counters' switch travels in `vmConfig.env`, as every setting does.
         service_metrics: true,
+        public_key: None,
     };
     resources(&examples_bundle(), &options)
         .unwrap()
@@ -89,6 +90,18 @@ fn istio_routed_proxy(
     virtual_hosts: Value,
     clusters: &[(&str, SocketAddr)],
 ) -> Envoy {
+    let (config, listen, admin) = istio_config(plugin, node_id, account, virtual_hosts, clusters);
+    Envoy::start(&config, listen, admin)
+}
+
+/// The bootstrap [`istio_routed_proxy`] starts, with its listener and admin addresses.
+fn istio_config(
+    plugin: &Value,
+    node_id: &str,
+    account: (&str, &str),
+    virtual_hosts: Value,
+    clusters: &[(&str, SocketAddr)],
+) -> (Value, SocketAddr, SocketAddr) {
     let spec = &plugin["spec"];
     let env: serde_json::Map<String, Value> = spec["vmConfig"]["env"]
         .as_array()
@@ -155,7 +168,7 @@ fn istio_routed_proxy(
                 .collect::<Vec<_>>()
         }
     });
-    Envoy::start(&config, listen, admin)
+    (config, listen, admin)
 }
 
 /// A sidecar learns its workload's identity from Istio's node metadata: billing may call the
@@ -344,4 +357,60 @@ fn in_mesh_traffic_passes_under_registry_only_and_nothing_else_does() {
     let r = get(frontend.listen, "reviews:9080", "/", &[]);
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(reviews.seen().len(), 3);
+}
+
+/// `render istio --public-key` puts the key in the plugins' `vmConfig.env`; the filter reads
+/// it at VM start (no VM configuration under Istio): an unsigned bundle is refused (Envoy does
+/// not start with it), a bundle signed with the key's private half serves.
+#[test]
+fn signed_bundles_under_istio_take_the_key_from_the_environment() {
+    let upstream = HttpUpstream::start("istio-route", free_addr("127.0.0.87"));
+    let (private, public) = warden_bundle::key_pair([5; 32]);
+    let render = |bundle: &Bundle| {
+        let options = IstioOptions {
+            image: "oci://registry.example.com/warden:1".into(),
+            namespaces: vec!["istio-system".into()],
+            gateway: Some(IstioGateway::new("istio-egress")),
+            network_policy_namespaces: Vec::new(),
+            service_metrics: false,
+            public_key: Some(public.clone()),
+        };
+        resources(bundle, &options)
+            .unwrap()
+            .into_iter()
+            .find(|r| r["kind"] == "WasmPlugin" && r["metadata"]["name"] == "warden-http")
+            .unwrap()
+    };
+    let hosts = json!([{
+        "name": "all", "domains": ["*"],
+        "routes": [{ "match": { "prefix": "/" }, "route": { "cluster": "istio_route" } }]
+    }]);
+    let node = "sidecar~10.1.2.3~billing-0.pay~pay.svc.cluster.local";
+    let unsigned = render(&examples_bundle());
+    let (config, _, _) = istio_config(
+        &unsigned,
+        node,
+        ("pay", "billing"),
+        hosts.clone(),
+        &[("istio_route", upstream.addr)],
+    );
+    let (_, log) = Envoy::expect_refusal(&config);
+    assert!(
+        log.contains("refused configuration: signature: the bundle is not signed"),
+        "{log}"
+    );
+    let signed = examples_bundle()
+        .sign(&warden_bundle::private_key(&private).unwrap())
+        .unwrap();
+    let plugin = render(&signed);
+    let envoy = istio_routed_proxy(
+        &plugin,
+        node,
+        ("pay", "billing"),
+        hosts,
+        &[("istio_route", upstream.addr)],
+    );
+    let r = get(envoy.listen, "api.partner.example:443", "/", &[]);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(upstream.seen().len() == 1);
 }

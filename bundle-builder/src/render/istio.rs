@@ -64,6 +64,8 @@ pub struct IstioOptions {
     pub network_policy_namespaces: Vec<String>,
     /// Count every verdict for its service too (`WARDEN_SERVICE_METRICS`).
     pub service_metrics: bool,
+    /// A hex ed25519 public key the plugins require bundle signatures from.
+    pub public_key: Option<String>,
 }
 
 /// Why the resources cannot be rendered.
@@ -259,6 +261,9 @@ pub fn resources(bundle: &Bundle, options: &IstioOptions) -> Result<Vec<Value>, 
             ];
             if options.service_metrics {
                 env.push(json!({ "name": setting::SERVICE_METRICS, "value": "true" }));
+            }
+            if let Some(key) = &options.public_key {
+                env.push(json!({ "name": setting::PUBLIC_KEY, "value": key }));
             }
             spec.insert("vmConfig".into(), json!({ "env": env }));
             spec.insert("pluginConfig".into(), plugin_config.clone());

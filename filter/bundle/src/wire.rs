@@ -58,6 +58,9 @@ pub mod setting {
     pub const WORKLOAD_IDENTITY: &str = "WARDEN_WORKLOAD_IDENTITY";
     /// `true`: count every verdict for its service too (one counter per service and outcome).
     pub const SERVICE_METRICS: &str = "WARDEN_SERVICE_METRICS";
+    /// The hex ed25519 public key bundles must be signed with, in the VM's environment
+    /// (Istio's `vmConfig.env`), where no VM configuration exists.
+    pub const PUBLIC_KEY: &str = "WARDEN_PUBLIC_KEY";
 }
 
 /// The per-service counters' names end in `.<namespace>.<name>`; this Envoy stats tag

@@ -166,10 +166,26 @@ impl WardenRoot {
         )
     }
 
-    /// `on_vm_start`: the VM configuration (a public key), if any.
+    /// `on_vm_start`: the VM configuration (a public key), if any; else the public key in the
+    /// VM's environment (`WARDEN_PUBLIC_KEY`, Istio's `vmConfig.env`).
     pub fn start(&mut self) -> bool {
         let Some(raw) = self.host.vm_configuration().filter(|c| !c.is_empty()) else {
-            return true;
+            let Some(hex) = self.host.env(wire::setting::PUBLIC_KEY) else {
+                return true;
+            };
+            return match warden_bundle::public_key(hex.trim()) {
+                Ok(key) => {
+                    self.public_key = Some(key);
+                    true
+                }
+                Err(err) => {
+                    log::error!(
+                        "refused VM environment: {}: {err}",
+                        wire::setting::PUBLIC_KEY
+                    );
+                    false
+                }
+            };
         };
         let config: VmConfig = match serde_json::from_slice(&raw) {
             Ok(config) => config,

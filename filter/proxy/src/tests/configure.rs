@@ -108,6 +108,30 @@ fn the_vm_configuration_holds_a_public_key_or_is_refused() {
     assert_eq!(unsigned.metric("warden_config_rejected"), 1);
 }
 
+/// Under Istio there is no VM configuration: the public key comes from the VM's environment
+/// (`WARDEN_PUBLIC_KEY` in `vmConfig.env`); a bad one refuses the VM, an unsigned bundle is
+/// refused, a signed one loads.
+#[test]
+fn the_public_key_can_come_from_the_vm_environment() {
+    let (private, public) = warden_bundle::key_pair([7; 32]);
+    let with_key = |hex: String, bundle: serde_json::Value| {
+        proxy(root_id::HTTP, &bundle, move |mut f| {
+            f.env.insert("WARDEN_PUBLIC_KEY".into(), hex);
+            f
+        })
+    };
+    assert!(!with_key("zz".into(), bundle("REGISTRY_ONLY")).configured);
+    let unsigned = with_key(public.clone(), bundle("REGISTRY_ONLY"));
+    assert!(!unsigned.configured);
+    assert_eq!(unsigned.metric("warden_config_rejected"), 1);
+    let signed: warden_bundle::Bundle = serde_json::from_value(bundle("REGISTRY_ONLY")).unwrap();
+    let signed = signed
+        .sign(&warden_bundle::private_key(&private).unwrap())
+        .unwrap();
+    let signed = serde_json::to_value(&signed).unwrap();
+    assert!(with_key(format!("{public}\n"), signed).configured);
+}
+
 /// Settings come from node metadata, else the VM's environment (Istio's `vmConfig.env`);
 /// an Istio gateway is recognised by its node id; an Istio sidecar's identity by its
 /// namespace and service account.
