@@ -329,14 +329,10 @@ fn mesh_scope(
     if let Some(domains) = &mesh.domains {
         spec.mesh.domains.clear();
         for (i, domain) in domains.iter().enumerate() {
-            match warden_engine::validate::host_pattern(domain.trim_start_matches('.')) {
-                Ok(name) if !name.starts_with('*') => spec.mesh.domains.push(name.into()),
-                Ok(_) => diagnostics.push(settings.diagnostic("invalid-field", 
-                    Severity::Error,
-                    &format!("spec.mesh.domains[{i}]"),
-                    format!("{domain:?}: a mesh domain is a DNS suffix (svc.cluster.local), not a wildcard"),
-                )),
-                Err(err) => diagnostics.push(settings.diagnostic("invalid-field", 
+            match warden_engine::validate::mesh_domain(domain) {
+                Ok(name) => spec.mesh.domains.push(name.into()),
+                Err(err) => diagnostics.push(settings.diagnostic(
+                    "invalid-field",
                     Severity::Error,
                     &format!("spec.mesh.domains[{i}]"),
                     err,
@@ -345,7 +341,7 @@ fn mesh_scope(
         }
     }
     for (i, address) in mesh.addresses.iter().enumerate() {
-        match warden_engine::validate::address(address) {
+        match warden_engine::validate::mesh_address(address) {
             Ok(net) => spec.mesh.addresses.push(net.to_string()),
             Err(err) => diagnostics.push(settings.diagnostic(
                 "invalid-field",

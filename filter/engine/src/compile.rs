@@ -331,6 +331,35 @@ fn too_many(field: &str) -> CompileError {
     CompileError::invalid(None, field, "more than 2^31 entries")
 }
 
+/// A mesh domain, normalised: a DNS suffix of two labels or more (`svc.cluster.local`; a
+/// leading dot is dropped), never a wildcard or a top-level domain.
+pub fn mesh_domain(raw: &str) -> Result<Box<str>, String> {
+    let name = host_pattern(raw.trim_start_matches('.'))?;
+    if name.starts_with('*') {
+        return Err(format!(
+            "{raw:?}: a mesh domain is a DNS suffix (svc.cluster.local), not a wildcard"
+        ));
+    }
+    if !name.contains('.') {
+        return Err(format!("{raw:?}: a mesh domain has at least two labels (svc.cluster.local): a top-level domain would cover the internet"));
+    }
+    Ok(name)
+}
+
+/// A mesh address range: at most /8 (IPv4) or /32 (IPv6), since every address in it is
+/// reachable by any workload.
+pub fn mesh_address(raw: &str) -> Result<IpNet, String> {
+    let net = address(raw)?;
+    let widest = match net {
+        IpNet::V4(_) => 8,
+        IpNet::V6(_) => 32,
+    };
+    if net.prefix_len() < widest {
+        return Err(format!("{raw:?} is wider than a mesh's ranges can be (at most /8 for IPv4, /32 for IPv6): every address in it would be reachable by any workload"));
+    }
+    Ok(net)
+}
+
 fn compile_settings(bundle: &Bundle, errors: &mut Vec<CompileError>) -> Settings {
     let spec = &bundle.spec;
     let domain = spec.trust_domain.as_str();
@@ -352,15 +381,8 @@ fn compile_settings(bundle: &Bundle, errors: &mut Vec<CompileError>) -> Settings
     }
     let mut mesh_domains = Vec::new();
     for (i, raw) in spec.mesh.domains.iter().enumerate() {
-        match host_pattern(raw.trim_start_matches('.')) {
-            Ok(name) if !name.starts_with('*') => mesh_domains.push(name),
-            Ok(_) => errors.push(CompileError::invalid(
-                None,
-                format!("spec.mesh.domains[{i}]"),
-                format!(
-                    "{raw:?}: a mesh domain is a DNS suffix (svc.cluster.local), not a wildcard"
-                ),
-            )),
+        match mesh_domain(raw) {
+            Ok(name) => mesh_domains.push(name),
             Err(err) => errors.push(CompileError::invalid(
                 None,
                 format!("spec.mesh.domains[{i}]"),
@@ -370,7 +392,7 @@ fn compile_settings(bundle: &Bundle, errors: &mut Vec<CompileError>) -> Settings
     }
     let mut mesh_addresses = Vec::new();
     for (i, raw) in spec.mesh.addresses.iter().enumerate() {
-        match address(raw) {
+        match mesh_address(raw) {
             Ok(net) => mesh_addresses.push(net),
             Err(err) => errors.push(CompileError::invalid(
                 None,

@@ -32,7 +32,7 @@ pub use compile::{compile, compile_all};
 /// The checks `compile` applies to single values, for tools that report them against their
 /// own input (the builder names manifest files and lines).
 pub mod validate {
-    pub use crate::compile::{address, endpoint, host_pattern, ports};
+    pub use crate::compile::{address, endpoint, host_pattern, mesh_address, mesh_domain, ports};
     pub use crate::identity::validate as spiffe_id;
 }
 pub use decision::{AllowReason, Decision, Denial, DenyReason, MatchedOn, Permit, ServiceMatch};

@@ -57,23 +57,27 @@ impl GatewayRoutes {
     };
 }
 
-/// The service host of an Istio outbound cluster name, `outbound|PORT|SUBSET|HOST`.
+/// The service host of an Istio outbound cluster name, `outbound|PORT|SUBSET|HOST`: a port of
+/// digits (1-65535) and one host name (no wildcard, which a ServiceEntry host may be).
 fn istio_service_host(cluster: &str) -> Option<&str> {
     let mut parts = cluster.split('|');
-    match (
+    let (Some("outbound"), Some(port), Some(_), Some(host), None) = (
         parts.next(),
         parts.next(),
         parts.next(),
         parts.next(),
         parts.next(),
-    ) {
-        (Some("outbound"), Some(port), Some(_), Some(host), None)
-            if !host.is_empty() && port.parse::<u16>().is_ok() =>
-        {
-            Some(host)
-        }
-        _ => None,
-    }
+    ) else {
+        return None;
+    };
+    let port_ok = !port.is_empty()
+        && port.bytes().all(|b| b.is_ascii_digit())
+        && port.parse::<u16>().is_ok_and(|p| p > 0);
+    let host_ok = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+    (port_ok && host_ok).then_some(host)
 }
 
 /// Bundle-wide settings the filter needs.
@@ -406,21 +410,29 @@ impl Policy {
         let settings = &self.settings;
         let in_addresses =
             || dialled.is_some_and(|ip| settings.mesh_addresses.iter().any(|n| n.contains(&ip)));
+        let in_domains = |host: &str| {
+            let host = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
+            settings.mesh_domains.iter().any(|d| {
+                host.strip_suffix(&**d)
+                    .is_some_and(|rest| rest.is_empty() || rest.ends_with('.'))
+            })
+        };
         match (request.protocol, request.cluster) {
             (RequestProtocol::Http, Some(warden_bundle::wire::ISTIO_PASSTHROUGH_CLUSTER)) => {
                 in_addresses()
             }
+            // A mesh service's cluster; where the mesh's addresses are known and the dialled
+            // address too (traffic capture), the client must have dialled inside them (a
+            // ServiceEntry with an in-mesh name and `resolution: NONE` goes where it dialled).
             (RequestProtocol::Http, Some(cluster)) => {
-                istio_service_host(cluster).is_some_and(|host| {
-                    let host = host.trim_end_matches('.').to_ascii_lowercase();
-                    settings.mesh_domains.iter().any(|d| {
-                        host.strip_suffix(&**d)
-                            .is_some_and(|rest| rest.is_empty() || rest.ends_with('.'))
-                    })
-                })
+                istio_service_host(cluster).is_some_and(in_domains)
+                    && (settings.mesh_addresses.is_empty() || dialled.is_none() || in_addresses())
             }
             (RequestProtocol::Http, None) => false,
-            (_, _) => in_addresses(),
+            // TLS: Istio routes a connection by its server name, so one naming somewhere
+            // outside the mesh is not the mesh's, whatever address it was dialled to.
+            (RequestProtocol::Tls, _) => in_addresses() && request.sni.is_none_or(in_domains),
+            (RequestProtocol::Tcp, _) => in_addresses(),
         }
     }
 

@@ -96,9 +96,50 @@ fn the_name_carried_never_exempts_only_the_cluster_it_goes_to() {
         let r = routed("a.svc.cluster.local", cluster);
         assert_eq!(verdict(&p, &r), "deny not_in_registry -", "{cluster}");
     }
+    // A wildcard ServiceEntry host, a port that is not a port, a host with other characters.
+    for cluster in [
+        "outbound|80||*.svc.cluster.local",
+        "outbound|+80||a.svc.cluster.local",
+        "outbound|0||a.svc.cluster.local",
+        "outbound|80||a:80.svc.cluster.local",
+        "outbound|80||a/b.svc.cluster.local",
+    ] {
+        let r = routed("a.svc.cluster.local", cluster);
+        assert_eq!(verdict(&p, &r), "deny not_in_registry -", "{cluster}");
+    }
     // Exactly the domain is inside it.
     let r = routed("svc.cluster.local", "outbound|80||svc.cluster.local");
     assert_eq!(verdict(&p, &r), "allow in_mesh -");
+}
+
+/// With the mesh's addresses known and the dialled address too (capture), a mesh service's
+/// cluster counts only for a client that dialled inside the mesh: a ServiceEntry with an
+/// in-mesh name and `resolution: NONE` goes where the client dialled.
+#[test]
+fn under_capture_a_mesh_cluster_needs_a_mesh_address_too() {
+    let p = policy();
+    let mut r = routed(
+        "x.attacker.svc.cluster.local",
+        "outbound|80||x.attacker.svc.cluster.local",
+    );
+    r.destination = Some("203.0.113.9".parse().unwrap());
+    assert_eq!(verdict(&p, &r), "deny not_in_registry -");
+    r.destination = Some("10.96.0.10".parse().unwrap());
+    assert_eq!(verdict(&p, &r), "allow in_mesh -");
+}
+
+/// TLS is routed by its server name: one naming somewhere outside the mesh is not the
+/// mesh's, whatever address it was dialled to.
+#[test]
+fn tls_naming_outside_the_mesh_is_not_in_it() {
+    let p = policy();
+    let mut tls = tcp("10.244.0.5", 443);
+    tls.protocol = warden_engine::RequestProtocol::Tls;
+    tls.destination = Some("10.97.0.5".parse().unwrap());
+    tls.sni = Some("api.evil.example");
+    assert_eq!(verdict(&p, &tls), "deny not_in_registry -");
+    tls.sni = Some("reviews.default.svc.cluster.local");
+    assert_eq!(verdict(&p, &tls), "allow in_mesh -");
 }
 
 #[test]
@@ -112,10 +153,9 @@ fn passthrough_and_connections_are_the_mesh_s_by_the_dialled_address() {
         verdict(&p, &tcp("10.112.0.1", 6379)),
         "deny not_in_registry -"
     );
-    // A TLS connection goes where it was dialled too.
+    // A TLS connection without a server name goes where it was dialled.
     let mut tls = tcp("10.97.1.1", 443);
     tls.protocol = warden_engine::RequestProtocol::Tls;
-    tls.sni = Some("api.evil.example");
     assert_eq!(verdict(&p, &tls), "allow in_mesh -");
     tls.destination = Some("198.51.100.1".parse().unwrap());
     assert_eq!(verdict(&p, &tls), "deny not_in_registry -");
@@ -153,7 +193,10 @@ fn no_mesh_scope_no_exemption() {
 fn a_bad_mesh_scope_is_refused_with_its_field() {
     let mut b = mesh_bundle();
     b.spec.mesh.domains.push("*.cluster.local".into());
+    b.spec.mesh.domains.push("com".into());
     b.spec.mesh.addresses.push("10.0.0.1/8".into());
+    b.spec.mesh.addresses.push("0.0.0.0/0".into());
+    b.spec.mesh.addresses.push("2001:db8::/16".into());
     let errors: Vec<String> = warden_engine::compile_all(&b)
         .err()
         .unwrap()
@@ -164,8 +207,21 @@ fn a_bad_mesh_scope_is_refused_with_its_field() {
         errors.iter().any(|e| e.contains("spec.mesh.domains[1]")),
         "{errors:?}"
     );
+    for field in [
+        "spec.mesh.domains[2]",
+        "spec.mesh.addresses[1]",
+        "spec.mesh.addresses[2]",
+        "spec.mesh.addresses[3]",
+    ] {
+        assert!(
+            errors.iter().any(|e| e.contains(field)),
+            "{field}: {errors:?}"
+        );
+    }
     assert!(
-        errors.iter().any(|e| e.contains("spec.mesh.addresses[1]")),
+        errors
+            .iter()
+            .any(|e| e.contains("a top-level domain would cover the internet")),
         "{errors:?}"
     );
     assert!(compile(&b).is_err());
