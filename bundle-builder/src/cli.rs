@@ -30,6 +30,9 @@ pub enum Command {
     Keygen(KeygenArgs),
     /// Push the filter to an OCI registry as a Wasm image Istio can pull.
     Push(PushArgs),
+    /// Embed a bundle in the filter module: push the result, and `render istio --embedded`
+    /// refers to the bundle by digest instead of carrying it in every WasmPlugin.
+    Embed(EmbedArgs),
     /// Explain the decision for one request, with the same engine the filter runs.
     Explain(ExplainArgs),
     /// Run decision tests (YAML documents of kind DecisionTests) against manifests or a
@@ -91,6 +94,10 @@ pub struct IstioArgs {
     /// `vmConfig.env`): one counter per service and outcome seen.
     #[arg(long)]
     pub service_metrics: bool,
+    /// The bundle is embedded in the image (`bundle-builder embed`, then push): the plugins
+    /// carry only `{"embeddedBundle": "<digest>"}`.
+    #[arg(long)]
+    pub embedded: bool,
     /// Require bundles signed with this key's private half (`WARDEN_PUBLIC_KEY` in the
     /// plugins' `vmConfig.env`); the bundle's signature is checked now.
     #[arg(long, value_name = "PUB_FILE")]
@@ -369,6 +376,19 @@ pub struct KeygenArgs {
     /// Writes PREFIX.key (private, mode 0600) and PREFIX.pub.
     #[arg(long, value_name = "PREFIX")]
     pub out: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct EmbedArgs {
+    /// The filter module.
+    #[arg(long, value_name = "FILE", default_value = "dist/warden.wasm")]
+    pub wasm: PathBuf,
+    /// The bundle (JSON, with its digest: as `build` writes it).
+    #[arg(long, value_name = "FILE")]
+    pub bundle: PathBuf,
+    /// Where to write the module carrying the bundle.
+    #[arg(short = 'f', long = "out-file", value_name = "FILE")]
+    pub out_file: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]

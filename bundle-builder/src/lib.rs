@@ -6,6 +6,7 @@ pub mod decision_tests;
 pub mod delivery;
 pub mod diagnostic;
 pub mod diff;
+pub mod embed;
 pub mod files;
 pub mod manifest;
 pub mod policy_input;

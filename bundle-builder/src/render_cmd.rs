@@ -153,6 +153,7 @@ pub fn istio(args: &IstioArgs) -> anyhow::Result<ExitCode> {
     };
     let public_key = verified_key(args.public_key.as_deref(), &bundle, &args.bundle)?;
     let options = IstioOptions {
+        embedded: args.embedded,
         public_key,
         image: args.image.clone(),
         namespaces: args.namespaces.clone(),
@@ -179,5 +180,27 @@ pub fn istio(args: &IstioArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot write {}", path.display()))?,
         None => crate::output::print(&text)?,
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn embed(args: &crate::cli::EmbedArgs) -> anyhow::Result<ExitCode> {
+    let (text, bundle, _) = crate::bundle_file::load(&args.bundle)?;
+    let Some(digest) = bundle.metadata.digest.as_deref() else {
+        bail!(
+            "{}: the bundle has no digest, and the plugins name an embedded bundle by it; build it with bundle-builder build",
+            args.bundle.display()
+        );
+    };
+    let module = std::fs::read(&args.wasm)
+        .with_context(|| format!("cannot read {}", args.wasm.display()))?;
+    let out = bundle_builder::embed::embed(&module, text.as_bytes())
+        .with_context(|| format!("{}", args.wasm.display()))?;
+    std::fs::write(&args.out_file, &out)
+        .with_context(|| format!("cannot write {}", args.out_file.display()))?;
+    eprintln!(
+        "wrote {} ({} bytes, bundle {digest} embedded): push it, then render istio --embedded",
+        args.out_file.display(),
+        out.len()
+    );
     Ok(ExitCode::SUCCESS)
 }

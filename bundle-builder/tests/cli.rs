@@ -1310,3 +1310,71 @@ fn build_ecds_admin_that_does_not_answer_is_an_error() {
     );
     assert!(!ecds.exists());
 }
+
+/// `embed` refuses what is not a Warden module, and `render istio --embedded` writes plugins
+/// that carry only the bundle's digest.
+#[test]
+fn embed_and_render_istio_embedded() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.wasm");
+    let not_wasm = dir.path().join("not.wasm");
+    std::fs::write(&not_wasm, b"hello").unwrap();
+    let (code, _, err) = run(&[
+        "embed",
+        "--wasm",
+        not_wasm.to_str().unwrap(),
+        "--bundle",
+        &examples_bundle(),
+        "-f",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("not a wasm module"), "{err}");
+    // An empty but valid module: no slot to fill.
+    let empty = dir.path().join("empty.wasm");
+    std::fs::write(&empty, b"\0asm\x01\0\0\0").unwrap();
+    let (code, _, err) = run(&[
+        "embed",
+        "--wasm",
+        empty.to_str().unwrap(),
+        "--bundle",
+        &examples_bundle(),
+        "-f",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("the module exports no warden_embedded_bundle function"),
+        "{err}"
+    );
+    assert!(!out.exists());
+    let image = format!(
+        "oci://registry.example.com/warden@sha256:{}",
+        "ab".repeat(32)
+    );
+    let (code, yaml, err) = run(&[
+        "render",
+        "istio",
+        "--bundle",
+        &examples_bundle(),
+        "--image",
+        &image,
+        "--gateway-namespace",
+        "istio-egress",
+        "--embedded",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let bundle =
+        warden_bundle::Bundle::from_json(&std::fs::read(examples_bundle()).unwrap()).unwrap();
+    let digest = bundle.metadata.digest.unwrap();
+    assert_eq!(
+        yaml.matches(&format!("embeddedBundle: \"{digest}\""))
+            .count(),
+        4,
+        "{yaml}"
+    );
+    assert!(
+        !yaml.contains("outboundMode"),
+        "the bundle itself is not in the plugins"
+    );
+}

@@ -167,6 +167,7 @@ fn options() -> IstioOptions {
         network_policy_namespaces: vec!["pay".into(), "web".into()],
         service_metrics: false,
         public_key: None,
+        embedded: false,
     }
 }
 
@@ -236,7 +237,18 @@ fn key(resource: &Value) -> (String, String) {
 #[test]
 fn rendered_resources_validate_against_the_istio_crds() {
     let schemas = crd_schemas();
-    let rendered = resources(&rich_bundle(), &options()).unwrap();
+    let mut rendered = resources(&rich_bundle(), &options()).unwrap();
+    // The plugins that name an embedded bundle are valid too.
+    let mut embedded = options();
+    embedded.embedded = true;
+    let mut bundle = rich_bundle();
+    bundle.metadata.digest = Some(format!("sha256:{}", "cd".repeat(32)));
+    rendered.extend(
+        resources(&bundle, &embedded)
+            .unwrap()
+            .into_iter()
+            .filter(|r| r["kind"] == "WasmPlugin"),
+    );
     let mut validated: HashMap<String, usize> = HashMap::new();
     for resource in &rendered {
         let (api, kind) = key(resource);
@@ -256,7 +268,7 @@ fn rendered_resources_validate_against_the_istio_crds() {
     // 2 sidecar plugins + 2 gateway plugins; one entry per service; TLS rules for partner-api
     // and ledger, outlier detection and failover for orders-db, and one hop-to-gateway rule
     // per gateway-routed port.
-    assert_eq!(validated.get("WasmPlugin"), Some(&4), "{validated:?}");
+    assert_eq!(validated.get("WasmPlugin"), Some(&8), "{validated:?}");
     assert_eq!(validated.get("ServiceEntry"), Some(&6), "{validated:?}");
     assert_eq!(validated.get("DestinationRule"), Some(&7), "{validated:?}");
 }

@@ -38,6 +38,7 @@ fn plugin(name: &str) -> Value {
         // The per-service counters' switch travels in `vmConfig.env`, as every setting does.
         service_metrics: true,
         public_key: None,
+        embedded: false,
     };
     resources(&examples_bundle(), &options)
         .unwrap()
@@ -374,6 +375,7 @@ fn signed_bundles_under_istio_take_the_key_from_the_environment() {
             network_policy_namespaces: Vec::new(),
             service_metrics: false,
             public_key: Some(public.clone()),
+            embedded: false,
         };
         resources(bundle, &options)
             .unwrap()

@@ -265,3 +265,125 @@ fn unauthorised_push_is_one_clear_line() {
     let digest = push(&wasm_path(), &image, Variant::Compat, true, auth).unwrap();
     assert!(digest.starts_with("sha256:"), "{digest}");
 }
+
+/// The policy travels in the image: `bundle-builder embed` puts the bundle in the module,
+/// which is pushed, pulled back as Istio's agent pulls it (skopeo, the compat layer), and run
+/// in Envoy with a plugin configuration of a few bytes that names the bundle by digest. The
+/// embedded policy decides; a module without it, or with another bundle, is refused.
+#[test]
+fn the_policy_travels_in_the_image_and_loads_from_it() {
+    use warden_e2e::client::get;
+    use warden_e2e::envoy::{Envoy, Sidecar};
+    use warden_e2e::upstream::HttpUpstream;
+
+    let upstream = HttpUpstream::start("api", free_addr("127.0.0.1"));
+    let port = upstream.addr.port();
+    let bundle = warden_bundle::Bundle::from_json(
+        serde_json::json!({
+            "apiVersion": "warden.dev/v1alpha1", "kind": "Bundle",
+            "spec": { "outboundMode": "REGISTRY_ONLY", "services": [{
+                "source": { "kind": "ExternalService", "namespace": "e2e", "name": "api" },
+                "hosts": ["localhost"], "ports": [{ "number": port, "protocol": "HTTP" }]
+            }] }
+        })
+        .to_string()
+        .as_bytes(),
+    )
+    .unwrap()
+    .seal()
+    .unwrap();
+    let digest = bundle.metadata.digest.clone().unwrap();
+    let text = bundle.to_json_pretty().unwrap();
+    let module = std::fs::read(wasm_path()).unwrap();
+    let embedded = bundle_builder::embed::embed(&module, text.as_bytes()).unwrap();
+
+    let registry = Registry::start();
+    let image = format!("{}/warden/filter:embedded", registry.addr);
+    let dir = tempfile::tempdir().unwrap();
+    let module_file = dir.path().join("warden-embedded.wasm");
+    std::fs::write(&module_file, &embedded).unwrap();
+    push(
+        &module_file,
+        &image,
+        Variant::Compat,
+        true,
+        RegistryAuth::Anonymous,
+    )
+    .unwrap();
+    let (_, layer) = pulled_layer(&image);
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&layer[..]));
+    let mut inside = Vec::new();
+    archive
+        .entries()
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .read_to_end(&mut inside)
+        .unwrap();
+    assert!(
+        inside == embedded,
+        "the pulled plugin.wasm is the embedded module"
+    );
+    let pulled = dir.path().join("plugin.wasm");
+    std::fs::write(&pulled, &inside).unwrap();
+
+    // A sidecar whose plugin configuration only names the bundle.
+    let reference = serde_json::json!({ "embeddedBundle": digest }).to_string();
+    let config_for = |wasm: &std::path::Path, reference: &str| {
+        let (listen, admin) = (free_addr("127.0.0.1"), free_addr("127.0.0.1"));
+        let mut sidecar = Sidecar::new(serde_json::to_value(&bundle).unwrap());
+        sidecar.wasm = Some(wasm.to_path_buf());
+        let mut config = sidecar.render(listen, admin);
+        let replaced = replace_plugin_configuration(&mut config, reference);
+        assert!(replaced > 0, "the rendered plugin configuration was found");
+        (config, listen, admin)
+    };
+    let (config, listen, admin) = config_for(&pulled, &reference);
+    let envoy = Envoy::start(&config, listen, admin);
+    let host = format!("localhost:{port}");
+    let r = get(envoy.listen, &host, "/", &[]);
+    assert_eq!(r.status, 200, "{r:?}\n{}", envoy.log());
+    let r = get(envoy.listen, "evil.example", "/", &[]);
+    assert_eq!(r.header("x-warden-reason"), Some("not_in_registry"));
+    assert!(envoy.log().contains(&format!("loaded bundle {digest}")));
+    drop(envoy);
+
+    // The plain module carries no bundle; another digest is not the embedded one.
+    let (config, _, _) = config_for(&wasm_path(), &reference);
+    let (_, log) = Envoy::expect_refusal(&config);
+    assert!(log.contains("and this module carries none"), "{log}");
+    let other = serde_json::json!({ "embeddedBundle": format!("sha256:{}", "0".repeat(64)) });
+    let (config, _, _) = config_for(&pulled, &other.to_string());
+    let (_, log) = Envoy::expect_refusal(&config);
+    assert!(
+        log.contains(&format!("and this module carries {digest}")),
+        "{log}"
+    );
+}
+
+/// Replaces every Warden plugin's configuration (the `StringValue` holding the bundle) in a
+/// rendered bootstrap; how many were replaced.
+fn replace_plugin_configuration(value: &mut Value, with: &str) -> usize {
+    match value {
+        Value::Object(map) => {
+            let mut n = 0;
+            if map.get("@type").and_then(Value::as_str)
+                == Some("type.googleapis.com/google.protobuf.StringValue")
+                && map.contains_key("value")
+            {
+                map.insert("value".into(), Value::String(with.to_owned()));
+                return 1;
+            }
+            for v in map.values_mut() {
+                n += replace_plugin_configuration(v, with);
+            }
+            n
+        }
+        Value::Array(items) => items
+            .iter_mut()
+            .map(|v| replace_plugin_configuration(v, with))
+            .sum(),
+        _ => 0,
+    }
+}

@@ -66,6 +66,8 @@ pub struct IstioOptions {
     pub service_metrics: bool,
     /// A hex ed25519 public key the plugins require bundle signatures from.
     pub public_key: Option<String>,
+    /// The bundle is embedded in the image: the plugins carry only its digest.
+    pub embedded: bool,
 }
 
 /// Why the resources cannot be rendered.
@@ -160,7 +162,7 @@ pub fn size_warnings(objects: &[Value]) -> Vec<String> {
             );
             let kib = size / 1024;
             if size > ETCD {
-                Some(format!("{name} is {kib} KiB: Kubernetes stores objects up to about 1.5 MiB (etcd), so it cannot be applied; the bundle is too large to travel in pluginConfig: split the registry by workspace (build --workspace) or trim it"))
+                Some(format!("{name} is {kib} KiB: Kubernetes stores objects up to about 1.5 MiB (etcd), so it cannot be applied; the bundle is too large to travel in pluginConfig: embed it in the image (bundle-builder embed, render istio --embedded) or split the registry by workspace (build --workspace)"))
             } else if size > ANNOTATION {
                 Some(format!("{name} is {kib} KiB: past 256 KiB, kubectl apply's client-side last-applied annotation cannot hold it; use kubectl apply --server-side"))
             } else {
@@ -216,8 +218,16 @@ pub fn warnings(bundle: &Bundle, options: &IstioOptions) -> Vec<String> {
 /// The resources, in a stable order.
 pub fn resources(bundle: &Bundle, options: &IstioOptions) -> Result<Vec<Value>, IstioError> {
     let sha256 = image_sha256(&options.image)?;
-    let plugin_config =
-        serde_json::to_value(bundle).map_err(|e| IstioError::Bundle(e.to_string()))?;
+    let plugin_config = if options.embedded {
+        let digest = bundle.metadata.digest.as_deref().ok_or_else(|| {
+            IstioError::Bundle(
+                "an embedded bundle is named by its digest, and this one has none".into(),
+            )
+        })?;
+        json!({ "embeddedBundle": digest })
+    } else {
+        serde_json::to_value(bundle).map_err(|e| IstioError::Bundle(e.to_string()))?
+    };
     let mut out = Vec::new();
     let fail = match bundle.spec.failure_mode {
         FailureMode::FailClose => "FAIL_CLOSE",

@@ -56,6 +56,8 @@ pub trait Host: std::fmt::Debug {
     fn plugin_configuration(&self) -> Option<Bytes>;
     /// The VM configuration (settings that outlive any one bundle).
     fn vm_configuration(&self) -> Option<Bytes>;
+    /// The bundle embedded in the module (`bundle-builder embed`), if any.
+    fn embedded_bundle(&self) -> Option<Bytes>;
     /// An environment variable of the VM (Istio's `vmConfig.env`).
     fn env(&self, key: &str) -> Option<String>;
     /// Asks for `on_tick` every `period`.
@@ -143,6 +145,10 @@ impl Host for Envoy {
             .flatten()
     }
 
+    fn embedded_bundle(&self) -> Option<Bytes> {
+        crate::embedded::bundle()
+    }
+
     fn env(&self, key: &str) -> Option<String> {
         std::env::var(key).ok()
     }
@@ -185,6 +191,7 @@ pub mod fake {
         pub now_ms: Cell<u64>,
         pub plugin_configuration: Option<Bytes>,
         pub vm_configuration: Option<Bytes>,
+        pub embedded_bundle: Option<Bytes>,
         pub env: BTreeMap<String, String>,
         pub tick_period: Cell<Option<std::time::Duration>>,
         /// Calls (by method name) that fail.
@@ -378,6 +385,10 @@ pub mod fake {
 
         fn vm_configuration(&self) -> Option<Bytes> {
             self.vm_configuration.clone()
+        }
+
+        fn embedded_bundle(&self) -> Option<Bytes> {
+            self.embedded_bundle.clone()
         }
 
         fn env(&self, key: &str) -> Option<String> {

@@ -6,6 +6,7 @@
 //! `warden-engine`, tested natively.
 
 mod denial;
+mod embedded;
 mod filter_state;
 mod health;
 mod host;

@@ -240,7 +240,7 @@ impl WardenRoot {
             metrics.rejected(host);
             return false;
         };
-        let mut policy = match load(&config, self.public_key.as_ref()) {
+        let mut policy = match load(&config, host, self.public_key.as_ref()) {
             Ok(policy) => policy,
             Err(err) => {
                 log::error!("refused configuration: {err}");
@@ -375,8 +375,43 @@ impl RootContext for WardenRoot {
 }
 
 /// Parses, checks the signature (when a public key is configured) and compiles a bundle.
-fn load(config: &[u8], key: Option<&ed25519_dalek::VerifyingKey>) -> Result<Policy, String> {
-    let bundle = Bundle::from_json(config).map_err(|e| e.to_string())?;
+/// The plugin configuration that names a bundle embedded in the module (`render istio
+/// --embedded`): `{"embeddedBundle": "sha256:<digest>"}`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct EmbeddedRef {
+    embedded_bundle: String,
+}
+
+/// The bundle a plugin configuration gives: itself, or the module's embedded bundle it names
+/// by digest (which must be the embedded bundle's).
+fn bundle_of(config: &[u8], host: &dyn Host) -> Result<Bundle, String> {
+    let Ok(reference) = serde_json::from_slice::<EmbeddedRef>(config) else {
+        return Bundle::from_json(config).map_err(|e| e.to_string());
+    };
+    let bytes = host.embedded_bundle().ok_or_else(|| {
+        format!(
+            "the configuration names the embedded bundle {}, and this module carries none (bundle-builder embed)",
+            reference.embedded_bundle
+        )
+    })?;
+    let bundle = Bundle::from_json(&bytes).map_err(|e| format!("embedded bundle: {e}"))?;
+    let digest = bundle.metadata.digest.as_deref().unwrap_or("none");
+    if digest != reference.embedded_bundle {
+        return Err(format!(
+            "the configuration names the embedded bundle {}, and this module carries {digest}",
+            reference.embedded_bundle
+        ));
+    }
+    Ok(bundle)
+}
+
+fn load(
+    config: &[u8],
+    host: &dyn Host,
+    key: Option<&ed25519_dalek::VerifyingKey>,
+) -> Result<Policy, String> {
+    let bundle = bundle_of(config, host)?;
     if let Some(key) = key {
         bundle
             .verify_signature(key)

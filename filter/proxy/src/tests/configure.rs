@@ -174,3 +174,29 @@ fn reconfiguring_keeps_the_counts_of_the_previous_bundle() {
     assert_eq!(p.metric("warden_http_denied_not_in_registry"), 2);
     assert_eq!(p.metric("warden_config_loaded"), 2);
 }
+
+/// A plugin configuration that names the module's embedded bundle by digest loads that
+/// bundle; a module without one, or with another bundle, is refused with what is wrong.
+#[test]
+fn an_embedded_bundle_is_named_by_its_digest() {
+    let bundle: warden_bundle::Bundle = serde_json::from_value(bundle("REGISTRY_ONLY")).unwrap();
+    let sealed = bundle.seal().unwrap();
+    let digest = sealed.metadata.digest.clone().unwrap();
+    let bytes = sealed.to_json_pretty().unwrap().into_bytes();
+    let reference = serde_json::json!({ "embeddedBundle": digest });
+    let with = |embedded: Option<Vec<u8>>, reference: &serde_json::Value| {
+        proxy(root_id::HTTP, reference, move |mut f| {
+            f.embedded_bundle = embedded;
+            f
+        })
+    };
+    let p = with(Some(bytes.clone()), &reference);
+    assert!(p.configured);
+    assert_eq!(
+        p.metric("warden_services_loaded"),
+        i64::try_from(sealed.spec.services.len()).unwrap()
+    );
+    assert!(!with(None, &reference).configured);
+    let other = serde_json::json!({ "embeddedBundle": format!("sha256:{}", "0".repeat(64)) });
+    assert!(!with(Some(bytes), &other).configured);
+}
