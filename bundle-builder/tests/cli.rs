@@ -1378,3 +1378,19 @@ fn embed_and_render_istio_embedded() {
         "the bundle itself is not in the plugins"
     );
 }
+
+/// Manifests are found by extension in any case: a folder of `.YAML` files is read, not an
+/// empty registry.
+#[test]
+fn upper_case_extensions_are_manifests() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        root().join("manifests/examples/partner-api.yaml"),
+        dir.path().join("PARTNER.YAML"),
+    )
+    .unwrap();
+    let (code, out, err) = run(&["validate", &dir.path().display().to_string(), "-o", "json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["valid"], true);
+}

@@ -18,12 +18,11 @@ pub struct SourceError {
     pub reason: String,
 }
 
-/// Whether `path` names a manifest file (by extension: YAML or JSON).
+/// Whether `path` names a manifest file (by extension, in any case: YAML or JSON).
 pub fn is_manifest(path: &Path) -> bool {
-    matches!(
-        path.extension().and_then(|e| e.to_str()),
-        Some("yaml" | "yml" | "json")
-    )
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| ["yaml", "yml", "json"].contains(&e.to_ascii_lowercase().as_str()))
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), SourceError> {
