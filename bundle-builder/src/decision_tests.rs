@@ -83,7 +83,8 @@ impl Verdict {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Expectation {
     pub decision: Verdict,
-    /// The reason code (`allowed`, `client_not_allowed`, `not_in_registry`, ...).
+    /// The reason code (`registered`, `client_allowed`, `in_mesh`, `client_not_allowed`,
+    /// `not_in_registry`, ...: docs/decisions.md lists them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// The matched ExternalService, `namespace/name`.

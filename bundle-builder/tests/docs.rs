@@ -3,7 +3,9 @@
 //! with this build's binary, from a scratch folder that sees the repository's `manifests/`
 //! and `bundle-builder/` (so files the commands write stay out of the clone), and what it
 //! prints (standard error, then standard output) must be the lines shown below the command.
-//! `...` in a shown line stands for any text.
+//! `...` in a shown line stands for any text. Every other `bundle-builder` command line in a
+//! code block must at least parse: it is run with `--help` appended, which clap answers only
+//! when every flag before it exists and takes the value given (nothing is executed).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -170,4 +172,93 @@ fn the_matcher_treats_dots_as_any_text() {
     assert!(!matches("a...b", "a123c"));
     assert!(matches("exact", "exact"));
     assert!(!matches("exact", "exactly"));
+}
+
+const SUBCOMMANDS: [&str; 12] = [
+    "validate", "build", "watch", "keygen", "push", "embed", "explain", "test", "diff", "schema",
+    "render", "help",
+];
+
+/// The `bundle-builder` command lines of code blocks that are not transcripts, with where they
+/// are: shell comments, redirections and pipes cut off, continuation lines joined.
+fn command_lines(file: &Path) -> Vec<(String, Vec<String>)> {
+    let text = std::fs::read_to_string(file).unwrap();
+    let name = file
+        .strip_prefix(root())
+        .unwrap_or(file)
+        .display()
+        .to_string();
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    let mut in_code = false;
+    let mut pending: Option<(String, String)> = None;
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim_start();
+        if line.starts_with("```") {
+            in_code = !in_code;
+            continue;
+        }
+        if !in_code {
+            continue;
+        }
+        let (at, mut command) = match pending.take() {
+            Some((at, so_far)) => (at, so_far + " " + line),
+            None => {
+                let line = line.strip_prefix("target/release/").unwrap_or(line);
+                match line.strip_prefix("bundle-builder ") {
+                    Some(rest) => (format!("{name}:{}", i + 1), rest.to_owned()),
+                    None => continue,
+                }
+            }
+        };
+        if command.ends_with('\\') {
+            command.pop();
+            pending = Some((at, command));
+            continue;
+        }
+        let cut = command
+            .find(|c| matches!(c, '#' | '|' | '>' | '&'))
+            .map_or(command.as_str(), |i| &command[..i]);
+        let args = words(cut);
+        // A command, not prose that names the binary (the README's tour).
+        if args
+            .first()
+            .is_some_and(|a| SUBCOMMANDS.contains(&a.as_str()))
+        {
+            out.push((at, args));
+        }
+    }
+    out
+}
+
+#[test]
+fn documented_command_lines_parse() {
+    let mut files = vec![root().join("README.md")];
+    let mut docs: Vec<PathBuf> = std::fs::read_dir(root().join("docs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "md"))
+        .collect();
+    docs.sort();
+    files.extend(docs);
+    let lines: Vec<(String, Vec<String>)> = files.iter().flat_map(|f| command_lines(f)).collect();
+    assert!(
+        lines.len() >= 20,
+        "the command lines are missing: {lines:?}"
+    );
+    let mut failures = Vec::new();
+    for (at, args) in &lines {
+        let out = Command::new(env!("CARGO_BIN_EXE_bundle-builder"))
+            .args(args)
+            .arg("--help")
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            failures.push(format!(
+                "{at}: bundle-builder {}\n{}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -64,7 +64,7 @@ impl Changes {
 }
 
 /// The bundle-wide settings that changed (`outboundMode`, `failureMode`, `trustDomain`,
-/// `proxy`, `workspaces`).
+/// `proxy`, `workspaces`, `mesh`: every field but the services and policies).
 pub fn settings(old: &Bundle, new: &Bundle) -> Vec<Change> {
     let (Ok(mut old), Ok(mut new)) = (
         serde_json::to_value(&old.spec),
