@@ -216,7 +216,7 @@ fn command_lines(file: &Path) -> Vec<(String, Vec<String>)> {
             continue;
         }
         let cut = command
-            .find(|c| matches!(c, '#' | '|' | '>' | '&'))
+            .find(['#', '|', '>', '&'])
             .map_or(command.as_str(), |i| &command[..i]);
         let args = words(cut);
         // A command, not prose that names the binary (the README's tour).
