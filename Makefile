@@ -86,8 +86,7 @@ build: targets
 	$(CARGO) build --release -p warden-filter --target $(WASM_TARGET)
 	$(CARGO) build --release -p bundle-builder
 	mkdir -p dist
-	cp target/$(WASM_TARGET)/release/warden.wasm dist/warden.wasm
-	@ls -l dist/warden.wasm
+	$(BUILDER) trim --wasm target/$(WASM_TARGET)/release/warden.wasm -f dist/warden.wasm
 
 ## Checks ---------------------------------------------------------------------------------
 

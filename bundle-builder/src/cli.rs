@@ -30,6 +30,9 @@ pub enum Command {
     Keygen(KeygenArgs),
     /// Push the filter to an OCI registry as a Wasm image Istio can pull.
     Push(PushArgs),
+    /// Remove the exports of callbacks Warden does not implement, so that Envoy never enters
+    /// the VM for them (`make build` runs it).
+    Trim(TrimArgs),
     /// Embed a bundle in the filter module: push the result, and `render istio --embedded`
     /// refers to the bundle by digest instead of carrying it in every WasmPlugin.
     Embed(EmbedArgs),
@@ -376,6 +379,16 @@ pub struct KeygenArgs {
     /// Writes PREFIX.key (private, mode 0600) and PREFIX.pub.
     #[arg(long, value_name = "PREFIX")]
     pub out: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TrimArgs {
+    /// The filter module as cargo builds it.
+    #[arg(long, value_name = "FILE")]
+    pub wasm: PathBuf,
+    /// Where to write the trimmed module.
+    #[arg(short = 'f', long = "out-file", value_name = "FILE")]
+    pub out_file: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]

@@ -12,3 +12,4 @@ pub mod manifest;
 pub mod policy_input;
 pub mod push;
 pub mod render;
+pub mod trim;

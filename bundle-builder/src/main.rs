@@ -22,6 +22,7 @@ fn main() -> ExitCode {
         cli::Command::Watch(args) => manifests_cmd::watch(&args),
         cli::Command::Keygen(args) => manifests_cmd::keygen(&args),
         cli::Command::Embed(args) => render_cmd::embed(&args),
+        cli::Command::Trim(args) => render_cmd::trim(&args),
         cli::Command::Push(args) => {
             use bundle_builder::push::{auth, push};
             let credentials = auth(

@@ -204,3 +204,19 @@ pub fn embed(args: &crate::cli::EmbedArgs) -> anyhow::Result<ExitCode> {
     );
     Ok(ExitCode::SUCCESS)
 }
+
+pub fn trim(args: &crate::cli::TrimArgs) -> anyhow::Result<ExitCode> {
+    let module = std::fs::read(&args.wasm)
+        .with_context(|| format!("cannot read {}", args.wasm.display()))?;
+    let (out, removed) = bundle_builder::trim::trim(&module)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", args.wasm.display()))?;
+    std::fs::write(&args.out_file, &out)
+        .with_context(|| format!("cannot write {}", args.out_file.display()))?;
+    eprintln!(
+        "wrote {} ({} bytes; {} unused callback exports removed)",
+        args.out_file.display(),
+        out.len(),
+        removed.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}

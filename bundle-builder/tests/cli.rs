@@ -1394,3 +1394,56 @@ fn upper_case_extensions_are_manifests() {
     let json: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(json["valid"], true);
 }
+
+/// `trim` removes the exports of callbacks Warden does not implement and keeps the rest
+/// (the ones the filters use, and the slot `embed` fills); a file that is not wasm is refused.
+#[test]
+fn trim_removes_only_unused_callback_exports() {
+    let dir = tempfile::tempdir().unwrap();
+    // A module exporting one used and one unused callback (hand-assembled: two functions of
+    // type () -> (), exported).
+    let module: Vec<u8> = [
+        &b"\0asm\x01\0\0\0"[..],
+        // type section: one type () -> ()
+        &[0x01, 0x04, 0x01, 0x60, 0x00, 0x00],
+        // function section: two functions of type 0
+        &[0x03, 0x03, 0x02, 0x00, 0x00],
+        // export section: "proxy_on_request_headers" -> 0, "proxy_on_response_body" -> 1
+        &[0x07, 0x35, 0x02],
+        &[24],
+        b"proxy_on_request_headers",
+        &[0x00, 0x00],
+        &[22],
+        b"proxy_on_response_body",
+        &[0x00, 0x01],
+        // code section: two empty bodies
+        &[0x0a, 0x07, 0x02, 0x02, 0x00, 0x0b, 0x02, 0x00, 0x0b],
+    ]
+    .concat();
+    let input = dir.path().join("in.wasm");
+    let out = dir.path().join("out.wasm");
+    std::fs::write(&input, &module).unwrap();
+    let (code, _, err) = run(&[
+        "trim",
+        "--wasm",
+        input.to_str().unwrap(),
+        "-f",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("1 unused callback exports removed"), "{err}");
+    let trimmed = std::fs::read(&out).unwrap();
+    let contains = |needle: &[u8]| trimmed.windows(needle.len()).any(|w| w == needle);
+    assert!(contains(b"proxy_on_request_headers"));
+    assert!(!contains(b"proxy_on_response_body"));
+    std::fs::write(&input, b"not wasm").unwrap();
+    let (code, _, err) = run(&[
+        "trim",
+        "--wasm",
+        input.to_str().unwrap(),
+        "-f",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("not a wasm module"), "{err}");
+}

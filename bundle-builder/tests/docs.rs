@@ -174,9 +174,9 @@ fn the_matcher_treats_dots_as_any_text() {
     assert!(!matches("exact", "exactly"));
 }
 
-const SUBCOMMANDS: [&str; 12] = [
-    "validate", "build", "watch", "keygen", "push", "embed", "explain", "test", "diff", "schema",
-    "render", "help",
+const SUBCOMMANDS: [&str; 13] = [
+    "validate", "build", "watch", "keygen", "push", "embed", "trim", "explain", "test", "diff",
+    "schema", "render", "help",
 ];
 
 /// The `bundle-builder` command lines of code blocks that are not transcripts, with where they
