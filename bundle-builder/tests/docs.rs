@@ -20,6 +20,26 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// README.md, then docs/*.md by name.
+fn markdown_files() -> Vec<PathBuf> {
+    let mut docs: Vec<PathBuf> = std::fs::read_dir(root().join("docs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "md"))
+        .collect();
+    docs.sort();
+    docs.insert(0, root().join("README.md"));
+    docs
+}
+
+/// A file's name as failures show it: relative to the repository.
+fn shown(file: &Path) -> String {
+    file.strip_prefix(root())
+        .unwrap_or(file)
+        .display()
+        .to_string()
+}
+
 /// A command of a transcript and the lines it must print.
 #[derive(Debug)]
 struct Step {
@@ -32,11 +52,7 @@ struct Step {
 /// The transcripts of one Markdown file.
 fn steps(file: &Path) -> Vec<Step> {
     let text = std::fs::read_to_string(file).unwrap();
-    let name = file
-        .strip_prefix(root())
-        .unwrap_or(file)
-        .display()
-        .to_string();
+    let name = shown(file);
     let mut steps: Vec<Step> = Vec::new();
     let mut in_console = false;
     let mut continued = false;
@@ -118,14 +134,7 @@ fn matches(expected: &str, actual: &str) -> bool {
 
 #[test]
 fn documented_transcripts_print_what_they_show() {
-    let mut files = vec![root().join("README.md")];
-    let mut docs: Vec<PathBuf> = std::fs::read_dir(root().join("docs"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "md"))
-        .collect();
-    docs.sort();
-    files.extend(docs);
+    let files = markdown_files();
     let all: Vec<Step> = files.iter().flat_map(|f| steps(f)).collect();
     assert!(all.len() >= 5, "the transcripts are missing: {all:?}");
     let scratch = tempfile::tempdir().unwrap();
@@ -183,11 +192,7 @@ const SUBCOMMANDS: [&str; 13] = [
 /// are: shell comments, redirections and pipes cut off, continuation lines joined.
 fn command_lines(file: &Path) -> Vec<(String, Vec<String>)> {
     let text = std::fs::read_to_string(file).unwrap();
-    let name = file
-        .strip_prefix(root())
-        .unwrap_or(file)
-        .display()
-        .to_string();
+    let name = shown(file);
     let mut out: Vec<(String, Vec<String>)> = Vec::new();
     let mut in_code = false;
     let mut pending: Option<(String, String)> = None;
@@ -232,14 +237,7 @@ fn command_lines(file: &Path) -> Vec<(String, Vec<String>)> {
 
 #[test]
 fn documented_command_lines_parse() {
-    let mut files = vec![root().join("README.md")];
-    let mut docs: Vec<PathBuf> = std::fs::read_dir(root().join("docs"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "md"))
-        .collect();
-    docs.sort();
-    files.extend(docs);
+    let files = markdown_files();
     let lines: Vec<(String, Vec<String>)> = files.iter().flat_map(|f| command_lines(f)).collect();
     assert!(
         lines.len() >= 20,

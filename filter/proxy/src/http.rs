@@ -95,9 +95,7 @@ impl WardenHttp {
         };
         // Under Istio, where its route sends the request says whether it stays in the mesh
         // (one host call, only when the bundle has a mesh scope).
-        let settings = policy.settings();
-        let mesh_scope = !settings.mesh_domains.is_empty() || !settings.mesh_addresses.is_empty();
-        let cluster = if shared.mesh_routing && mesh_scope {
+        let cluster = if shared.reads_route_cluster {
             properties::text(host_calls, &["xds", "cluster_name"])
         } else {
             None

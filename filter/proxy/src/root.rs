@@ -36,6 +36,9 @@ pub struct Shared {
     /// The mesh routes allowed traffic (Istio: VirtualServices, DestinationRules, its own
     /// endpoint choice): the filter only decides, and steers nothing (`WARDEN_ROUTING=mesh`).
     pub mesh_routing: bool,
+    /// Under mesh routing with a mesh scope, HTTP decisions need the cluster Istio's route
+    /// chose (one host call per request, only then).
+    pub reads_route_cluster: bool,
     /// The proxy's locality: the bundle's, else the node's (`xds.node.locality`).
     pub locality: Option<Locality>,
     /// Spreads internal-hostname requests over endpoints by weight (round robin per VM).
@@ -306,7 +309,11 @@ impl WardenRoot {
             tls: gateway_tcp_cluster.is_some() || mesh_routing,
         };
         policy.set_proxy_role(role, routes);
+        let settings = policy.settings();
+        let reads_route_cluster = mesh_routing
+            && !(settings.mesh_domains.is_empty() && settings.mesh_addresses.is_empty());
         self.shared = Some(Rc::new(Shared {
+            reads_route_cluster,
             policy,
             identity,
             local_proxy,
