@@ -311,7 +311,7 @@ fn sign(
     };
     let hex = read_key(Some(path), KeyKind::Private)?.unwrap_or_default();
     let key = warden_bundle::private_key(&hex).with_context(|| format!("{}", path.display()))?;
-    Ok(bundle.sign(&key)?)
+    Ok(warden_engine::signing::sign(bundle, &key)?)
 }
 
 pub fn keygen(args: &KeygenArgs) -> anyhow::Result<ExitCode> {

@@ -97,12 +97,21 @@ fn verified_key(
     let public_key = crate::manifests_cmd::read_key(path, crate::manifests_cmd::KeyKind::Public)?;
     if let Some(key) = &public_key {
         let key = warden_bundle::public_key(key).with_context(|| "--public-key".to_owned())?;
-        bundle.verify_signature(&key).with_context(|| {
+        let refused = || {
             format!(
                 "{}: the filter, given --public-key, would refuse this bundle",
                 bundle_path.display()
             )
-        })?;
+        };
+        bundle.verify_signature(&key).with_context(refused)?;
+        // What the filter loads is the compiled form, when the bundle was signed for it.
+        if bundle.metadata.compiled_signature.is_some() {
+            let compiled = warden_engine::signing::compiled_form(bundle).with_context(refused)?;
+            let envelope = warden_engine::compact::open(&compiled).with_context(refused)?;
+            warden_bundle::verify_message(&key, envelope.header, envelope.signature)
+                .map_err(|e| anyhow::anyhow!("compiled form: {e}"))
+                .with_context(refused)?;
+        }
     }
     Ok(public_key)
 }
@@ -193,7 +202,15 @@ pub fn embed(args: &crate::cli::EmbedArgs) -> anyhow::Result<ExitCode> {
     };
     let module = std::fs::read(&args.wasm)
         .with_context(|| format!("cannot read {}", args.wasm.display()))?;
-    let out = bundle_builder::embed::embed(&module, text.as_bytes())
+    // The compiled form, as render gives it inline; a bundle signed by a bundle-builder from
+    // before compiled forms is embedded as its JSON, whose digest signature the filter checks.
+    let payload = if bundle_builder::render::plugin_configuration::signed_for_json_only(&bundle) {
+        text.into_bytes()
+    } else {
+        warden_engine::signing::compiled_form(&bundle)
+            .with_context(|| format!("{}", args.bundle.display()))?
+    };
+    let out = bundle_builder::embed::embed(&module, &payload)
         .with_context(|| format!("{}", args.wasm.display()))?;
     std::fs::write(&args.out_file, &out)
         .with_context(|| format!("cannot write {}", args.out_file.display()))?;

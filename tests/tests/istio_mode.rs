@@ -401,9 +401,11 @@ fn signed_bundles_under_istio_take_the_key_from_the_environment() {
         log.contains("refused configuration: signature: the bundle is not signed"),
         "{log}"
     );
-    let signed = examples_bundle()
-        .sign(&warden_bundle::private_key(&private).unwrap())
-        .unwrap();
+    let signed = warden_engine::signing::sign(
+        examples_bundle(),
+        &warden_bundle::private_key(&private).unwrap(),
+    )
+    .unwrap();
     let plugin = render(&signed);
     let envoy = istio_routed_proxy(
         &plugin,

@@ -14,7 +14,10 @@ use warden_e2e::envoy::{Envoy, Sidecar};
 use warden_e2e::free_addr;
 
 fn signed(bundle: &Bundle, private: &str) -> Value {
-    serde_json::to_value(bundle.clone().sign(&private_key(private).unwrap()).unwrap()).unwrap()
+    serde_json::to_value(
+        warden_engine::signing::sign(bundle.clone(), &private_key(private).unwrap()).unwrap(),
+    )
+    .unwrap()
 }
 
 #[test]

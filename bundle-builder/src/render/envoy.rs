@@ -4,8 +4,8 @@
 //! proxy filter and the router, to one `dynamic_forward_proxy` cluster that connects to the
 //! request's authority, or to the canonical target the filter sets in filter state), and one
 //! TCP listener per `--tcp LISTEN=UPSTREAM` (TLS inspector, Warden's network filter, then
-//! `tcp_proxy` to UPSTREAM). The admin interface listens on loopback. The bundle is the
-//! plugin configuration, verbatim.
+//! `tcp_proxy` to UPSTREAM). The admin interface listens on loopback. The bundle's compiled
+//! form is the plugin configuration (`{"compiledPolicy": ...}`, docs/loading.md).
 //!
 //! The gateway bootstrap (`--role gateway`) has one HTTPS listener that requires a client
 //! certificate from the mesh CA, the same filter chain (the filter reads the caller's SPIFFE
@@ -198,7 +198,8 @@ pub const HTTP_WASM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.h
 /// The name of the HTTP filter's configuration in the ECDS discovery file.
 pub const ECDS_RESOURCE: &str = "warden";
 
-/// The Wasm plugin configuration running `wasm` with `bundle_json` as its configuration.
+/// The Wasm plugin configuration running `wasm` with `bundle_json`'s compiled form as its
+/// configuration.
 pub fn plugin_config(
     bundle_json: &str,
     wasm: &Path,
@@ -226,7 +227,7 @@ pub fn plugin_config(
         "vm_config": vm_config,
         "configuration": {
             "@type": "type.googleapis.com/google.protobuf.StringValue",
-            "value": bundle_json
+            "value": super::plugin_configuration::for_bundle_json(bundle_json)
         },
         "failure_policy": failure_policy(bundle_json, role)
     })

@@ -225,8 +225,11 @@ pub fn resources(bundle: &Bundle, options: &IstioOptions) -> Result<Vec<Value>, 
             )
         })?;
         json!({ "embeddedBundle": digest })
-    } else {
+    } else if super::plugin_configuration::signed_for_json_only(bundle) {
         serde_json::to_value(bundle).map_err(|e| IstioError::Bundle(e.to_string()))?
+    } else {
+        super::plugin_configuration::compiled(bundle)
+            .map_err(|e| IstioError::Bundle(e.to_string()))?
     };
     let mut out = Vec::new();
     let fail = match bundle.spec.failure_mode {

@@ -56,6 +56,11 @@ pub struct BundleMetadata {
     /// Hex ed25519 signature over `digest` (`bundle-builder build --sign KEY`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<String>,
+    /// Hex ed25519 signature over the header of this bundle's compiled form, which names the
+    /// digest and fixes every byte of the compiled tables: what a filter that loads the
+    /// compiled form verifies (`bundle-builder build --sign KEY`; docs/loading.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compiled_signature: Option<String>,
 }
 
 /// What the filter enforces. `Default` gives the same values as an empty `spec: {}`.

@@ -27,4 +27,7 @@ pub use service::{
     Locality, LocalityMapping, OutlierDetection, Protocol, ServicePort, TargetPort, TlsMode,
     TlsOrigination,
 };
-pub use signature::{key_pair, private_key, public_key, InvalidSignature};
+pub use signature::{
+    key_pair, private_key, public_key, sign_message, signature_bytes, verify_message,
+    InvalidSignature,
+};

@@ -51,6 +51,27 @@ pub fn key_pair(seed: [u8; 32]) -> (String, String) {
     )
 }
 
+/// An ed25519 signature over `message` (a compiled policy's header), in hex.
+pub fn sign_message(key: &SigningKey, message: &[u8]) -> String {
+    hex::encode(key.sign(message).to_bytes())
+}
+
+/// A signature's 64 bytes from hex.
+pub fn signature_bytes(hex_text: &str) -> Result<[u8; 64], InvalidSignature> {
+    bytes::<64>(hex_text).ok_or(InvalidSignature::Malformed)
+}
+
+/// Checks an ed25519 signature over `message` (a compiled policy's header).
+pub fn verify_message(
+    key: &VerifyingKey,
+    message: &[u8],
+    signature: Option<&[u8; 64]>,
+) -> Result<(), InvalidSignature> {
+    let signature = signature.ok_or(InvalidSignature::Unsigned)?;
+    key.verify(message, &Signature::from_bytes(signature))
+        .map_err(|_| InvalidSignature::Mismatch)
+}
+
 impl Bundle {
     /// Seals the bundle (sets its digest) and signs the digest.
     pub fn sign(self, key: &SigningKey) -> Result<Self, BundleError> {

@@ -7,7 +7,7 @@ use crate::name::ResourceName;
 use crate::request::Request;
 
 /// An access policy, compiled.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct CompiledPolicy {
     pub(crate) name: ResourceName,
     pub(crate) dry_run: bool,
@@ -15,7 +15,7 @@ pub(crate) struct CompiledPolicy {
 }
 
 /// One allow rule; every non-empty list must match.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Rule {
     pub(crate) clients: Box<[IdentityPattern]>,
     pub(crate) ip_blocks: Box<[IpNet]>,
@@ -25,7 +25,7 @@ pub(crate) struct Rule {
 }
 
 /// An `allowedPaths` entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) enum PathPattern {
     Exact(Box<str>),
     Prefix(Box<str>),

@@ -4,7 +4,7 @@
 //! belong to one most specific CIDR (or none). The table keeps the start of every interval and
 //! the set of services that owns it; a lookup is one binary search, whatever the number of rules.
 
-use crate::service_set::ServiceSet;
+use crate::service_set::{ServiceSet, SetArena};
 
 /// An address width the table works on: `u32` for IPv4, `u128` for IPv6.
 pub(crate) trait AddressBits: Copy + Ord + std::fmt::Debug {
@@ -32,7 +32,7 @@ impl_address_bits!(u128);
 const NONE: ServiceSet = ServiceSet::NONE;
 
 /// A longest-prefix-match table from addresses to service sets.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct CidrTable<A> {
     /// Start of each interval, ascending.
     starts: Box<[A]>,
@@ -97,6 +97,35 @@ impl<A: AddressBits> CidrTable<A> {
             starts: starts.into_boxed_slice(),
             values: values.into_boxed_slice(),
         }
+    }
+
+    /// Whether the table is well formed for `services` services: one value per interval start,
+    /// starts strictly ascending, every value a gap or a set of those services.
+    pub(crate) fn check(&self, arena: &SetArena, services: usize) -> Result<(), String> {
+        if self.starts.len() != self.values.len() {
+            return Err("an address table has more interval starts than values".into());
+        }
+        if self
+            .starts
+            .windows(2)
+            .any(|w| matches!(w, [a, b] if a >= b))
+        {
+            return Err("an address table's intervals are not in ascending order".into());
+        }
+        match self
+            .values
+            .iter()
+            .find(|&&v| v != NONE && !arena.holds(v, services))
+        {
+            Some(_) => Err("an address table names a service that does not exist".into()),
+            None => Ok(()),
+        }
+    }
+
+    /// Puts the intervals out of order, as only corrupted tables have them.
+    #[cfg(test)]
+    pub(crate) fn reverse_for_test(&mut self) {
+        self.starts.reverse();
     }
 
     /// The services of the most specific CIDR containing `addr`.

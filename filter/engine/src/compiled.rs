@@ -8,7 +8,7 @@ use crate::name::ResourceName;
 use crate::outlier::OutlierSettings;
 use crate::ranking::Ranked;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct CompiledService {
     pub(crate) name: ResourceName,
     /// The first exact host: where a connection to a virtual address goes when the service
@@ -25,8 +25,10 @@ pub(crate) struct CompiledService {
     /// The endpoints an internal hostname stands for (empty: traffic goes to the host).
     pub(crate) endpoints: Box<[CompiledEndpoint]>,
     /// The endpoints ranked for [`Policy::prepared_for`].
+    #[serde(skip)]
     pub(crate) ranked: Option<Ranked>,
     /// Failover targets by proxy locality (`FailoverPolicy`).
+    #[serde(with = "crate::locality_form::mappings")]
     pub(crate) failover: Box<[LocalityMapping]>,
 }
 
@@ -50,7 +52,7 @@ impl CompiledService {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct CompiledPort {
     pub(crate) number: u16,
     pub(crate) protocol: Protocol,

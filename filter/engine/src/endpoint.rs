@@ -11,7 +11,7 @@ use crate::host::{parse_host, Host, HostBuf};
 use crate::name::ResourceName;
 
 /// Where an endpoint is reached.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum EndpointAddress {
     Ip(IpAddr),
     /// A host name, resolved by the proxy.
@@ -28,11 +28,12 @@ impl std::fmt::Display for EndpointAddress {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct CompiledEndpoint {
     pub(crate) name: ResourceName,
     pub(crate) address: EndpointAddress,
     pub(crate) ports: Box<[(Option<Box<str>>, u16)]>,
+    #[serde(with = "crate::locality_form::one")]
     pub(crate) locality: Locality,
     pub(crate) weight: u32,
 }

@@ -7,9 +7,9 @@
 
 use rustc_hash::FxHashMap;
 
-use crate::service_set::ServiceSet;
+use crate::service_set::{ServiceSet, SetArena};
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct HostTable {
     exact: FxHashMap<Box<str>, ServiceSet>,
     wildcard: FxHashMap<Box<str>, ServiceSet>,
@@ -47,6 +47,19 @@ impl HostTable {
             exact,
             wildcard,
             min_wildcard_labels,
+        }
+    }
+
+    /// Whether every entry names a set of `services` services. For decoded tables.
+    pub(crate) fn check(&self, arena: &SetArena, services: usize) -> Result<(), String> {
+        match self
+            .exact
+            .values()
+            .chain(self.wildcard.values())
+            .find(|&&set| !arena.holds(set, services))
+        {
+            Some(_) => Err("a host names a service that does not exist".into()),
+            None => Ok(()),
         }
     }
 

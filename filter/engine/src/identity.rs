@@ -2,7 +2,7 @@
 
 /// A SPIFFE ID pattern: `spiffe://<trust-domain>/<path>`, where a path segment (or the trust
 /// domain) that is exactly `*` matches any one non-empty segment.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct IdentityPattern(Box<str>);
 
 /// Why a SPIFFE ID or pattern is malformed.

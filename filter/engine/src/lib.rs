@@ -7,6 +7,7 @@
 
 mod access;
 mod cidr;
+pub mod compact;
 mod compile;
 mod compiled;
 mod decision;
@@ -17,6 +18,7 @@ mod health;
 mod host;
 mod host_table;
 mod identity;
+mod locality_form;
 mod name;
 mod outlier;
 mod policy;
@@ -25,6 +27,7 @@ mod request;
 mod route;
 mod selection;
 mod service_set;
+pub mod signing;
 mod view;
 
 pub use compile::{compile, compile_all};

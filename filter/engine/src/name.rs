@@ -3,7 +3,7 @@
 use std::fmt;
 
 /// `namespace/name` of a resource, stored as one string.
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct ResourceName {
     full: Box<str>,
     slash: u32,

@@ -12,7 +12,7 @@ use crate::health::Health;
 use crate::name::ResourceName;
 
 /// When endpoints are ejected (Gloo's `OutlierDetectionPolicy`, with its defaults).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct OutlierSettings {
     pub consecutive_errors: u32,
     /// `None`: gateway errors count only as errors.

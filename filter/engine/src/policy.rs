@@ -20,10 +20,11 @@ use crate::view::Views;
 use rustc_hash::FxHashMap;
 
 /// A bundle compiled into lookup structures. Built once per configuration; `decide` only reads.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Policy {
     pub(crate) settings: Settings,
     /// The proxy locality endpoints are ranked for (see [`Policy::prepare_for`]).
+    #[serde(with = "crate::locality_form::optional")]
     pub(crate) prepared_for: Option<Locality>,
     pub(crate) services: Box<[CompiledService]>,
     pub(crate) hosts: HostTable,
@@ -38,7 +39,7 @@ pub struct Policy {
 }
 
 /// Which traffic a sidecar can send to the egress gateway.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct GatewayRoutes {
     /// HTTP requests (a cluster to the gateway's HTTPS listener).
     pub http: bool,
@@ -81,7 +82,7 @@ fn istio_service_host(cluster: &str) -> Option<&str> {
 }
 
 /// Bundle-wide settings the filter needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Settings {
     pub outbound_mode: OutboundMode,
     pub failure_mode: FailureMode,
@@ -93,6 +94,7 @@ pub struct Settings {
     /// Traffic to a gateway-routed port without one is denied `must_use_gateway`.
     pub gateway_routes: GatewayRoutes,
     pub workload_identity: Option<Box<str>>,
+    #[serde(with = "crate::locality_form::optional")]
     pub locality: Option<Locality>,
     pub digest: Option<Box<str>>,
     /// DNS suffixes of the mesh's services (`svc.cluster.local`), normalised.

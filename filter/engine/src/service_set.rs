@@ -10,7 +10,7 @@ use std::hash::Hash;
 const SHARED: u32 = 1 << 31;
 
 /// One service index, or (high bit set) an index into [`SetArena`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct ServiceSet(u32);
 
 impl ServiceSet {
@@ -25,12 +25,22 @@ impl ServiceSet {
 }
 
 /// The overflow arena for sets of more than one service.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct SetArena {
     shared: Vec<Box<[u32]>>,
 }
 
 impl SetArena {
+    /// Whether `set` names services below `services` only (`NONE` is not a set). For tables
+    /// that were decoded rather than built.
+    pub(crate) fn holds(&self, set: ServiceSet, services: usize) -> bool {
+        if set == ServiceSet::NONE {
+            return false;
+        }
+        let members = self.get(&set);
+        !members.is_empty() && members.iter().all(|&s| (s as usize) < services)
+    }
+
     /// The service indices in `set`, in bundle order.
     pub(crate) fn get<'a>(&'a self, set: &'a ServiceSet) -> &'a [u32] {
         if set.0 & SHARED == 0 {

@@ -6,7 +6,7 @@
 type Member = (Box<str>, Box<[Box<str>]>);
 
 /// The workspaces of a bundle and how a caller's namespace finds its own.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Views {
     /// Name and namespace patterns, in the bundle's order (first match wins).
     workspaces: Box<[Member]>,
@@ -64,6 +64,20 @@ impl Views {
             workspaces: list.into_boxed_slice(),
             default,
         }))
+    }
+
+    /// The number of views.
+    pub(crate) fn len(&self) -> usize {
+        self.workspaces.len()
+    }
+
+    /// Whether the default view is one of the views. For decoded tables.
+    pub(crate) fn check(&self) -> Result<(), String> {
+        if usize::from(self.default) < self.workspaces.len() {
+            Ok(())
+        } else {
+            Err("the default workspace view does not exist".into())
+        }
     }
 
     /// The index of the workspace `name`.

@@ -8,7 +8,7 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext, StreamContext};
 use proxy_wasm::types::ContextType;
 use warden_bundle::wire::{self, root_id};
 use warden_bundle::{Bundle, Locality, Role};
-use warden_engine::{compile, GatewayRoutes, Policy};
+use warden_engine::{compact, compile, GatewayRoutes, Policy};
 
 use crate::host::{Envoy, Host};
 use crate::metrics::Metrics;
@@ -243,8 +243,8 @@ impl WardenRoot {
             metrics.rejected(host);
             return false;
         };
-        let mut policy = match load(&config, host, self.public_key.as_ref()) {
-            Ok(policy) => policy,
+        let (mut policy, form) = match load(&config, host, self.public_key.as_ref()) {
+            Ok(loaded) => loaded,
             Err(err) => {
                 log::error!("refused configuration: {err}");
                 metrics.rejected(host);
@@ -284,11 +284,15 @@ impl WardenRoot {
         };
         let settings = policy.settings();
         log::info!(
-            "loaded bundle {} ({} services, outbound {:?}, {:?}, {role:?}, root_id {root_id:?})",
+            "loaded bundle {} ({} services, outbound {:?}, {:?}, {role:?}, root_id {root_id:?}, from {})",
             settings.digest.as_deref().unwrap_or("(no digest)"),
             policy.service_count(),
             settings.outbound_mode,
             settings.failure_mode,
+            match form {
+                Form::Compiled => "compiled tables",
+                Form::Json => "bundle JSON",
+            }
         );
         metrics.loaded(host, policy.service_count());
         let identity = settings
@@ -381,7 +385,15 @@ impl RootContext for WardenRoot {
     }
 }
 
-/// Parses, checks the signature (when a public key is configured) and compiles a bundle.
+/// The plugin configuration that carries a compiled policy (`render envoy`, `render istio`):
+/// `{"compiledPolicy": "<base64 of the compiled form>"}`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CompiledRef<'a> {
+    #[serde(borrow)]
+    compiled_policy: std::borrow::Cow<'a, str>,
+}
+
 /// The plugin configuration that names a bundle embedded in the module (`render istio
 /// --embedded`): `{"embeddedBundle": "sha256:<digest>"}`.
 #[derive(Debug, serde::Deserialize)]
@@ -390,39 +402,88 @@ struct EmbeddedRef {
     embedded_bundle: String,
 }
 
-/// The bundle a plugin configuration gives: itself, or the module's embedded bundle it names
-/// by digest (which must be the embedded bundle's).
-fn bundle_of(config: &[u8], host: &dyn Host) -> Result<Bundle, String> {
-    let Ok(reference) = serde_json::from_slice::<EmbeddedRef>(config) else {
-        return Bundle::from_json(config).map_err(|e| e.to_string());
-    };
-    let bytes = host.embedded_bundle().ok_or_else(|| {
-        format!(
-            "the configuration names the embedded bundle {}, and this module carries none (bundle-builder embed)",
-            reference.embedded_bundle
-        )
-    })?;
-    let bundle = Bundle::from_json(&bytes).map_err(|e| format!("embedded bundle: {e}"))?;
-    let digest = bundle.metadata.digest.as_deref().unwrap_or("none");
-    if digest != reference.embedded_bundle {
-        return Err(format!(
-            "the configuration names the embedded bundle {}, and this module carries {digest}",
-            reference.embedded_bundle
-        ));
-    }
-    Ok(bundle)
+/// How the policy reached this VM, for the log line that says what loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Form {
+    /// Compiled tables (`compiledPolicy`, or embedded): decoded and checked, not compiled.
+    Compiled,
+    /// Bundle JSON, parsed and compiled here.
+    Json,
 }
 
+/// Loads the policy a plugin configuration gives: compiled tables (inline or embedded) or a
+/// bundle's JSON. With a public key, only what was signed with its private half loads: the
+/// compiled form's header (which fixes every byte of its tables) or the bundle's digest.
 fn load(
     config: &[u8],
     host: &dyn Host,
     key: Option<&ed25519_dalek::VerifyingKey>,
+) -> Result<(Policy, Form), String> {
+    if let Ok(compiled) = serde_json::from_slice::<CompiledRef<'_>>(config) {
+        use base64::Engine as _;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(compiled.compiled_policy.as_bytes())
+            .map_err(|e| format!("compiledPolicy is not base64: {e}"))?;
+        return Ok((from_compiled(&bytes, None, key)?, Form::Compiled));
+    }
+    let Ok(reference) = serde_json::from_slice::<EmbeddedRef>(config) else {
+        return Ok((from_json(config, key)?, Form::Json));
+    };
+    let named = reference.embedded_bundle.as_str();
+    let bytes = host.embedded_bundle().ok_or_else(|| {
+        format!(
+            "the configuration names the embedded bundle {named}, and this module carries none (bundle-builder embed)"
+        )
+    })?;
+    if bytes.starts_with(compact::MAGIC) {
+        let policy =
+            from_compiled(&bytes, Some(named), key).map_err(|e| format!("embedded bundle: {e}"))?;
+        return Ok((policy, Form::Compiled));
+    }
+    let bundle = Bundle::from_json(&bytes).map_err(|e| format!("embedded bundle: {e}"))?;
+    let digest = bundle.metadata.digest.as_deref().unwrap_or("none");
+    if digest != named {
+        return Err(format!(
+            "the configuration names the embedded bundle {named}, and this module carries {digest}"
+        ));
+    }
+    Ok((verified_and_compiled(&bundle, key)?, Form::Json))
+}
+
+/// Opens a compiled form (framing and checksum), checks its signature before decoding
+/// anything, then decodes and checks its tables. `named`: the digest it must carry.
+fn from_compiled(
+    bytes: &[u8],
+    named: Option<&str>,
+    key: Option<&ed25519_dalek::VerifyingKey>,
 ) -> Result<Policy, String> {
-    let bundle = bundle_of(config, host)?;
+    let envelope = compact::open(bytes).map_err(|e| e.to_string())?;
+    if let Some(named) = named.filter(|n| *n != envelope.digest) {
+        return Err(format!(
+            "the configuration names the embedded bundle {named}, and this module carries {}",
+            envelope.digest
+        ));
+    }
+    if let Some(key) = key {
+        warden_bundle::verify_message(key, envelope.header, envelope.signature)
+            .map_err(|e| format!("signature: {e}"))?;
+    }
+    Policy::from_compact(&envelope).map_err(|e| e.to_string())
+}
+
+fn from_json(config: &[u8], key: Option<&ed25519_dalek::VerifyingKey>) -> Result<Policy, String> {
+    let bundle = Bundle::from_json(config).map_err(|e| e.to_string())?;
+    verified_and_compiled(&bundle, key)
+}
+
+fn verified_and_compiled(
+    bundle: &Bundle,
+    key: Option<&ed25519_dalek::VerifyingKey>,
+) -> Result<Policy, String> {
     if let Some(key) = key {
         bundle
             .verify_signature(key)
             .map_err(|e| format!("signature: {e}"))?;
     }
-    compile(&bundle).map_err(|e| e.to_string())
+    compile(bundle).map_err(|e| e.to_string())
 }

@@ -200,3 +200,101 @@ fn an_embedded_bundle_is_named_by_its_digest() {
     let other = serde_json::json!({ "embeddedBundle": format!("sha256:{}", "0".repeat(64)) });
     assert!(!with(Some(bytes), &other).configured);
 }
+
+/// `{"compiledPolicy": <base64>}` for the test bundle `mode`, signed with `key` if given.
+fn compiled_config(mode: &str, key: Option<&str>) -> serde_json::Value {
+    use base64::Engine as _;
+    let bundle: warden_bundle::Bundle = serde_json::from_value(bundle(mode)).unwrap();
+    let bundle = match key {
+        Some(private) => {
+            warden_engine::signing::sign(bundle, &warden_bundle::private_key(private).unwrap())
+                .unwrap()
+        }
+        None => bundle.seal().unwrap(),
+    };
+    let bytes = warden_engine::signing::compiled_form(&bundle).unwrap();
+    json!({ "compiledPolicy": base64::engine::general_purpose::STANDARD.encode(bytes) })
+}
+
+/// The compiled form loads without the bundle's JSON and decides as the bundle does.
+#[test]
+fn a_compiled_policy_loads_and_decides_as_its_bundle() {
+    let from_json = sidecar("REGISTRY_ONLY", BILLING);
+    let from_tables = proxy(
+        root_id::HTTP,
+        &compiled_config("REGISTRY_ONLY", None),
+        |f| {
+            f.with_property("xds.node.metadata.WARDEN_WORKLOAD_IDENTITY", BILLING)
+                .with_property("xds.node.metadata.WARDEN_LOCAL_PROXY", "true")
+        },
+    );
+    assert!(from_tables.configured);
+    assert_eq!(from_tables.metric("warden_services_loaded"), 5);
+    for authority in ["unknown.example.org", "api.stripe.com", "10.20.1.5:5432"] {
+        assert_eq!(
+            super::get(&from_tables, authority),
+            super::get(&from_json, authority),
+            "{authority}"
+        );
+    }
+}
+
+/// Truncated, altered or undecodable compiled forms are refused and counted, never loaded.
+#[test]
+fn a_damaged_compiled_policy_is_refused() {
+    let good = compiled_config("REGISTRY_ONLY", None);
+    let text = good["compiledPolicy"].as_str().unwrap().to_owned();
+    let mid = text.len() / 2;
+    let flipped = {
+        let mut t = text.clone().into_bytes();
+        t[mid] = if t[mid] == b'A' { b'B' } else { b'A' };
+        String::from_utf8(t).unwrap()
+    };
+    let cases = [
+        ("truncated", text[..text.len() - 8].to_owned()),
+        ("altered", flipped),
+        ("not base64", format!("{}!", &text[..text.len() - 1])),
+        ("not compiled", "e30=".to_owned()),
+    ];
+    for (what, value) in cases {
+        let p = proxy(root_id::HTTP, &json!({ "compiledPolicy": value }), |f| f);
+        assert!(!p.configured, "{what}");
+        assert_eq!(p.metric("warden_config_rejected"), 1, "{what}");
+    }
+}
+
+/// With a public key, only a compiled form signed with its private half loads.
+#[test]
+fn a_compiled_policy_must_be_signed_when_a_key_is_configured() {
+    let (private, public) = warden_bundle::key_pair([5; 32]);
+    let (other, _) = warden_bundle::key_pair([6; 32]);
+    let with_key = |config: serde_json::Value| {
+        let public = public.clone();
+        proxy(root_id::HTTP, &config, move |mut f| {
+            f.env.insert("WARDEN_PUBLIC_KEY".into(), public);
+            f
+        })
+    };
+    assert!(with_key(compiled_config("REGISTRY_ONLY", Some(&private))).configured);
+    assert!(!with_key(compiled_config("REGISTRY_ONLY", None)).configured);
+    assert!(!with_key(compiled_config("REGISTRY_ONLY", Some(&other))).configured);
+}
+
+/// An embedded compiled form is named by its bundle's digest, as an embedded bundle is.
+#[test]
+fn an_embedded_compiled_policy_is_named_by_its_digest() {
+    let bundle: warden_bundle::Bundle = serde_json::from_value(bundle("REGISTRY_ONLY")).unwrap();
+    let sealed = bundle.seal().unwrap();
+    let digest = sealed.metadata.digest.clone().unwrap();
+    let bytes = warden_engine::signing::compiled_form(&sealed).unwrap();
+    let with = |reference: serde_json::Value| {
+        let bytes = bytes.clone();
+        proxy(root_id::HTTP, &reference, move |mut f| {
+            f.embedded_bundle = Some(bytes);
+            f
+        })
+    };
+    assert!(with(json!({ "embeddedBundle": digest })).configured);
+    let other = format!("sha256:{}", "0".repeat(64));
+    assert!(!with(json!({ "embeddedBundle": other })).configured);
+}

@@ -1,0 +1,159 @@
+//! The compiled policy as bytes: what decodes decides exactly as what was compiled, and bytes
+//! that were truncated, altered or are not a compiled policy are refused, never loaded.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::indexing_slicing)]
+
+mod support;
+
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
+use support::*;
+use warden_bundle::OutboundMode::RegistryOnly;
+use warden_bundle::{Bundle, Endpoint, EndpointPort, Locality, Provenance, ResourceKind};
+use warden_engine::compact::{open, with_signature, CompactError, FORMAT, MAGIC};
+use warden_engine::{compile, Policy, Request};
+
+/// Hosts, a wildcard, CIDRs, an identity rule and an internal hostname with endpoints in two
+/// localities: every table the compiled form carries.
+fn sample() -> Bundle {
+    let mut internal = service("dc/db", &["db.internal"], &[], &[5432]);
+    for (address, zone) in [("10.9.0.1", "a"), ("10.9.0.2", "b")] {
+        internal.endpoints.push(Endpoint {
+            source: Provenance::new(ResourceKind::ExternalEndpoint, "dc", address),
+            address: address.into(),
+            ports: vec![EndpointPort {
+                name: None,
+                number: 5432,
+            }],
+            locality: Locality {
+                region: "eu".into(),
+                zone: zone.into(),
+                sub_zone: String::new(),
+            },
+            weight: 1,
+        });
+    }
+    let mut b = bundle(
+        RegistryOnly,
+        vec![
+            service("saas/stripe", &["api.stripe.example"], &[], &[443]),
+            service("saas/tenants", &["*.tenants.example"], &[], &[443]),
+            service("dc/ledger", &[], &["10.1.0.0/16", "2001:db8::/48"], &[5432]),
+            internal,
+        ],
+        vec![policy(
+            "dc/ledger-billing",
+            &[("dc/ledger", None)],
+            vec![clients(&["spiffe://cluster.local/ns/pay/sa/billing"])],
+        )],
+    );
+    b.spec.proxy.locality = Some(Locality {
+        region: "eu".into(),
+        zone: "b".into(),
+        sub_zone: String::new(),
+    });
+    b.seal().unwrap()
+}
+
+fn requests() -> Vec<Request<'static>> {
+    let billing = Some("spiffe://cluster.local/ns/pay/sa/billing");
+    vec![
+        http("api.stripe.example"),
+        http("x.tenants.example"),
+        http("tenants.example"),
+        http("unknown.example"),
+        tcp("10.1.2.3", 5432),
+        Request {
+            client: billing,
+            ..tcp("10.1.2.3", 5432)
+        },
+        Request {
+            client: billing,
+            ..tcp("2001:db8::5", 5432)
+        },
+        tcp("10.2.0.1", 5432),
+        http("db.internal:5432"),
+    ]
+}
+
+#[test]
+fn decoded_policy_decides_as_the_compiled_one() {
+    let compiled = compile(&sample()).unwrap();
+    let bytes = compiled.to_compact().unwrap();
+    let envelope = open(&bytes).unwrap();
+    assert_eq!(Some(envelope.digest), sample().metadata.digest.as_deref());
+    assert!(envelope.digest.starts_with("sha256:"));
+    assert!(envelope.signature.is_none());
+    let decoded = Policy::from_compact(&envelope).unwrap();
+    assert_eq!(decoded.settings(), compiled.settings());
+    assert_eq!(decoded.service_count(), compiled.service_count());
+    for request in requests() {
+        assert_eq!(
+            format!("{:?}", decoded.decide(&request)),
+            format!("{:?}", compiled.decide(&request)),
+            "{request:?}"
+        );
+    }
+    // Encoding is deterministic: the builder can sign what the filter will load.
+    assert_eq!(decoded.to_compact().unwrap().len(), bytes.len());
+    assert_eq!(compile(&sample()).unwrap().to_compact().unwrap(), bytes);
+}
+
+#[test]
+fn every_truncation_is_refused() {
+    let bytes = compile(&sample()).unwrap().to_compact().unwrap();
+    for len in 0..bytes.len() {
+        assert!(
+            open(&bytes[..len]).is_err(),
+            "{len} of {} bytes",
+            bytes.len()
+        );
+    }
+}
+
+/// Any one byte changed: the framing, the checksum or the decoded tables say so.
+#[test]
+fn every_altered_byte_is_refused() {
+    let bytes = compile(&sample()).unwrap().to_compact().unwrap();
+    for at in 0..bytes.len() {
+        let mut altered = bytes.clone();
+        altered[at] ^= 0x20;
+        let loaded = open(&altered).and_then(|e| Policy::from_compact(&e));
+        assert!(loaded.is_err(), "byte {at} altered and still loaded");
+    }
+}
+
+#[test]
+fn what_is_not_a_compiled_policy_says_so() {
+    assert_eq!(
+        open(b"{\"apiVersion\": 1}").unwrap_err(),
+        CompactError::NotCompiled
+    );
+    let mut other_format = compile(&sample()).unwrap().to_compact().unwrap();
+    other_format[MAGIC.len()..MAGIC.len() + 2].copy_from_slice(&(FORMAT + 1).to_le_bytes());
+    let err = open(&other_format).unwrap_err();
+    assert_eq!(
+        err,
+        CompactError::Format {
+            found: FORMAT + 1,
+            expected: FORMAT
+        }
+    );
+    assert!(err.to_string().contains("bundle-builder"), "{err}");
+    let mut extra = compile(&sample()).unwrap().to_compact().unwrap();
+    extra.push(0);
+    assert!(matches!(open(&extra), Err(CompactError::Malformed(_))));
+}
+
+#[test]
+fn a_signature_travels_in_the_trailer_and_covers_the_header() {
+    let bytes = compile(&sample()).unwrap().to_compact().unwrap();
+    let signed = with_signature(&bytes, &[7; 64]).unwrap();
+    let envelope = open(&signed).unwrap();
+    assert_eq!(envelope.signature, Some(&[7; 64]));
+    assert_eq!(envelope.header, open(&bytes).unwrap().header);
+    // Re-signing replaces the signature rather than adding one.
+    let resigned = with_signature(&signed, &[9; 64]).unwrap();
+    assert_eq!(resigned.len(), signed.len());
+    assert_eq!(open(&resigned).unwrap().signature, Some(&[9; 64]));
+}
