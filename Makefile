@@ -153,8 +153,15 @@ bench-engine:
 wrk:
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 
+# The floor rows: a do-nothing filter built by the same toolchain, with the SDK's full export
+# set and trimmed as Warden's is.
 bench-envoy: build $(ENVOY) wrk
+	$(CARGO) build --release -p warden-noop-filter --target $(WASM_TARGET)
+	mkdir -p target/bench
+	$(BUILDER) trim --wasm target/$(WASM_TARGET)/release/warden_noop_filter.wasm -f target/bench/noop-trimmed.wasm
 	ENVOY_BIN=$(ENVOY) WARDEN_WASM=$(CURDIR)/dist/warden.wasm \
+	  BENCH_FLOOR_WASM=$(CURDIR)/target/$(WASM_TARGET)/release/warden_noop_filter.wasm \
+	  BENCH_FLOOR_TRIMMED_WASM=$(CURDIR)/target/bench/noop-trimmed.wasm \
 	  $(CARGO) run --release --quiet -p warden-e2e --bin bench_envoy
 
 clean:

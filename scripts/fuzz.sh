@@ -10,7 +10,7 @@ set -euo pipefail
 seconds=${1:?usage: scripts/fuzz.sh SECONDS [TARGET...]}
 shift
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(authority server_name bundle decide)
+[ ${#targets[@]} -gt 0 ] || targets=(authority server_name bundle decide compiled)
 jobs=${JOBS:-1}
 cd "$(dirname "$0")/../fuzz"
 # Sanitizer none: the fuzzed crates forbid unsafe code, so AddressSanitizer has nothing of

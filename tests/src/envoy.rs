@@ -143,7 +143,7 @@ pub struct Envoy {
 }
 
 impl Envoy {
-    fn spawn(config: &Value, cpu: Option<u32>) -> (Child, tempfile::TempDir) {
+    fn spawn(config: &Value, cpu: Option<u32>, concurrency: u32) -> (Child, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("envoy.json");
         std::fs::write(&path, serde_json::to_vec(config).unwrap()).unwrap();
@@ -160,7 +160,8 @@ impl Envoy {
         let child = command
             .arg("-c")
             .arg(&path)
-            .args(["--concurrency", "1", "--use-dynamic-base-id", "-l", "info"])
+            .args(["--concurrency", &concurrency.to_string()])
+            .args(["--use-dynamic-base-id", "-l", "info"])
             // Access log lines in the log within 200 ms (Envoy's default is 10 s).
             .args(["--file-flush-interval-msec", "200"])
             .stdin(Stdio::null())
@@ -183,8 +184,20 @@ impl Envoy {
         admin: SocketAddr,
         cpu: Option<u32>,
     ) -> Self {
+        Self::start_with(config, listen, admin, cpu, 1)
+    }
+
+    /// Starts Envoy pinned to `cpu` (if given) with `concurrency` worker threads, and waits
+    /// until its admin interface reports ready.
+    pub fn start_with(
+        config: &Value,
+        listen: SocketAddr,
+        admin: SocketAddr,
+        cpu: Option<u32>,
+        concurrency: u32,
+    ) -> Self {
         let started = Instant::now();
-        let (child, dir) = Self::spawn(config, cpu);
+        let (child, dir) = Self::spawn(config, cpu, concurrency);
         let mut envoy = Self {
             child,
             listen,
@@ -218,7 +231,7 @@ impl Envoy {
 
     /// Starts Envoy with a configuration it must refuse; returns its exit status and log.
     pub fn expect_refusal(config: &Value) -> (ExitStatus, String) {
-        let (mut child, dir) = Self::spawn(config, None);
+        let (mut child, dir) = Self::spawn(config, None, 1);
         let deadline = Instant::now() + Duration::from_secs(30);
         let status = loop {
             if let Some(status) = child.try_wait().unwrap() {

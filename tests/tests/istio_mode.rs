@@ -294,11 +294,10 @@ fn in_mesh_traffic_passes_under_registry_only_and_nothing_else_does() {
         ("PassthroughCluster", outside.addr),
     ];
     let http = plugin("warden-http");
-    // The examples' bundle: REGISTRY_ONLY, mesh domain svc.cluster.local by default.
-    assert_eq!(
-        http["spec"]["pluginConfig"]["spec"]["mesh"]["domains"][0],
-        "svc.cluster.local"
-    );
+    // The examples' bundle: REGISTRY_ONLY, mesh domain svc.cluster.local by default; the
+    // plugin carries it compiled.
+    assert_eq!(examples_bundle().spec.mesh.domains, ["svc.cluster.local"]);
+    assert!(http["spec"]["pluginConfig"]["compiledPolicy"].is_string());
     let billing = istio_routed_proxy(
         &http,
         "sidecar~10.1.2.3~billing-0.pay~pay.svc.cluster.local",

@@ -20,17 +20,25 @@ use warden_bundle::{
     Bundle, BundleSpec, ExternalService, OutboundMode, Protocol, Provenance, ResourceKind,
     ServicePort,
 };
-use warden_engine::{compile, AllHealthy, Listener, Request, RequestProtocol};
+use warden_engine::compact::open;
+use warden_engine::{compile, AllHealthy, Listener, Policy, Request, RequestProtocol};
 
 /// Counts live heap bytes, to measure what a compiled policy holds.
 struct Counting;
 
 static LIVE: AtomicIsize = AtomicIsize::new(0);
+/// The most `LIVE` reached since it was last reset.
+static PEAK: AtomicIsize = AtomicIsize::new(0);
+
+fn grew(by: isize) {
+    let now = LIVE.fetch_add(by, Ordering::Relaxed) + by;
+    PEAK.fetch_max(now, Ordering::Relaxed);
+}
 
 // SAFETY: delegates to the system allocator and only adds bookkeeping.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        grew(layout.size() as isize);
         unsafe { System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
@@ -38,10 +46,7 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(
-            new_size as isize - layout.size() as isize,
-            Ordering::Relaxed,
-        );
+        grew(new_size as isize - layout.size() as isize);
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 }
@@ -279,5 +284,53 @@ fn bench_compile(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench_decide, bench_endpoint_choice, bench_compile);
+/// What loading costs a VM: the bundle's JSON parsed and compiled, against the compiled form
+/// opened (framing, checksum) and decoded (tables, index checks). Time, and the peak heap
+/// above the input bytes each path needs.
+fn bench_load(c: &mut Criterion) {
+    let mut group = c.benchmark_group("load");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(5));
+    for n in SIZES {
+        let b = bundle(n).seal().unwrap();
+        let json = b.to_json_pretty().unwrap().into_bytes();
+        let compiled = compile(&b).unwrap().to_compact().unwrap();
+        let from_json = || compile(&Bundle::from_json(&json).unwrap()).unwrap();
+        let from_compiled = || Policy::from_compact(&open(&compiled).unwrap()).unwrap();
+        group.bench_function(BenchmarkId::new("json", n), |bench| {
+            bench.iter(|| black_box(from_json()))
+        });
+        group.bench_function(BenchmarkId::new("compiled", n), |bench| {
+            bench.iter(|| black_box(from_compiled()))
+        });
+        let peak = |load: &dyn Fn() -> Policy| {
+            let base = LIVE.load(Ordering::Relaxed);
+            PEAK.store(base, Ordering::Relaxed);
+            let policy = load();
+            let (peak, held) = (
+                PEAK.load(Ordering::Relaxed) - base,
+                LIVE.load(Ordering::Relaxed) - base,
+            );
+            drop(policy);
+            (peak, held)
+        };
+        let (json_peak, json_held) = peak(&from_json);
+        let (compiled_peak, compiled_held) = peak(&from_compiled);
+        println!(
+            "load {n} services: JSON {} bytes, peak {json_peak} bytes, holds {json_held}; compiled form {} bytes, peak {compiled_peak} bytes, holds {compiled_held}",
+            json.len(),
+            compiled.len()
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_decide,
+    bench_endpoint_choice,
+    bench_compile,
+    bench_load
+);
 criterion_main!(benches);

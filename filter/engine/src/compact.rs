@@ -140,29 +140,37 @@ pub fn with_signature(
     Ok(out)
 }
 
+/// An unsigned envelope around encoded tables `payload` compiled from the bundle `digest`.
+/// (Tools and fuzzing frame tables this way; [`Policy::to_compact`] frames its own.)
+pub fn frame(digest: &str, payload: &[u8]) -> Result<Vec<u8>, CompactError> {
+    let digest_len = u16::try_from(digest.len())
+        .ok()
+        .filter(|&l| usize::from(l) <= MAX_DIGEST)
+        .ok_or_else(|| CompactError::Encode("the bundle digest is too long".into()))?;
+    let payload_len = u32::try_from(payload.len())
+        .map_err(|_| CompactError::Encode("the tables exceed 4 GiB".into()))?;
+    let mut out = Vec::with_capacity(payload.len() + digest.len() + 64);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&FORMAT.to_le_bytes());
+    out.extend_from_slice(&0u16.to_le_bytes());
+    out.extend_from_slice(&digest_len.to_le_bytes());
+    out.extend_from_slice(digest.as_bytes());
+    out.extend_from_slice(&payload_len.to_le_bytes());
+    out.extend_from_slice(&Sha256::digest(payload));
+    out.extend_from_slice(payload);
+    out.push(0);
+    Ok(out)
+}
+
 impl Policy {
     /// The policy as an unsigned compiled-policy envelope (see the module documentation).
     pub fn to_compact(&self) -> Result<Vec<u8>, CompactError> {
         let payload =
             postcard::to_allocvec(self).map_err(|e| CompactError::Encode(e.to_string()))?;
-        let digest = self.settings.digest.as_deref().unwrap_or_default();
-        let digest_len = u16::try_from(digest.len())
-            .ok()
-            .filter(|&l| usize::from(l) <= MAX_DIGEST)
-            .ok_or_else(|| CompactError::Encode("the bundle digest is too long".into()))?;
-        let payload_len = u32::try_from(payload.len())
-            .map_err(|_| CompactError::Encode("the tables exceed 4 GiB".into()))?;
-        let mut out = Vec::with_capacity(payload.len() + digest.len() + 64);
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&FORMAT.to_le_bytes());
-        out.extend_from_slice(&0u16.to_le_bytes());
-        out.extend_from_slice(&digest_len.to_le_bytes());
-        out.extend_from_slice(digest.as_bytes());
-        out.extend_from_slice(&payload_len.to_le_bytes());
-        out.extend_from_slice(&Sha256::digest(&payload));
-        out.extend_from_slice(&payload);
-        out.push(0);
-        Ok(out)
+        frame(
+            self.settings.digest.as_deref().unwrap_or_default(),
+            &payload,
+        )
     }
 
     /// Decodes an opened envelope's tables and checks them: every index they hold points

@@ -13,8 +13,9 @@ use crate::service_set::{ServiceSet, SetArena};
 pub(crate) struct HostTable {
     exact: FxHashMap<Box<str>, ServiceSet>,
     wildcard: FxHashMap<Box<str>, ServiceSet>,
-    /// The fewest labels any wildcard suffix has: shorter suffixes need no lookup.
-    min_wildcard_labels: usize,
+    /// The fewest labels any wildcard suffix has: shorter suffixes need no lookup. (A fixed
+    /// width: the compiled form is written on 64-bit hosts and read in 32-bit wasm.)
+    min_wildcard_labels: u32,
 }
 
 /// Which kind of host entry matched.
@@ -29,11 +30,12 @@ impl HostTable {
     pub(crate) fn build(entries: Vec<(Box<str>, ServiceSet)>) -> Self {
         let mut exact = FxHashMap::default();
         let mut wildcard = FxHashMap::default();
-        let mut min_wildcard_labels = usize::MAX;
+        let mut min_wildcard_labels = u32::MAX;
         for (pattern, set) in entries {
             match pattern.strip_prefix("*.") {
                 Some(suffix) => {
-                    min_wildcard_labels = min_wildcard_labels.min(suffix.split('.').count());
+                    let labels = u32::try_from(suffix.split('.').count()).unwrap_or(u32::MAX);
+                    min_wildcard_labels = min_wildcard_labels.min(labels);
                     wildcard.insert(Box::from(suffix), set);
                 }
                 None => {
@@ -73,7 +75,8 @@ impl HostTable {
         }
         let mut labels_left = host.bytes().filter(|&b| b == b'.').count();
         let mut rest = host;
-        while labels_left >= self.min_wildcard_labels {
+        let min_labels = usize::try_from(self.min_wildcard_labels).unwrap_or(usize::MAX);
+        while labels_left >= min_labels {
             let (_, suffix) = rest.split_once('.')?;
             if let Some(set) = self.wildcard.get(suffix) {
                 return Some((set, HostMatch::Wildcard));

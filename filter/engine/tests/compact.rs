@@ -99,6 +99,56 @@ fn decoded_policy_decides_as_the_compiled_one() {
     assert_eq!(compile(&sample()).unwrap().to_compact().unwrap(), bytes);
 }
 
+/// The same sample without its wildcard host (a host table with no wildcards).
+fn without_wildcards() -> Bundle {
+    let mut b = sample();
+    b.spec.services.retain(|s| s.source.name != "tenants");
+    b.seal().unwrap()
+}
+
+/// Compiled forms written natively (64-bit), as `bundle-builder` writes them, and committed:
+/// natively they must match what compiles now (`WARDEN_BLESS=1` rewrites them); as wasm (the
+/// filter's 32-bit target) they must load and decide as what compiles there.
+#[test]
+fn a_compiled_form_written_natively_loads_the_same_in_wasm() {
+    let fixtures: [(&str, &[u8], Bundle); 2] = [
+        (
+            "sample",
+            include_bytes!("fixtures/sample.compiled"),
+            sample(),
+        ),
+        (
+            "without-wildcards",
+            include_bytes!("fixtures/without-wildcards.compiled"),
+            without_wildcards(),
+        ),
+    ];
+    for (name, committed, bundle) in fixtures {
+        let compiled = compile(&bundle).unwrap();
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let now = compiled.to_compact().unwrap();
+            if std::env::var_os("WARDEN_BLESS").is_some() {
+                let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+                std::fs::create_dir_all(&dir).unwrap();
+                std::fs::write(dir.join(format!("{name}.compiled")), &now).unwrap();
+            }
+            assert!(
+                committed == now,
+                "{name}: tests/fixtures/{name}.compiled is stale (WARDEN_BLESS=1)"
+            );
+        }
+        let loaded = Policy::from_compact(&open(committed).unwrap()).unwrap();
+        for request in requests() {
+            assert_eq!(
+                format!("{:?}", loaded.decide(&request)),
+                format!("{:?}", compiled.decide(&request)),
+                "{name}: {request:?}"
+            );
+        }
+    }
+}
+
 #[test]
 fn every_truncation_is_refused() {
     let bytes = compile(&sample()).unwrap().to_compact().unwrap();

@@ -7,9 +7,16 @@
 //! request comes from `/proc/PID/stat`, so the capacity ratio (CPU per request without a
 //! filter / with it) does not depend on what else limits the request rate.
 //!
+//! After the throughput table: RSS by worker count (`--concurrency 1, 2, 4`, no filter and
+//! Warden at the largest size), a reload benchmark (the largest bundle replaced through ECDS
+//! ten times under steady load), and one Envoy at `BENCH_SCALE` services (loads, decides).
+//!
 //! Options (environment): `BENCH_ROUNDS` (default 3), `BENCH_SECONDS` per run (default 8),
 //! `BENCH_SIZES` (default `10,1000,100000`), `BENCH_BASELINE_WASM` (another build of the
-//! filter, such as the previous commit's, run beside the current one at every size).
+//! filter, such as the previous commit's, run beside the current one at every size),
+//! `BENCH_FLOOR_WASM` and `BENCH_FLOOR_TRIMMED_WASM` (the do-nothing filter, full and trimmed
+//! exports: the floor rows; `make bench-envoy` builds both), `BENCH_WORKERS` (default `1,2,4`),
+//! `BENCH_RELOADS` (default 10; 0 skips), `BENCH_SCALE` (default 1000000; 0 skips).
 #![allow(
     clippy::expect_used,
     clippy::unwrap_used,
@@ -111,6 +118,9 @@ struct Sample {
     cpu_us_per_request: f64,
     p50_ms: f64,
     p99_ms: f64,
+    max_ms: f64,
+    /// Non-2xx answers and socket errors.
+    failed: u64,
 }
 
 fn duration_ms(text: &str) -> f64 {
@@ -128,6 +138,17 @@ fn duration_ms(text: &str) -> f64 {
 }
 
 fn wrk(envoy: &Envoy, host: &str, seconds: u64) -> Sample {
+    let sample = wrk_run(envoy, host, seconds);
+    assert!(
+        sample.failed == 0,
+        "{} failed requests: the benchmark request must be allowed",
+        sample.failed
+    );
+    sample
+}
+
+/// Runs wrk against `envoy` for `seconds`; failures are counted, not refused.
+fn wrk_run(envoy: &Envoy, host: &str, seconds: u64) -> Sample {
     let before = cpu_seconds(envoy.pid());
     let out = Command::new("taskset")
         .args([
@@ -145,10 +166,18 @@ fn wrk(envoy: &Envoy, host: &str, seconds: u64) -> Sample {
         .expect("run wrk (apt-get install wrk)");
     let cpu = cpu_seconds(envoy.pid()) - before;
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        !text.contains("Non-2xx"),
-        "non-2xx answers: the benchmark request must be allowed\n{text}"
-    );
+    // "Non-2xx or 3xx responses: N" and "Socket errors: connect N, read N, write N, timeout N".
+    let count_after = |prefix: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(prefix))
+            .map(|rest| {
+                rest.split(|c: char| !c.is_ascii_digit())
+                    .filter_map(|n| n.parse::<u64>().ok())
+                    .sum()
+            })
+            .unwrap_or(0)
+    };
+    let failed = count_after("Non-2xx or 3xx responses:") + count_after("Socket errors:");
     let find = |prefix: &str| {
         text.lines()
             .find_map(|l| l.trim().strip_prefix(prefix).map(|r| r.trim().to_owned()))
@@ -167,6 +196,13 @@ fn wrk(envoy: &Envoy, host: &str, seconds: u64) -> Sample {
         cpu_us_per_request: cpu * 1e6 / requests,
         p50_ms: duration_ms(&find("50%")),
         p99_ms: duration_ms(&find("99%")),
+        max_ms: duration_ms(
+            find("Latency")
+                .split_whitespace()
+                .nth(2)
+                .unwrap_or_default(),
+        ),
+        failed,
     }
 }
 
@@ -175,14 +211,50 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
+fn min_max(values: &[f64]) -> (f64, f64) {
+    values
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(l, h), &c| (l.min(c), h.max(c)))
+}
+
+fn env_list(name: &str, default: &str) -> Vec<usize> {
+    std::env::var(name)
+        .unwrap_or_else(|_| default.into())
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| s.trim().parse().expect("a comma-separated list of numbers"))
+        .collect()
+}
+
+/// An Envoy from a rendered configuration, with the ports it was rendered for.
+fn start_config(config: &Value, cpu: Option<u32>, concurrency: u32) -> Envoy {
+    let port = |pointer: &str| {
+        let p = config.pointer(pointer).and_then(Value::as_u64).unwrap();
+        std::net::SocketAddr::from(([127, 0, 0, 1], p as u16))
+    };
+    Envoy::start_with(
+        config,
+        port("/static_resources/listeners/0/address/socket_address/port_value"),
+        port("/admin/address/socket_address/port_value"),
+        cpu,
+        concurrency,
+    )
+}
+
+fn render(b: &Value) -> Value {
+    Sidecar::new(b.clone()).render(free_addr("127.0.0.1"), free_addr("127.0.0.1"))
+}
+
+fn render_with(b: &Value, wasm: &std::path::Path) -> Value {
+    let mut sidecar = Sidecar::new(b.clone());
+    sidecar.wasm = Some(wasm.to_path_buf());
+    sidecar.render(free_addr("127.0.0.1"), free_addr("127.0.0.1"))
+}
+
 fn main() {
     let rounds: usize = env_or("BENCH_ROUNDS", 3);
     let seconds: u64 = env_or("BENCH_SECONDS", 8);
-    let sizes: Vec<usize> = std::env::var("BENCH_SIZES")
-        .unwrap_or_else(|_| "10,1000,100000".into())
-        .split(',')
-        .map(|s| s.trim().parse().expect("BENCH_SIZES: numbers"))
-        .collect();
+    let sizes = env_list("BENCH_SIZES", "10,1000,100000");
     let largest = *sizes.iter().max().expect("at least one size");
 
     let upstream_addr = free_addr("127.0.0.1");
@@ -193,50 +265,55 @@ fn main() {
         upstream_admin,
         Some(LOAD_CPU),
     );
-    let host = format!("localhost:{}", upstream_addr.port());
+    let port = upstream_addr.port();
+    let host = format!("localhost:{port}");
 
     let mut configs: Vec<(String, Envoy)> = Vec::new();
     let start = |name: String, mut config: Value, edit: &dyn Fn(&mut Value)| {
         edit(&mut config);
         eprintln!("starting {name}");
-        let listen = config
-            .pointer("/static_resources/listeners/0/address/socket_address/port_value")
-            .and_then(Value::as_u64)
-            .unwrap();
-        let admin = config
-            .pointer("/admin/address/socket_address/port_value")
-            .and_then(Value::as_u64)
-            .unwrap();
-        let addr = |p: u64| std::net::SocketAddr::from(([127, 0, 0, 1], p as u16));
-        (
-            name,
-            Envoy::start_pinned(&config, addr(listen), addr(admin), Some(ENVOY_CPU)),
-        )
+        (name, start_config(&config, Some(ENVOY_CPU), 1))
     };
-    let render =
-        |b: &Value| Sidecar::new(b.clone()).render(free_addr("127.0.0.1"), free_addr("127.0.0.1"));
-    let base = bundle(10, upstream_addr.port());
+    let base = bundle(10, port);
     configs.push(start("no filter".into(), render(&base), &|c| {
         http_filters(c).remove(0);
     }));
-    let baseline_wasm = std::env::var_os("BENCH_BASELINE_WASM").map(std::path::PathBuf::from);
-    for &n in &sizes {
-        configs.push(start(
-            format!("warden, {n} services"),
-            render(&bundle(n, upstream_addr.port())),
-            &|_| {},
-        ));
-        if let Some(wasm) = &baseline_wasm {
-            let mut sidecar = Sidecar::new(bundle(n, upstream_addr.port()));
-            sidecar.wasm = Some(wasm.clone());
+    let floors = [
+        ("do-nothing wasm filter, full exports", "BENCH_FLOOR_WASM"),
+        (
+            "do-nothing wasm filter, trimmed",
+            "BENCH_FLOOR_TRIMMED_WASM",
+        ),
+    ];
+    let mut floor_trimmed = None;
+    for (name, var) in floors {
+        if let Some(wasm) = std::env::var_os(var) {
+            if var == "BENCH_FLOOR_TRIMMED_WASM" {
+                floor_trimmed = Some(configs.len());
+            }
             configs.push(start(
-                format!("warden baseline build, {n} services"),
-                sidecar.render(free_addr("127.0.0.1"), free_addr("127.0.0.1")),
+                name.into(),
+                render_with(&base, std::path::Path::new(&wasm)),
                 &|_| {},
             ));
         }
     }
-    let big = bundle(largest, upstream_addr.port());
+    let baseline_wasm = std::env::var_os("BENCH_BASELINE_WASM").map(std::path::PathBuf::from);
+    for &n in &sizes {
+        configs.push(start(
+            format!("warden, {n} services"),
+            render(&bundle(n, port)),
+            &|_| {},
+        ));
+        if let Some(wasm) = &baseline_wasm {
+            configs.push(start(
+                format!("warden baseline build, {n} services"),
+                render_with(&bundle(n, port), wasm),
+                &|_| {},
+            ));
+        }
+    }
+    let big = bundle(largest, port);
     let rbac_filter = rbac::http_filter(&serde_json::from_value(big.clone()).unwrap());
     configs.push(start(
         format!("native RBAC matcher, {largest} services"),
@@ -258,26 +335,181 @@ fn main() {
         }
     }
 
-    let baseline = median(samples[0].iter().map(|s| s.cpu_us_per_request).collect());
-    println!("| configuration | requests/s | Envoy CPU per request (min-max) | capacity vs no filter | p50 | p99 | RSS | ready |");
-    println!("|---|---|---|---|---|---|---|---|");
-    for ((name, envoy), runs) in configs.iter().zip(&samples) {
+    let cpu_of = |i: usize| median(samples[i].iter().map(|s| s.cpu_us_per_request).collect());
+    let baseline = cpu_of(0);
+    let floor = floor_trimmed.map(cpu_of);
+    let no_filter_rss = rss_mb(configs[0].1.pid());
+    println!("| configuration | requests/s | Envoy CPU per request (min-max) | capacity vs no filter | CPU vs trimmed do-nothing filter | p50 | p99 | RSS (above no filter) | ready |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for (i, ((name, envoy), runs)) in configs.iter().zip(&samples).enumerate() {
         let cpus: Vec<f64> = runs.iter().map(|s| s.cpu_us_per_request).collect();
-        let cpu = median(cpus.clone());
-        let (low, high) = cpus
-            .iter()
-            .fold((f64::MAX, f64::MIN), |(l, h), &c| (l.min(c), h.max(c)));
+        let cpu = cpu_of(i);
+        let (low, high) = min_max(&cpus);
+        let rss = rss_mb(envoy.pid());
         println!(
-            "| {name} | {:.0} | {:.1} us ({low:.1}-{high:.1}) | {:.2} | {:.2} ms | {:.2} ms | {:.0} MB | {:.2} s |",
+            "| {name} | {:.0} | {:.1} us ({low:.1}-{high:.1}) | {:.2} | {} | {:.2} ms | {:.2} ms | {rss:.0} MB ({:+.0} MB) | {:.2} s |",
             median(runs.iter().map(|s| s.rps).collect()),
             cpu,
             baseline / cpu,
+            floor.map_or("-".into(), |f| format!("{:.2}", cpu / f)),
             median(runs.iter().map(|s| s.p50_ms).collect()),
             median(runs.iter().map(|s| s.p99_ms).collect()),
-            rss_mb(envoy.pid()),
+            rss - no_filter_rss,
             envoy.ready_after.as_secs_f64(),
         );
     }
     println!("\n{rounds} interleaved rounds of {seconds} s per configuration; medians. Envoy --concurrency 1 on CPU {ENVOY_CPU}; wrk -t1 -c16 and the upstream on CPU {LOAD_CPU}.");
+    drop(configs);
+
+    workers(&env_list("BENCH_WORKERS", "1,2,4"), largest, port, &host);
+    let reloads: usize = env_or("BENCH_RELOADS", 10);
+    if reloads > 0 {
+        reload(largest, reloads, port, &host);
+    }
+    let scale: usize = env_or("BENCH_SCALE", 1_000_000);
+    if scale > 0 {
+        at_scale(scale, port);
+    }
     drop(upstream);
+}
+
+/// RSS by worker count: no filter and Warden with `n` services, each at `--concurrency` 1, 2
+/// and 4 (a VM per worker, plus the main thread's), after a few requests.
+fn workers(counts: &[usize], n: usize, port: u16, host: &str) {
+    if counts.is_empty() {
+        return;
+    }
+    let warden = render(&bundle(n, port));
+    let mut none = warden.clone();
+    http_filters(&mut none).remove(0);
+    println!("\n| --concurrency | no filter RSS | warden, {n} services: RSS | above no filter | per extra worker | ready |");
+    println!("|---|---|---|---|---|---|");
+    let mut previous: Option<(f64, usize)> = None;
+    for &count in counts {
+        let workers = u32::try_from(count).expect("a worker count");
+        eprintln!("workers: {count}");
+        let plain = start_config(&none, None, workers);
+        wrk(&plain, host, 1);
+        let plain_rss = rss_mb(plain.pid());
+        drop(plain);
+        let envoy = start_config(&warden, None, workers);
+        wrk(&envoy, host, 1);
+        let rss = rss_mb(envoy.pid());
+        let above = rss - plain_rss;
+        let per_worker = previous.map_or("-".to_owned(), |(p, c)| {
+            format!("{:+.1} MB", (above - p) / (count - c) as f64)
+        });
+        println!(
+            "| {count} | {plain_rss:.0} MB | {rss:.0} MB | {above:+.0} MB | {per_worker} | {:.2} s |",
+            envoy.ready_after.as_secs_f64()
+        );
+        previous = Some((above, count));
+    }
+}
+
+/// The `n`-service bundle with one more service named after `version`, so that each reload is
+/// a new policy (a new digest) of the same size.
+fn variant(n: usize, port: u16, version: usize) -> Value {
+    let mut b = bundle(n, port);
+    b["spec"]["services"].as_array_mut().unwrap().push(json!({
+        "source": { "kind": "ExternalService", "namespace": "bench", "name": format!("reload-{version}") },
+        "hosts": [format!("reload-{version}.example.com")], "ports": [{ "number": 443, "protocol": "HTTPS" }]
+    }));
+    b
+}
+
+/// Reloads under load: Warden with `n` services behind file-based ECDS, wrk running, and the
+/// bundle replaced `reloads` times (each a new digest), each confirmed by Envoy's ECDS
+/// counters before the next. Prints failed requests, latency over the run that holds the
+/// switches beside a run without them, and RSS after the first and the last reload.
+fn reload(n: usize, reloads: usize, port: u16, host: &str) {
+    use bundle_builder::delivery::{confirm, ecds_stats, Confirmation};
+    use std::time::{Duration, Instant};
+    eprintln!("reload: preparing {reloads} bundles of {n} services");
+    let dir = tempfile::tempdir().unwrap();
+    let ecds = dir.path().join("ecds.json");
+    let mut sidecar = Sidecar::new(variant(n, port, 0));
+    sidecar.ecds = Some(ecds.clone());
+    let config = sidecar.render(free_addr("127.0.0.1"), free_addr("127.0.0.1"));
+    // Every replacement is written beforehand: at its moment it is one rename.
+    let staged: Vec<std::path::PathBuf> = (1..=reloads)
+        .map(|i| {
+            let path = dir.path().join(format!("ecds-{i}.json"));
+            warden_e2e::envoy::write_ecds(&path, &variant(n, port, i), &format!("v{i}"), None);
+            path
+        })
+        .collect();
+    let envoy = start_config(&config, Some(ENVOY_CPU), 1);
+    wrk(&envoy, host, 2);
+    let steady = wrk_run(&envoy, host, 10);
+    let spacing = Duration::from_secs(2);
+    let seconds = (reloads as u64) * 2 + 6;
+    let (result, applied, rss) = std::thread::scope(|scope| {
+        let load = scope.spawn(|| wrk_run(&envoy, host, seconds));
+        std::thread::sleep(Duration::from_secs(2));
+        let mut applied = Vec::new();
+        let mut rss = Vec::new();
+        for path in &staged {
+            let before = ecds_stats(envoy.admin).unwrap();
+            let at = Instant::now();
+            std::fs::rename(path, &ecds).unwrap();
+            match confirm(envoy.admin, &before, Duration::from_secs(60)).unwrap() {
+                Confirmation::Accepted { .. } => applied.push(at.elapsed()),
+                other => panic!("reload not accepted: {other:?}\n{}", envoy.log()),
+            }
+            rss.push(rss_mb(envoy.pid()));
+            std::thread::sleep(spacing.saturating_sub(at.elapsed()));
+        }
+        (load.join().unwrap(), applied, rss)
+    });
+    let applied_ms: Vec<f64> = applied.iter().map(|d| d.as_secs_f64() * 1e3).collect();
+    let (first, last) = (rss[0], rss[rss.len() - 1]);
+    println!("\n| reload under load, {n} services | requests/s | failed requests | p99 | max latency | applied after (median, max) | RSS after reload 1 | after reload {reloads} | growth |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    println!(
+        "| steady, no reload ({} s) | {:.0} | {} | {:.2} ms | {:.2} ms | - | - | - | - |",
+        10, steady.rps, steady.failed, steady.p99_ms, steady.max_ms
+    );
+    println!(
+        "| {reloads} reloads in {seconds} s | {:.0} | {} | {:.2} ms | {:.2} ms | {:.0} ms, {:.0} ms | {first:.0} MB | {last:.0} MB | {:+.1}% |",
+        result.rps,
+        result.failed,
+        result.p99_ms,
+        result.max_ms,
+        median(applied_ms.clone()),
+        min_max(&applied_ms).1,
+        (last - first) / first * 100.0
+    );
+}
+
+/// One Envoy at `n` services: what rendering costs (compiling on the host), the size of what
+/// travels, start-up and memory, and that it decides (the benchmark host allowed, another
+/// denied).
+fn at_scale(n: usize, port: u16) {
+    use std::time::Instant;
+    eprintln!("scale: {n} services");
+    let b = bundle(n, port);
+    let json_len = b.to_string().len();
+    let at = Instant::now();
+    let config = render(&b);
+    let rendered = at.elapsed().as_secs_f64();
+    drop(b);
+    let configuration_len = config
+        .pointer("/static_resources/listeners/0/filter_chains/0/filters/0/typed_config/http_filters/0/typed_config/config/configuration/value")
+        .and_then(Value::as_str)
+        .map_or(0, str::len);
+    let envoy = start_config(&config, Some(ENVOY_CPU), 1);
+    let allowed = warden_e2e::client::get(envoy.listen, &format!("localhost:{port}"), "/", &[]);
+    let denied = warden_e2e::client::get(envoy.listen, "not-registered.example", "/", &[]);
+    println!("\n| scale | bundle JSON | plugin configuration (compiled, base64) | render (host) | ready | RSS | registered host | unregistered host |");
+    println!("|---|---|---|---|---|---|---|---|");
+    println!(
+        "| {n} services | {:.0} MB | {:.0} MB | {rendered:.1} s | {:.2} s | {:.0} MB | {} | {} |",
+        json_len as f64 / 1e6,
+        configuration_len as f64 / 1e6,
+        envoy.ready_after.as_secs_f64(),
+        rss_mb(envoy.pid()),
+        allowed.status,
+        denied.status,
+    );
 }
