@@ -5,12 +5,17 @@
 //!
 //! ```text
 //! header   "WARDENCP" | format u16 | flags u16 (0) | digest length u16 | bundle digest
-//!          | payload length u32 | SHA-256 of the payload (32 bytes)
+//!          | engine version length u8 | engine version | payload length u32
+//!          | SHA-256 of the payload (32 bytes)
 //! payload  the compiled tables
 //! trailer  0 (unsigned), or 1 and an ed25519 signature over the header (64 bytes)
 //! ```
 //!
-//! All integers are little-endian. The header names the bundle the tables were compiled from
+//! All integers are little-endian. The tables are the engine's own types in order, so only the
+//! engine release that wrote them reads them: the header names it, and a filter of another
+//! release refuses them by name (as it does another `FORMAT`, the envelope's own layout). Hash
+//! maps are written sorted by key (`crate::sorted_map`), so the bytes do not depend on the
+//! platform that wrote them. The header names the bundle the tables were compiled from
 //! and, through the payload's SHA-256, fixes every byte of the tables, so a signature over the
 //! header covers everything the filter loads. [`open`] checks the framing and the checksum;
 //! [`Policy::from_compact`] decodes the tables and checks every index they hold before any
@@ -26,6 +31,8 @@ pub const MAGIC: &[u8; 8] = b"WARDENCP";
 /// The layout of the tables this engine writes and reads. A filter reads only its own format:
 /// a compiled policy is rebuilt from its bundle by the matching `bundle-builder`.
 pub const FORMAT: u16 = 1;
+/// The engine release whose types the tables are: only it reads them.
+pub const ENGINE: &str = env!("CARGO_PKG_VERSION");
 /// The longest bundle digest a header holds.
 const MAX_DIGEST: usize = 256;
 const SIGNATURE_LEN: usize = 64;
@@ -87,6 +94,14 @@ pub fn open(bytes: &[u8]) -> Result<Envelope<'_>, CompactError> {
     }
     let digest = std::str::from_utf8(take(&mut rest, digest_len, "digest")?)
         .map_err(|_| CompactError::Malformed("the bundle digest is not UTF-8".into()))?;
+    let [engine_len] = take_array::<1>(&mut rest, "engine version")?;
+    let engine = take(&mut rest, usize::from(engine_len), "engine version")?;
+    if engine != ENGINE.as_bytes() {
+        return Err(CompactError::Engine {
+            found: String::from_utf8_lossy(engine).into_owned(),
+            expected: ENGINE,
+        });
+    }
     let payload_len = u32::from_le_bytes(take_array(&mut rest, "payload length")?);
     let checksum: [u8; 32] = take_array(&mut rest, "checksum")?;
     let header_len = bytes.len() - rest.len();
@@ -126,6 +141,24 @@ pub fn open(bytes: &[u8]) -> Result<Envelope<'_>, CompactError> {
     })
 }
 
+/// The whole envelope's length (at most: as if signed) that a header announces, from the first
+/// bytes of an envelope; `None` until the header is complete or when it is not one. For sizing
+/// a buffer once; `open` checks everything.
+pub fn expected_len(prefix: &[u8]) -> Option<usize> {
+    let mut rest = prefix;
+    take(&mut rest, MAGIC.len() + 4, "").ok()?;
+    let digest_len = usize::from(u16::from_le_bytes(take_array(&mut rest, "").ok()?));
+    take(&mut rest, digest_len, "").ok()?;
+    let [engine_len] = take_array::<1>(&mut rest, "").ok()?;
+    take(&mut rest, usize::from(engine_len), "").ok()?;
+    let payload_len = u32::from_le_bytes(take_array(&mut rest, "").ok()?);
+    take(&mut rest, 32, "").ok()?;
+    let header = prefix.len() - rest.len();
+    usize::try_from(payload_len)
+        .ok()?
+        .checked_add(header + 1 + SIGNATURE_LEN)
+}
+
 /// The envelope of `bytes` (unsigned, or signed) with `signature` over its header instead.
 pub fn with_signature(
     bytes: &[u8],
@@ -155,6 +188,10 @@ pub fn frame(digest: &str, payload: &[u8]) -> Result<Vec<u8>, CompactError> {
     out.extend_from_slice(&0u16.to_le_bytes());
     out.extend_from_slice(&digest_len.to_le_bytes());
     out.extend_from_slice(digest.as_bytes());
+    let engine_len = u8::try_from(ENGINE.len())
+        .map_err(|_| CompactError::Encode("the engine version is too long".into()))?;
+    out.push(engine_len);
+    out.extend_from_slice(ENGINE.as_bytes());
     out.extend_from_slice(&payload_len.to_le_bytes());
     out.extend_from_slice(&Sha256::digest(payload));
     out.extend_from_slice(payload);
@@ -220,8 +257,29 @@ impl Policy {
             }
             None => 0,
         };
+        let mut names = self
+            .services
+            .iter()
+            .map(|s| &s.name)
+            .chain(self.policies.iter().map(|p| &p.name))
+            .chain(
+                self.services
+                    .iter()
+                    .flat_map(|s| s.endpoints.iter().map(|e| &e.name)),
+            );
+        if let Some(name) = names.find(|n| !n.is_well_formed()) {
+            return Err(format!(
+                "a resource name is malformed ({:?})",
+                name.as_str()
+            ));
+        }
         for service in self.services.iter() {
             let name = &service.name;
+            if !service.outlier.is_valid() {
+                return Err(format!(
+                    "service {name} has outlier settings compiling never gives"
+                ));
+            }
             if service.views.iter().any(|&v| usize::from(v) >= views) {
                 return Err(format!(
                     "service {name} is in a workspace view that does not exist"
@@ -295,12 +353,18 @@ mod tests {
     #[test]
     fn indices_outside_their_tables_are_refused() {
         type Breaker = fn(&mut Policy);
-        let breakers: [(&str, Breaker); 4] = [
+        let breakers: [(&str, Breaker); 6] = [
             ("access policy", |p| p.policies = Box::default()),
             ("service of a host", |p| {
                 p.services = Box::default();
             }),
             ("workspace view", |p| p.services[0].views = Box::new([3])),
+            ("outlier settings", |p| {
+                p.services[0].outlier.consecutive_errors = 0
+            }),
+            ("virtual address of a missing service", |p| {
+                p.virtual_addresses.insert([10, 9, 9, 9].into(), 7);
+            }),
             ("address order", |p| {
                 p.v4 = crate::cidr::CidrTable::build([
                     (1, 32, crate::service_set::ServiceSet::single(0)),

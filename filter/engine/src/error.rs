@@ -48,6 +48,11 @@ pub enum CompactError {
     NotCompiled,
     #[error("compiled policy format {found}, and this filter reads format {expected}: compile the bundle with the bundle-builder of this filter's release")]
     Format { found: u16, expected: u16 },
+    #[error("the compiled policy was written by warden-engine {found:?}, and this filter reads only warden-engine {expected}'s tables: compile the bundle with the bundle-builder of this filter's release")]
+    Engine {
+        found: String,
+        expected: &'static str,
+    },
     #[error("the compiled policy is truncated ({0})")]
     Truncated(&'static str),
     #[error("the compiled policy was altered: its tables do not match the checksum in its header")]

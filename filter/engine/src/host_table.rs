@@ -11,7 +11,9 @@ use crate::service_set::{ServiceSet, SetArena};
 
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct HostTable {
+    #[serde(with = "crate::sorted_map")]
     exact: FxHashMap<Box<str>, ServiceSet>,
+    #[serde(with = "crate::sorted_map")]
     wildcard: FxHashMap<Box<str>, ServiceSet>,
     /// The fewest labels any wildcard suffix has: shorter suffixes need no lookup. (A fixed
     /// width: the compiled form is written on 64-bit hosts and read in 32-bit wasm.)
@@ -54,6 +56,15 @@ impl HostTable {
 
     /// Whether every entry names a set of `services` services. For decoded tables.
     pub(crate) fn check(&self, arena: &SetArena, services: usize) -> Result<(), String> {
+        let fewest = self
+            .wildcard
+            .keys()
+            .map(|suffix| u32::try_from(suffix.split('.').count()).unwrap_or(u32::MAX))
+            .min()
+            .unwrap_or(u32::MAX);
+        if fewest != self.min_wildcard_labels {
+            return Err("the wildcard hosts' label count does not match them".into());
+        }
         match self
             .exact
             .values()

@@ -28,6 +28,7 @@ mod route;
 mod selection;
 mod service_set;
 pub mod signing;
+mod sorted_map;
 mod view;
 
 pub use compile::{compile, compile_all};

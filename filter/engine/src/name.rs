@@ -21,6 +21,11 @@ impl ResourceName {
         }
     }
 
+    /// Whether the separator offset is where the `/` is. For decoded names.
+    pub(crate) fn is_well_formed(&self) -> bool {
+        self.full.as_bytes().get(self.slash as usize) == Some(&b'/')
+    }
+
     /// `namespace/name`.
     pub fn as_str(&self) -> &str {
         &self.full

@@ -21,6 +21,16 @@ pub struct OutlierSettings {
     pub max_ejection_percent: u32,
 }
 
+impl OutlierSettings {
+    /// Whether the settings are within what compiling gives (at least one error, at most
+    /// 100%). For decoded settings.
+    pub(crate) fn is_valid(&self) -> bool {
+        self.consecutive_errors >= 1
+            && self.consecutive_gateway_errors.is_none_or(|n| n >= 1)
+            && self.max_ejection_percent <= 100
+    }
+}
+
 impl Default for OutlierSettings {
     fn default() -> Self {
         Self {

@@ -31,6 +31,7 @@ pub struct Policy {
     pub(crate) v4: CidrTable<u32>,
     pub(crate) v6: CidrTable<u128>,
     /// Virtual addresses (canonical) and the one service each stands for.
+    #[serde(with = "crate::sorted_map")]
     pub(crate) virtual_addresses: FxHashMap<IpAddr, u32>,
     /// Workspace views (`None`: one view, every service).
     pub(crate) views: Option<Views>,

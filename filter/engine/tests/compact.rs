@@ -135,7 +135,9 @@ fn a_compiled_form_written_natively_loads_the_same_in_wasm() {
             }
             assert!(
                 committed == now,
-                "{name}: tests/fixtures/{name}.compiled is stale (WARDEN_BLESS=1)"
+                "{name}: tests/fixtures/{name}.compiled is stale: the tables' bytes changed. \
+                 A filter of another engine release refuses them by version; if the layout \
+                 changed within one release, raise compact::FORMAT. Then WARDEN_BLESS=1."
             );
         }
         let loaded = Policy::from_compact(&open(committed).unwrap()).unwrap();

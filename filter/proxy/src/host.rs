@@ -52,8 +52,11 @@ pub trait Host: std::fmt::Debug {
     fn set_shared_data(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), Status>;
     /// Milliseconds since the epoch, from the proxy's clock.
     fn now_ms(&self) -> u64;
-    /// The plugin configuration (the bundle).
+    /// The plugin configuration (the policy).
     fn plugin_configuration(&self) -> Option<Bytes>;
+    /// Up to `len` bytes of the plugin configuration from `start` (fewer at its end, `None` or
+    /// empty at it): for reading a large configuration in chunks.
+    fn plugin_configuration_range(&self, start: usize, len: usize) -> Option<Bytes>;
     /// The VM configuration (settings that outlive any one bundle).
     fn vm_configuration(&self) -> Option<Bytes>;
     /// The bundle embedded in the module (`bundle-builder embed`), if any.
@@ -139,6 +142,12 @@ impl Host for Envoy {
             .flatten()
     }
 
+    fn plugin_configuration_range(&self, start: usize, len: usize) -> Option<Bytes> {
+        hostcalls::get_buffer(BufferType::PluginConfiguration, start, len)
+            .ok()
+            .flatten()
+    }
+
     fn vm_configuration(&self) -> Option<Bytes> {
         hostcalls::get_buffer(BufferType::VmConfiguration, 0, usize::MAX)
             .ok()
@@ -190,6 +199,8 @@ pub mod fake {
         pub shared: RefCell<BTreeMap<String, (Bytes, u32)>>,
         pub now_ms: Cell<u64>,
         pub plugin_configuration: Option<Bytes>,
+        /// Chunked reads of the plugin configuration so far.
+        pub plugin_configuration_reads: Cell<usize>,
         pub vm_configuration: Option<Bytes>,
         pub embedded_bundle: Option<Bytes>,
         pub env: BTreeMap<String, String>,
@@ -381,6 +392,14 @@ pub mod fake {
 
         fn plugin_configuration(&self) -> Option<Bytes> {
             self.plugin_configuration.clone()
+        }
+
+        fn plugin_configuration_range(&self, start: usize, len: usize) -> Option<Bytes> {
+            self.plugin_configuration_reads
+                .set(self.plugin_configuration_reads.get() + 1);
+            let all = self.plugin_configuration.as_ref()?;
+            let rest = all.get(start..)?;
+            Some(rest.get(..len).unwrap_or(rest).to_vec())
         }
 
         fn vm_configuration(&self) -> Option<Bytes> {

@@ -121,6 +121,8 @@ pub struct WardenRoot {
     metrics: Option<Rc<Metrics>>,
     /// From the VM configuration: when set, only bundles signed with it are accepted.
     public_key: Option<ed25519_dalek::VerifyingKey>,
+    /// The plugin configuration's length, as `on_configure` gives it.
+    configuration_size: Option<usize>,
 }
 
 /// The VM configuration (`vm_config.configuration`): settings that outlive any one bundle.
@@ -146,6 +148,7 @@ impl WardenRoot {
             shared: None,
             metrics: None,
             public_key: None,
+            configuration_size: None,
         }
     }
 
@@ -238,12 +241,22 @@ impl WardenRoot {
         // Counts reach Envoy on ticks, also those of requests a refused configuration leaves
         // without a policy.
         host.set_tick_period(crate::metrics::FLUSH_PERIOD);
-        let Some(config) = host.plugin_configuration().filter(|c| !c.is_empty()) else {
-            log::error!("refused configuration: the plugin configuration is empty; it must be a Warden bundle (JSON)");
-            metrics.rejected(host);
-            return false;
+        let key = self.public_key.as_ref();
+        // The compiled form is read in chunks; anything else whole.
+        let loaded = match crate::compiled_config::read(host, self.configuration_size) {
+            Some(bytes) => bytes
+                .and_then(|bytes| from_compiled(&bytes, None, key))
+                .map(|policy| (policy, Form::Compiled)),
+            None => {
+                let Some(config) = host.plugin_configuration().filter(|c| !c.is_empty()) else {
+                    log::error!("refused configuration: the plugin configuration is empty; it must be a Warden policy ({{\"compiledPolicy\": ...}} from bundle-builder render, or a bundle's JSON)");
+                    metrics.rejected(host);
+                    return false;
+                };
+                load(&config, host, key)
+            }
         };
-        let (mut policy, form) = match load(&config, host, self.public_key.as_ref()) {
+        let (mut policy, form) = match loaded {
             Ok(loaded) => loaded,
             Err(err) => {
                 log::error!("refused configuration: {err}");
@@ -332,6 +345,12 @@ impl WardenRoot {
         true
     }
 
+    /// What `on_configure` would have told: the configuration's length.
+    #[cfg(test)]
+    pub fn set_configuration_size(&mut self, size: Option<usize>) {
+        self.configuration_size = size;
+    }
+
     /// The role the current configuration resolved.
     #[cfg(test)]
     pub fn role(&self) -> Option<Role> {
@@ -359,7 +378,8 @@ impl RootContext for WardenRoot {
         self.start()
     }
 
-    fn on_configure(&mut self, _size: usize) -> bool {
+    fn on_configure(&mut self, size: usize) -> bool {
+        self.configuration_size = Some(size);
         self.configure()
     }
 

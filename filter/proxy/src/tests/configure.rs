@@ -298,3 +298,51 @@ fn an_embedded_compiled_policy_is_named_by_its_digest() {
     let other = format!("sha256:{}", "0".repeat(64));
     assert!(!with(json!({ "embeddedBundle": other })).configured);
 }
+
+/// A large compiled policy is read in chunks (several host reads, never the whole text), with
+/// or without the size `on_configure` gives, and loads; one cut short of its closing quote,
+/// or followed by more than the end of the object, is refused.
+#[test]
+fn a_large_compiled_policy_is_read_in_chunks() {
+    use base64::Engine as _;
+    let mut value = bundle("REGISTRY_ONLY");
+    let services = value["spec"]["services"].as_array_mut().unwrap();
+    for i in 0..6_000 {
+        services.push(json!({
+            "source": super::source("ExternalService", &format!("svc-{i}")),
+            "hosts": [format!("api-{i}.vendor.example")],
+            "ports": [{ "number": 443, "protocol": "HTTPS" }]
+        }));
+    }
+    let bundle: warden_bundle::Bundle = serde_json::from_value(value).unwrap();
+    let bytes = warden_engine::signing::compiled_form(&bundle.seal().unwrap()).unwrap();
+    let text = base64::engine::general_purpose::STANDARD.encode(bytes);
+    assert!(
+        text.len() > 2 * 256 * 1024,
+        "{} bytes: not several chunks",
+        text.len()
+    );
+    let config = format!("{{\"compiledPolicy\": \"{text}\"}}\n");
+    for size in [None, Some(config.len())] {
+        let config = config.clone();
+        let mut p = proxy(root_id::HTTP, &json!(null), move |mut f| {
+            f.plugin_configuration = Some(config.into_bytes());
+            f
+        });
+        p.root.set_configuration_size(size);
+        assert!(p.root.configure(), "{size:?}");
+        assert_eq!(p.metric("warden_services_loaded"), 6_005);
+        assert!(p.fake.plugin_configuration_reads.get() >= 3);
+    }
+    for broken in [
+        format!("{{\"compiledPolicy\": \"{text}"),
+        format!("{{\"compiledPolicy\": \"{text}\", \"x\": 1}}"),
+    ] {
+        let p = proxy(root_id::HTTP, &json!(null), move |mut f| {
+            f.plugin_configuration = Some(broken.into_bytes());
+            f
+        });
+        assert!(!p.configured);
+        assert_eq!(p.metric("warden_config_rejected"), 1);
+    }
+}

@@ -24,7 +24,7 @@ use crate::root::WardenRoot;
 pub const BILLING: &str = "spiffe://cluster.local/ns/pay/sa/billing";
 pub const FRONTEND: &str = "spiffe://cluster.local/ns/web/sa/frontend";
 
-fn source(kind: &str, name: &str) -> Value {
+pub fn source(kind: &str, name: &str) -> Value {
     json!({ "kind": kind, "namespace": "pay", "name": name })
 }
 
