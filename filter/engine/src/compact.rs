@@ -214,8 +214,10 @@ impl Policy {
     /// inside its table, and the bundle digest matches the header's. Endpoints are ranked for
     /// the locality the policy was prepared for, as [`crate::compile`] leaves them.
     pub fn from_compact(envelope: &Envelope<'_>) -> Result<Self, CompactError> {
-        let (mut policy, rest): (Policy, _) = postcard::take_from_bytes(envelope.payload)
-            .map_err(|e| CompactError::Malformed(e.to_string()))?;
+        let payload = envelope.payload;
+        let (mut policy, rest): (Policy, _) =
+            crate::exact_seq::bounded(payload.len(), || postcard::take_from_bytes(payload))
+                .map_err(|e| CompactError::Malformed(e.to_string()))?;
         if !rest.is_empty() {
             return Err(CompactError::Malformed(format!(
                 "{} bytes after the tables",

@@ -13,6 +13,7 @@ mod compiled;
 mod decision;
 mod endpoint;
 mod error;
+mod exact_seq;
 mod facts;
 mod health;
 mod host;

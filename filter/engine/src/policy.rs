@@ -26,6 +26,7 @@ pub struct Policy {
     /// The proxy locality endpoints are ranked for (see [`Policy::prepare_for`]).
     #[serde(with = "crate::locality_form::optional")]
     pub(crate) prepared_for: Option<Locality>,
+    #[serde(with = "crate::exact_seq")]
     pub(crate) services: Box<[CompiledService]>,
     pub(crate) hosts: HostTable,
     pub(crate) v4: CidrTable<u32>,

@@ -54,6 +54,15 @@ impl Shared {
     }
 }
 
+/// The VM's linear memory, which never shrinks: what loading the policy left it at.
+fn vm_memory_mib() -> usize {
+    #[cfg(target_arch = "wasm32")]
+    let pages = core::arch::wasm32::memory_size(0);
+    #[cfg(not(target_arch = "wasm32"))]
+    let pages = 0;
+    pages * 64 / 1024
+}
+
 /// A string from the bootstrap's `node.metadata`.
 /// A two-valued setting: absent or `off` is `false`, `on` is `true`; anything else is refused
 /// (`None`, logged).
@@ -297,7 +306,7 @@ impl WardenRoot {
         };
         let settings = policy.settings();
         log::info!(
-            "loaded bundle {} ({} services, outbound {:?}, {:?}, {role:?}, root_id {root_id:?}, from {})",
+            "loaded bundle {} ({} services, outbound {:?}, {:?}, {role:?}, root_id {root_id:?}, from {}, VM memory {} MiB)",
             settings.digest.as_deref().unwrap_or("(no digest)"),
             policy.service_count(),
             settings.outbound_mode,
@@ -305,7 +314,8 @@ impl WardenRoot {
             match form {
                 Form::Compiled => "compiled tables",
                 Form::Json => "bundle JSON",
-            }
+            },
+            vm_memory_mib(),
         );
         metrics.loaded(host, policy.service_count());
         let identity = settings
