@@ -151,6 +151,8 @@ pub enum RenderError {
     Origination(#[from] OriginationError),
     #[error("{0}")]
     Options(&'static str),
+    #[error("the bundle cannot be shipped compiled: {0}")]
+    Compiled(String),
 }
 
 /// One TCP listener of a local sidecar: clients connect to `listen` (the address they mean
@@ -289,6 +291,9 @@ pub fn write_ecds_file(
     version: &str,
     public_key: Option<&str>,
 ) -> std::io::Result<()> {
+    if let Ok(bundle) = Bundle::from_json(bundle_json.as_bytes()) {
+        super::plugin_configuration::check(&bundle).map_err(std::io::Error::other)?;
+    }
     let response = ecds_response(bundle_json, wasm, version, public_key);
     crate::files::write_atomically(path, &format!("{response:#}\n"))
 }
@@ -597,6 +602,7 @@ fn tcp_cluster(index: usize, upstream: SocketAddr) -> Value {
 /// (its TLS origination settings become clusters; a local sidecar's address guard comes from
 /// its policy).
 pub fn bootstrap(options: &EnvoyOptions, bundle: &Bundle) -> Result<Value, RenderError> {
+    super::plugin_configuration::check(bundle).map_err(|e| RenderError::Compiled(e.to_string()))?;
     let spec = &bundle.spec;
     let gateway = options.role == Role::Gateway;
     if gateway && options.mesh_tls.is_none() {

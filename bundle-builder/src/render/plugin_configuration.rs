@@ -22,10 +22,23 @@ pub fn signed_for_json_only(bundle: &Bundle) -> bool {
     bundle.metadata.signature.is_some() && bundle.metadata.compiled_signature.is_none()
 }
 
+/// Whether a bundle that compiles can be shipped compiled: its compiled form can be written and
+/// its compiled signature, if any, read. `render envoy`, `build --ecds` and `watch` check this
+/// first and refuse such a bundle loudly, so that [`for_bundle_json`] never ships its JSON
+/// in silence.
+pub fn check(bundle: &Bundle) -> Result<(), warden_engine::CompileError> {
+    use warden_engine::CompileError::{Compact, Signature};
+    match compiled_form(bundle) {
+        Err(e @ (Compact(_) | Signature(_))) => Err(e),
+        _ => Ok(()),
+    }
+}
+
 /// The plugin configuration text for a bundle's JSON: its compiled form. A bundle that does not
-/// compile travels as its JSON, for the filter to refuse with the reason, and so does a bundle
-/// signed without a compiled signature (by a bundle-builder from before compiled forms), whose
-/// digest signature the filter still verifies on the JSON.
+/// parse or compile travels as its JSON, for the filter to refuse with the reason (`render` and
+/// `build` refuse such a bundle before; tests hand one to the filter on purpose), and so does a
+/// bundle signed without a compiled signature (by a bundle-builder from before compiled
+/// forms), whose digest signature the filter still verifies on the JSON.
 pub fn for_bundle_json(bundle_json: &str) -> String {
     let Ok(bundle) = Bundle::from_json(bundle_json.as_bytes()) else {
         return bundle_json.to_owned();
@@ -33,5 +46,23 @@ pub fn for_bundle_json(bundle_json: &str) -> String {
     match compiled(&bundle) {
         Ok(value) if !signed_for_json_only(&bundle) => value.to_string(),
         _ => bundle_json.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use warden_bundle::BundleSpec;
+
+    /// A compiled signature that cannot be read is an error, never a silent fall back to the
+    /// bundle's JSON.
+    #[test]
+    fn a_malformed_compiled_signature_is_refused_not_shipped_as_json() {
+        let mut bundle = Bundle::new(BundleSpec::default()).seal().unwrap();
+        assert!(check(&bundle).is_ok());
+        bundle.metadata.compiled_signature = Some("zz".into());
+        let err = check(&bundle).unwrap_err().to_string();
+        assert!(err.contains("signature"), "{err}");
     }
 }

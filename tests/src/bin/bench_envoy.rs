@@ -408,7 +408,7 @@ fn workers(counts: &[usize], n: usize, port: u16, host: &str) {
 }
 
 /// The `n`-service bundle with one more service named after `version`, so that each reload is
-/// a new policy (a new digest) of the same size.
+/// a different policy of the same size.
 fn variant(n: usize, port: u16, version: usize) -> Value {
     let mut b = bundle(n, port);
     b["spec"]["services"].as_array_mut().unwrap().push(json!({
@@ -419,9 +419,11 @@ fn variant(n: usize, port: u16, version: usize) -> Value {
 }
 
 /// Reloads under load: Warden with `n` services behind file-based ECDS, wrk running, and the
-/// bundle replaced `reloads` times (each a new digest), each confirmed by Envoy's ECDS
-/// counters before the next. Prints failed requests, latency over the run that holds the
-/// switches beside a run without them, and RSS after the first and the last reload.
+/// bundle replaced `reloads` times (each a different policy), each confirmed by Envoy's ECDS
+/// counters before the next, 2 s apart. Prints failed requests, latency over the run that
+/// holds the switches (from 2 s before the first to 1 s after the last) beside a run without
+/// them, and RSS before the reloads, after the first and after the last (each 1 s after its
+/// confirmation).
 fn reload(n: usize, reloads: usize, port: u16, host: &str) {
     use bundle_builder::delivery::{confirm, ecds_stats, Confirmation};
     use std::time::{Duration, Instant};
@@ -442,8 +444,9 @@ fn reload(n: usize, reloads: usize, port: u16, host: &str) {
     let envoy = start_config(&config, Some(ENVOY_CPU), 1);
     wrk(&envoy, host, 2);
     let steady = wrk_run(&envoy, host, 10);
+    let before_reloads = rss_mb(envoy.pid());
     let spacing = Duration::from_secs(2);
-    let seconds = (reloads as u64) * 2 + 6;
+    let seconds = (reloads as u64) * 2 + 3;
     let (result, applied, rss) = std::thread::scope(|scope| {
         let load = scope.spawn(|| wrk_run(&envoy, host, seconds));
         std::thread::sleep(Duration::from_secs(2));
@@ -457,6 +460,7 @@ fn reload(n: usize, reloads: usize, port: u16, host: &str) {
                 Confirmation::Accepted { .. } => applied.push(at.elapsed()),
                 other => panic!("reload not accepted: {other:?}\n{}", envoy.log()),
             }
+            std::thread::sleep(Duration::from_secs(1));
             rss.push(rss_mb(envoy.pid()));
             std::thread::sleep(spacing.saturating_sub(at.elapsed()));
         }
@@ -464,21 +468,22 @@ fn reload(n: usize, reloads: usize, port: u16, host: &str) {
     });
     let applied_ms: Vec<f64> = applied.iter().map(|d| d.as_secs_f64() * 1e3).collect();
     let (first, last) = (rss[0], rss[rss.len() - 1]);
-    println!("\n| reload under load, {n} services | requests/s | failed requests | p99 | max latency | applied after (median, max) | RSS after reload 1 | after reload {reloads} | growth |");
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("\n| reload under load, {n} services | requests/s | failed requests | p99 | max latency | applied after (median, max) | RSS before | after reload 1 | after reload {reloads} | reload 1 to {reloads} | before to {reloads} |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     println!(
-        "| steady, no reload ({} s) | {:.0} | {} | {:.2} ms | {:.2} ms | - | - | - | - |",
+        "| steady, no reload ({} s) | {:.0} | {} | {:.2} ms | {:.2} ms | - | {before_reloads:.0} MB | - | - | - | - |",
         10, steady.rps, steady.failed, steady.p99_ms, steady.max_ms
     );
     println!(
-        "| {reloads} reloads in {seconds} s | {:.0} | {} | {:.2} ms | {:.2} ms | {:.0} ms, {:.0} ms | {first:.0} MB | {last:.0} MB | {:+.1}% |",
+        "| {reloads} reloads in {seconds} s | {:.0} | {} | {:.2} ms | {:.2} ms | {:.0} ms, {:.0} ms | {before_reloads:.0} MB | {first:.0} MB | {last:.0} MB | {:+.1}% | {:+.1}% |",
         result.rps,
         result.failed,
         result.p99_ms,
         result.max_ms,
         median(applied_ms.clone()),
         min_max(&applied_ms).1,
-        (last - first) / first * 100.0
+        (last - first) / first * 100.0,
+        (last - before_reloads) / before_reloads * 100.0
     );
 }
 
@@ -494,10 +499,15 @@ fn at_scale(n: usize, port: u16) {
     let config = render(&b);
     let rendered = at.elapsed().as_secs_f64();
     drop(b);
-    let configuration_len = config
+    let configuration = config
         .pointer("/static_resources/listeners/0/filter_chains/0/filters/0/typed_config/http_filters/0/typed_config/config/configuration/value")
         .and_then(Value::as_str)
-        .map_or(0, str::len);
+        .unwrap_or_default();
+    assert!(
+        configuration.starts_with("{\"compiledPolicy\""),
+        "the configuration is not the compiled form"
+    );
+    let configuration_len = configuration.len();
     let envoy = start_config(&config, Some(ENVOY_CPU), 1);
     let allowed = warden_e2e::client::get(envoy.listen, &format!("localhost:{port}"), "/", &[]);
     let denied = warden_e2e::client::get(envoy.listen, "not-registered.example", "/", &[]);
