@@ -202,13 +202,11 @@ pub fn embed(args: &crate::cli::EmbedArgs) -> anyhow::Result<ExitCode> {
     };
     let module = std::fs::read(&args.wasm)
         .with_context(|| format!("cannot read {}", args.wasm.display()))?;
-    // The compiled form, as render gives it inline; a bundle signed by a bundle-builder from
-    // before compiled forms is embedded as its JSON, whose digest signature the filter checks.
-    let payload = if bundle_builder::render::plugin_configuration::signed_for_json_only(&bundle) {
-        text.into_bytes()
-    } else {
-        warden_engine::signing::compiled_form(&bundle)
-            .with_context(|| format!("{}", args.bundle.display()))?
+    // What render gives inline: the compiled form, or the JSON of a bundle signed before them.
+    use bundle_builder::render::plugin_configuration::{payload, Payload};
+    let payload = match payload(&bundle).with_context(|| format!("{}", args.bundle.display()))? {
+        Payload::Compiled(bytes) => bytes,
+        Payload::Json => text.into_bytes(),
     };
     let out = bundle_builder::embed::embed(&module, &payload)
         .with_context(|| format!("{}", args.wasm.display()))?;

@@ -376,17 +376,15 @@ fn watch_rebuilds_on_change_and_keeps_the_policy_on_errors() {
             std::thread::sleep(Duration::from_millis(20));
         }
     };
-    let version = || {
+    let response = || {
         std::fs::read_to_string(&ecds)
             .ok()
             .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-            .and_then(|v| v["version_info"].as_str().map(str::to_owned))
     };
+    let version = || response().and_then(|v| v["version_info"].as_str().map(str::to_owned));
     // The filter's configuration is the compiled form: the host names are in its tables.
     let applied = |host: &str| {
-        std::fs::read_to_string(&ecds)
-            .ok()
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        response()
             .and_then(|v| {
                 let config = v["resources"][0]["typed_config"]["config"]["configuration"]["value"]
                     .as_str()?
@@ -1434,14 +1432,17 @@ fn trim_removes_only_unused_callback_exports() {
     .concat();
     let input = dir.path().join("in.wasm");
     let out = dir.path().join("out.wasm");
+    let trim = || {
+        run(&[
+            "trim",
+            "--wasm",
+            input.to_str().unwrap(),
+            "-f",
+            out.to_str().unwrap(),
+        ])
+    };
     std::fs::write(&input, &module).unwrap();
-    let (code, _, err) = run(&[
-        "trim",
-        "--wasm",
-        input.to_str().unwrap(),
-        "-f",
-        out.to_str().unwrap(),
-    ]);
+    let (code, _, err) = trim();
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("1 unused callback exports removed"), "{err}");
     let trimmed = std::fs::read(&out).unwrap();
@@ -1449,13 +1450,7 @@ fn trim_removes_only_unused_callback_exports() {
     assert!(contains(b"proxy_on_request_headers"));
     assert!(!contains(b"proxy_on_response_body"));
     std::fs::write(&input, b"not wasm").unwrap();
-    let (code, _, err) = run(&[
-        "trim",
-        "--wasm",
-        input.to_str().unwrap(),
-        "-f",
-        out.to_str().unwrap(),
-    ]);
+    let (code, _, err) = trim();
     assert_eq!(code, 2);
     assert!(err.contains("not a wasm module"), "{err}");
 }

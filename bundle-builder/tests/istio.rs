@@ -328,7 +328,7 @@ fn rendered_resources_say_what_the_filter_and_istio_need() {
     let config = &http["spec"]["pluginConfig"];
     assert_eq!(
         config,
-        &bundle_builder::render::plugin_configuration::compiled(&bundle).unwrap()
+        &bundle_builder::render::plugin_configuration::value(&bundle).unwrap()
     );
     let bytes = {
         use base64::Engine as _;

@@ -225,11 +225,8 @@ pub fn resources(bundle: &Bundle, options: &IstioOptions) -> Result<Vec<Value>, 
             )
         })?;
         json!({ "embeddedBundle": digest })
-    } else if super::plugin_configuration::signed_for_json_only(bundle) {
-        serde_json::to_value(bundle).map_err(|e| IstioError::Bundle(e.to_string()))?
     } else {
-        super::plugin_configuration::compiled(bundle)
-            .map_err(|e| IstioError::Bundle(e.to_string()))?
+        super::plugin_configuration::value(bundle).map_err(IstioError::Bundle)?
     };
     let mut out = Vec::new();
     let fail = match bundle.spec.failure_mode {

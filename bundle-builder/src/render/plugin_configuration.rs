@@ -3,33 +3,50 @@
 
 use base64::Engine as _;
 use serde_json::{json, Value};
+use warden_bundle::wire::COMPILED_POLICY;
 use warden_bundle::Bundle;
 use warden_engine::signing::compiled_form;
+use warden_engine::CompileError;
 
-/// The key of the plugin configuration that carries a compiled policy.
-pub const COMPILED_POLICY: &str = "compiledPolicy";
-
-/// `{"compiledPolicy": "<base64 of the compiled form>"}` for `bundle`, signed when the bundle
-/// carries a compiled signature (`build --sign`).
-pub fn compiled(bundle: &Bundle) -> Result<Value, warden_engine::CompileError> {
-    let bytes = compiled_form(bundle)?;
-    Ok(json!({ COMPILED_POLICY: base64::engine::general_purpose::STANDARD.encode(bytes) }))
+/// What the filter is given for a bundle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Payload {
+    /// The compiled form (signed when the bundle carries a compiled signature).
+    Compiled(Vec<u8>),
+    /// The bundle's JSON: a bundle signed by a bundle-builder from before compiled forms has a
+    /// digest signature and no compiled signature, and the filter verifies the digest's.
+    Json,
 }
 
-/// A bundle signed by a bundle-builder from before compiled forms: it has a digest signature
-/// and no compiled signature, so it travels as its JSON, whose signature the filter verifies.
-pub fn signed_for_json_only(bundle: &Bundle) -> bool {
-    bundle.metadata.signature.is_some() && bundle.metadata.compiled_signature.is_none()
+/// The one place that decides what travels for `bundle` (`render envoy`, `render istio`,
+/// `embed`, `build --ecds`, `watch`).
+pub fn payload(bundle: &Bundle) -> Result<Payload, CompileError> {
+    if bundle.metadata.signature.is_some() && bundle.metadata.compiled_signature.is_none() {
+        return Ok(Payload::Json);
+    }
+    compiled_form(bundle).map(Payload::Compiled)
 }
 
-/// Whether a bundle that compiles can be shipped compiled: its compiled form can be written and
-/// its compiled signature, if any, read. `render envoy`, `build --ecds` and `watch` check this
+/// `{"compiledPolicy": "<base64>"}` around a compiled form.
+pub fn compiled_value(bytes: &[u8]) -> Value {
+    json!({ COMPILED_POLICY: base64::engine::general_purpose::STANDARD.encode(bytes) })
+}
+
+/// The plugin configuration for `bundle` as a value: [`compiled_value`], or the bundle.
+pub fn value(bundle: &Bundle) -> Result<Value, String> {
+    match payload(bundle).map_err(|e| e.to_string())? {
+        Payload::Compiled(bytes) => Ok(compiled_value(&bytes)),
+        Payload::Json => serde_json::to_value(bundle).map_err(|e| e.to_string()),
+    }
+}
+
+/// Whether a bundle that compiles can be shipped: its compiled form can be written and its
+/// compiled signature, if any, read. `render envoy`, `build --ecds` and `watch` check this
 /// first and refuse such a bundle loudly, so that [`for_bundle_json`] never ships its JSON
 /// in silence.
-pub fn check(bundle: &Bundle) -> Result<(), warden_engine::CompileError> {
-    use warden_engine::CompileError::{Compact, Signature};
-    match compiled_form(bundle) {
-        Err(e @ (Compact(_) | Signature(_))) => Err(e),
+pub fn check(bundle: &Bundle) -> Result<(), CompileError> {
+    match payload(bundle) {
+        Err(e @ (CompileError::Compact(_) | CompileError::Signature(_))) => Err(e),
         _ => Ok(()),
     }
 }
@@ -43,8 +60,8 @@ pub fn for_bundle_json(bundle_json: &str) -> String {
     let Ok(bundle) = Bundle::from_json(bundle_json.as_bytes()) else {
         return bundle_json.to_owned();
     };
-    match compiled(&bundle) {
-        Ok(value) if !signed_for_json_only(&bundle) => value.to_string(),
+    match payload(&bundle) {
+        Ok(Payload::Compiled(bytes)) => compiled_value(&bytes).to_string(),
         _ => bundle_json.to_owned(),
     }
 }

@@ -28,6 +28,10 @@ pub const GATEWAY_TCP_CLUSTER: &str = "warden_egress_gateway_tcp";
 /// Istio's cluster for traffic its routes pass through to the original destination.
 pub const ISTIO_PASSTHROUGH_CLUSTER: &str = "PassthroughCluster";
 
+/// The plugin configuration's one key when it carries the compiled policy:
+/// `{"compiledPolicy": "<base64 of the compiled form>"}` (docs/loading.md).
+pub const COMPILED_POLICY: &str = "compiledPolicy";
+
 /// Root ids: which of its filters a plugin instance is.
 pub mod root_id {
     /// The HTTP filter.

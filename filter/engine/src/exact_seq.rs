@@ -1,9 +1,10 @@
 //! How the compiled form's longest list (the services) is read back: into one allocation of
 //! the length the bytes announce. Serde's own `Vec` reading caps what it reserves up front
 //! (untrusted lengths) and grows by doubling, so 100,000 services would peak at about twice
-//! their size, old and new buffer at once, in a wasm VM whose memory never shrinks. The
-//! announced length is bounded by the bytes being decoded (each element takes at least one),
-//! which `crate::compact` sets for the duration of a decode.
+//! their size, old and new buffer at once, in a wasm VM whose memory never shrinks. What is
+//! reserved up front is bounded by the bytes being decoded, which `crate::compact` sets for the
+//! duration of a decode: never more than twice their size, whatever length the bytes announce
+//! (past that, the list grows as serde's would).
 
 use std::cell::Cell;
 use std::fmt;
@@ -13,11 +14,11 @@ use serde::de::{SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 thread_local! {
-    /// The bytes of the tables being decoded: no list in them is longer.
+    /// The size of the tables being decoded, in bytes.
     static BOUND: Cell<usize> = const { Cell::new(0) };
 }
 
-/// Runs `decode` with lists bounded by `bytes` elements.
+/// Runs `decode` with up-front reservations bounded by twice `bytes`.
 pub(crate) fn bounded<T>(bytes: usize, decode: impl FnOnce() -> T) -> T {
     let before = BOUND.with(|b| b.replace(bytes));
     let out = decode();
@@ -45,7 +46,8 @@ where
 
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
             let announced = seq.size_hint().unwrap_or(0);
-            let mut items = Vec::with_capacity(announced.min(BOUND.with(Cell::get)));
+            let most = BOUND.with(Cell::get).saturating_mul(2) / size_of::<T>().max(1);
+            let mut items = Vec::with_capacity(announced.min(most));
             while let Some(item) = seq.next_element()? {
                 items.push(item);
             }

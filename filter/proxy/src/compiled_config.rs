@@ -4,6 +4,7 @@
 //! is sized once from its header instead of growing by doubling.
 
 use base64::Engine as _;
+use warden_bundle::wire::COMPILED_POLICY;
 use warden_engine::compact;
 
 use crate::host::Host;
@@ -25,7 +26,7 @@ fn text_start(head: &[u8]) -> Option<usize> {
         (head.get(at..end)? == expected).then(|| at = end)
     };
     token(b"{")?;
-    token(b"\"compiledPolicy\"")?;
+    token(format!("\"{COMPILED_POLICY}\"").as_bytes())?;
     token(b":")?;
     token(b"\"")?;
     Some(at)

@@ -415,15 +415,6 @@ impl RootContext for WardenRoot {
     }
 }
 
-/// The plugin configuration that carries a compiled policy (`render envoy`, `render istio`):
-/// `{"compiledPolicy": "<base64 of the compiled form>"}`.
-#[derive(Debug, serde::Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct CompiledRef<'a> {
-    #[serde(borrow)]
-    compiled_policy: std::borrow::Cow<'a, str>,
-}
-
 /// The plugin configuration that names a bundle embedded in the module (`render istio
 /// --embedded`): `{"embeddedBundle": "sha256:<digest>"}`.
 #[derive(Debug, serde::Deserialize)]
@@ -441,21 +432,16 @@ enum Form {
     Json,
 }
 
-/// Loads the policy a plugin configuration gives: compiled tables (inline or embedded) or a
-/// bundle's JSON. With a public key, only what was signed with its private half loads: the
-/// compiled form's header (which fixes every byte of its tables) or the bundle's digest.
+/// Loads the policy a plugin configuration read whole gives: the module's embedded compiled
+/// tables or bundle, or a bundle's JSON. (`{"compiledPolicy": ...}` is read in chunks by
+/// `compiled_config` before this.) With a public key, only what was signed with its private
+/// half loads: the compiled form's header (which fixes every byte of its tables) or the
+/// bundle's digest.
 fn load(
     config: &[u8],
     host: &dyn Host,
     key: Option<&ed25519_dalek::VerifyingKey>,
 ) -> Result<(Policy, Form), String> {
-    if let Ok(compiled) = serde_json::from_slice::<CompiledRef<'_>>(config) {
-        use base64::Engine as _;
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(compiled.compiled_policy.as_bytes())
-            .map_err(|e| format!("compiledPolicy is not base64: {e}"))?;
-        return Ok((from_compiled(&bytes, None, key)?, Form::Compiled));
-    }
     let Ok(reference) = serde_json::from_slice::<EmbeddedRef>(config) else {
         return Ok((from_json(config, key)?, Form::Json));
     };
@@ -473,11 +459,16 @@ fn load(
     let bundle = Bundle::from_json(&bytes).map_err(|e| format!("embedded bundle: {e}"))?;
     let digest = bundle.metadata.digest.as_deref().unwrap_or("none");
     if digest != named {
-        return Err(format!(
-            "the configuration names the embedded bundle {named}, and this module carries {digest}"
-        ));
+        return Err(other_embedded(named, digest));
     }
     Ok((verified_and_compiled(&bundle, key)?, Form::Json))
+}
+
+/// The configuration names one embedded bundle and the module carries another.
+fn other_embedded(named: &str, carried: &str) -> String {
+    format!(
+        "the configuration names the embedded bundle {named}, and this module carries {carried}"
+    )
 }
 
 /// Opens a compiled form (framing and checksum), checks its signature before decoding
@@ -489,10 +480,7 @@ fn from_compiled(
 ) -> Result<Policy, String> {
     let envelope = compact::open(bytes).map_err(|e| e.to_string())?;
     if let Some(named) = named.filter(|n| *n != envelope.digest) {
-        return Err(format!(
-            "the configuration names the embedded bundle {named}, and this module carries {}",
-            envelope.digest
-        ));
+        return Err(other_embedded(named, envelope.digest));
     }
     if let Some(key) = key {
         warden_bundle::verify_message(key, envelope.header, envelope.signature)
