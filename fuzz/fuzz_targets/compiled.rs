@@ -1,19 +1,29 @@
 //! Compiled policies as the filter receives them (`compiledPolicy`, or embedded): bytes are
-//! framed as they come (checked framing and checksum), and also as tables behind a header
-//! whose checksum matches them, as someone who rewrote tables and checksum would send them.
+//! framed as they come (checked framing and checksum), as compressed tables behind a header
+//! whose checksum matches them (the first four bytes announce the inflated length), and as
+//! tables compressed behind a matching header, as someone who rewrote tables and checksum
+//! would send them.
 //! Anything may be refused, nothing may panic, and whatever loads keeps the decision
 //! properties.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use warden_bundle::Role;
-use warden_engine::compact::{frame, open};
+use warden_engine::compact::{frame, frame_compressed, open};
 use warden_engine::{GatewayRoutes, Policy};
 use warden_fuzz::{check_with, FuzzRequest};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(envelope) = open(data) {
         let _ = Policy::from_compact(&envelope);
+    }
+    if let Some((len, payload)) = data.split_first_chunk::<4>() {
+        let announced = u32::from_le_bytes(*len) % (1 << 24);
+        if let Ok(framed) = frame_compressed("", announced, payload) {
+            if let Ok(envelope) = open(&framed) {
+                let _ = Policy::from_compact(&envelope);
+            }
+        }
     }
     let Ok(framed) = frame("", data) else {
         return;

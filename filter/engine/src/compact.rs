@@ -6,10 +6,16 @@
 //! ```text
 //! header   "WARDENCP" | format u16 | flags u16 (0) | digest length u16 | bundle digest
 //!          | engine version length u8 | engine version | payload length u32
-//!          | SHA-256 of the payload (32 bytes)
-//! payload  the compiled tables
+//!          | tables length u32 | SHA-256 of the payload (32 bytes)
+//! payload  the compiled tables, deflate-compressed (RFC 1951)
 //! trailer  0 (unsigned), or 1 and an ed25519 signature over the header (64 bytes)
 //! ```
+//!
+//! The tables are compressed because Envoy keeps several copies of a plugin's configuration
+//! (measured: a do-nothing filter carrying 100,000 services' uncompressed tables, 12 MB of
+//! base64, costs Envoy 100 MB and 0.4 s to start; compressed 8.6 times smaller); the filter
+//! inflates them while it decodes them, so a VM never holds the uncompressed tables' bytes,
+//! only the compressed ones and the decoded tables.
 //!
 //! All integers are little-endian. The tables are the engine's own types in order, so only the
 //! engine release that wrote them reads them: the header names it, and a filter of another
@@ -30,12 +36,20 @@ use crate::policy::Policy;
 pub const MAGIC: &[u8; 8] = b"WARDENCP";
 /// The layout of the tables this engine writes and reads. A filter reads only its own format:
 /// a compiled policy is rebuilt from its bundle by the matching `bundle-builder`.
-pub const FORMAT: u16 = 1;
+pub const FORMAT: u16 = 2;
 /// The engine release whose types the tables are: only it reads them.
 pub const ENGINE: &str = env!("CARGO_PKG_VERSION");
 /// The longest bundle digest a header holds.
 const MAX_DIGEST: usize = 256;
 const SIGNATURE_LEN: usize = 64;
+/// Scratch space for one string while the tables are decoded: longer strings are refused.
+const LONGEST_STRING: usize = 64 * 1024;
+/// How much of the inflated tables is buffered between the inflater and the decoder.
+const INFLATE_BUFFER: usize = 64 * 1024;
+/// Lists are reserved up front for at most this many times the compressed bytes (100,000
+/// services decode to about 12 times theirs, natively 24): announced lengths beyond it are
+/// not believed until the bytes are there.
+const RESERVE_FACTOR: usize = 64;
 
 /// A compiled policy's framing, checked: the bundle digest, the signed header, the tables.
 #[derive(Debug, Clone, Copy)]
@@ -44,8 +58,10 @@ pub struct Envelope<'a> {
     pub digest: &'a str,
     /// The bytes a signature covers.
     pub header: &'a [u8],
-    /// The encoded tables; their SHA-256 matched the header's.
+    /// The encoded tables, compressed; their SHA-256 matched the header's.
     pub payload: &'a [u8],
+    /// The length of the encoded tables once inflated, as the header announces it.
+    pub tables_len: usize,
     /// An ed25519 signature over `header`, when the envelope carries one.
     pub signature: Option<&'a [u8; SIGNATURE_LEN]>,
 }
@@ -103,6 +119,9 @@ pub fn open(bytes: &[u8]) -> Result<Envelope<'_>, CompactError> {
         });
     }
     let payload_len = u32::from_le_bytes(take_array(&mut rest, "payload length")?);
+    let tables_len = u32::from_le_bytes(take_array(&mut rest, "tables length")?);
+    let tables_len =
+        usize::try_from(tables_len).map_err(|_| CompactError::Malformed("tables length".into()))?;
     let checksum: [u8; 32] = take_array(&mut rest, "checksum")?;
     let header_len = bytes.len() - rest.len();
     let header = bytes
@@ -137,6 +156,7 @@ pub fn open(bytes: &[u8]) -> Result<Envelope<'_>, CompactError> {
         digest,
         header,
         payload,
+        tables_len,
         signature,
     })
 }
@@ -152,7 +172,7 @@ pub fn expected_len(prefix: &[u8]) -> Option<usize> {
     let [engine_len] = take_array::<1>(&mut rest, "").ok()?;
     take(&mut rest, usize::from(engine_len), "").ok()?;
     let payload_len = u32::from_le_bytes(take_array(&mut rest, "").ok()?);
-    take(&mut rest, 32, "").ok()?;
+    take(&mut rest, 4 + 32, "").ok()?;
     let header = prefix.len() - rest.len();
     usize::try_from(payload_len)
         .ok()?
@@ -173,9 +193,36 @@ pub fn with_signature(
     Ok(out)
 }
 
-/// An unsigned envelope around encoded tables `payload` compiled from the bundle `digest`.
-/// (Tools and fuzzing frame tables this way; [`Policy::to_compact`] frames its own.)
-pub fn frame(digest: &str, payload: &[u8]) -> Result<Vec<u8>, CompactError> {
+/// An unsigned envelope around encoded tables `tables` compiled from the bundle `digest`,
+/// compressing them. (Tools and fuzzing frame tables this way; [`Policy::to_compact`] frames
+/// its own.)
+pub fn frame(digest: &str, tables: &[u8]) -> Result<Vec<u8>, CompactError> {
+    let tables_len = u32::try_from(tables.len())
+        .map_err(|_| CompactError::Encode("the tables exceed 4 GiB".into()))?;
+    let payload = deflate(tables)?;
+    frame_compressed(digest, tables_len, &payload)
+}
+
+/// The tables compressed as the envelope carries them.
+fn deflate(tables: &[u8]) -> Result<Vec<u8>, CompactError> {
+    use std::io::Write as _;
+    let mut encoder = flate2::write::DeflateEncoder::new(
+        Vec::with_capacity(tables.len() / 4),
+        flate2::Compression::best(),
+    );
+    encoder
+        .write_all(tables)
+        .and_then(|()| encoder.finish())
+        .map_err(|e| CompactError::Encode(format!("compressing the tables: {e}")))
+}
+
+/// An unsigned envelope around an already compressed `payload` that inflates to `tables_len`
+/// bytes of tables (or claims to: fuzzing frames arbitrary bytes this way).
+pub fn frame_compressed(
+    digest: &str,
+    tables_len: u32,
+    payload: &[u8],
+) -> Result<Vec<u8>, CompactError> {
     let digest_len = u16::try_from(digest.len())
         .ok()
         .filter(|&l| usize::from(l) <= MAX_DIGEST)
@@ -193,6 +240,7 @@ pub fn frame(digest: &str, payload: &[u8]) -> Result<Vec<u8>, CompactError> {
     out.push(engine_len);
     out.extend_from_slice(ENGINE.as_bytes());
     out.extend_from_slice(&payload_len.to_le_bytes());
+    out.extend_from_slice(&tables_len.to_le_bytes());
     out.extend_from_slice(&Sha256::digest(payload));
     out.extend_from_slice(payload);
     out.push(0);
@@ -214,16 +262,7 @@ impl Policy {
     /// inside its table, and the bundle digest matches the header's. Endpoints are ranked for
     /// the locality the policy was prepared for, as [`crate::compile`] leaves them.
     pub fn from_compact(envelope: &Envelope<'_>) -> Result<Self, CompactError> {
-        let payload = envelope.payload;
-        let (mut policy, rest): (Policy, _) =
-            crate::exact_seq::bounded(payload.len(), || postcard::take_from_bytes(payload))
-                .map_err(|e| CompactError::Malformed(e.to_string()))?;
-        if !rest.is_empty() {
-            return Err(CompactError::Malformed(format!(
-                "{} bytes after the tables",
-                rest.len()
-            )));
-        }
+        let mut policy = inflate_and_decode(envelope)?;
         if policy.settings.digest.as_deref().unwrap_or_default() != envelope.digest {
             return Err(CompactError::Malformed(
                 "the tables name another bundle digest than the header".into(),
@@ -233,6 +272,97 @@ impl Policy {
         let locality = policy.prepared_for.take();
         policy.prepare_for(locality);
         Ok(policy)
+    }
+}
+
+/// Decodes the tables while inflating them: the inflated bytes pass through a small buffer,
+/// never held whole. Exactly `tables_len` bytes must inflate, and the tables must end there.
+fn inflate_and_decode(envelope: &Envelope<'_>) -> Result<Policy, CompactError> {
+    use std::io::Read as _;
+    let announced = u64::try_from(envelope.tables_len).unwrap_or(u64::MAX);
+    let mut inflater = flate2::read::DeflateDecoder::new(envelope.payload);
+    let inflated = std::cell::Cell::new(0u64);
+    let inflate_error = std::cell::RefCell::new(None);
+    let not_deflate = |e: &dyn std::fmt::Display| {
+        CompactError::Malformed(format!("the tables are not deflate data: {e}"))
+    };
+    let mut scratch = vec![0u8; LONGEST_STRING];
+    let tables = std::io::BufReader::with_capacity(
+        INFLATE_BUFFER,
+        Counted {
+            inner: (&mut inflater).take(announced),
+            inflated: &inflated,
+            error: &inflate_error,
+        },
+    );
+    let bound = envelope.payload.len().saturating_mul(RESERVE_FACTOR);
+    let decoded = crate::exact_seq::bounded(bound, || {
+        postcard::from_io::<Policy, _>((tables, &mut scratch[..]))
+    });
+    let (policy, mut tables) = match decoded {
+        Ok((policy, (tables, _))) => (policy, tables),
+        Err(e) => {
+            return Err(match inflate_error.take() {
+                Some(inflate) => not_deflate(&inflate),
+                None if e == postcard::Error::DeserializeUnexpectedEnd => {
+                    CompactError::Malformed(format!(
+                        "the tables end after {} bytes, before they are complete (the header says {announced})",
+                        inflated.get()
+                    ))
+                }
+                None => CompactError::Malformed(e.to_string()),
+            })
+        }
+    };
+    // Whatever the decoder left unread is not tables.
+    let mut rest = Vec::new();
+    tables.read_to_end(&mut rest).map_err(|e| not_deflate(&e))?;
+    drop(tables);
+    let inflated = inflated.get();
+    if !rest.is_empty() {
+        return Err(CompactError::Malformed(format!(
+            "{} bytes after the tables",
+            rest.len()
+        )));
+    }
+    if inflated != announced {
+        return Err(CompactError::Malformed(format!(
+            "the tables inflate to {inflated} bytes, and the header says {announced}"
+        )));
+    }
+    let mut beyond = [0u8; 1];
+    match inflater.read(&mut beyond) {
+        Ok(0) => Ok(policy),
+        Ok(_) => Err(CompactError::Malformed(format!(
+            "the tables inflate to more than the {announced} bytes the header says"
+        ))),
+        Err(e) => Err(not_deflate(&e)),
+    }
+}
+
+/// A reader that counts what it gave and keeps the first error it met (the decoder reports
+/// any read error as the end of its input).
+struct Counted<'a, R> {
+    inner: R,
+    inflated: &'a std::cell::Cell<u64>,
+    error: &'a std::cell::RefCell<Option<std::io::Error>>,
+}
+
+impl<R: std::io::Read> std::io::Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self.inner.read(buf) {
+            Ok(n) => {
+                let n64 = u64::try_from(n).unwrap_or(u64::MAX);
+                self.inflated.set(self.inflated.get().saturating_add(n64));
+                Ok(n)
+            }
+            Err(e) => {
+                let kind = e.kind();
+                let message = e.to_string();
+                self.error.borrow_mut().get_or_insert(e);
+                Err(std::io::Error::new(kind, message))
+            }
+        }
     }
 }
 

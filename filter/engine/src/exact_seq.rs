@@ -2,9 +2,9 @@
 //! the length the bytes announce. Serde's own `Vec` reading caps what it reserves up front
 //! (untrusted lengths) and grows by doubling, so 100,000 services would peak at about twice
 //! their size, old and new buffer at once, in a wasm VM whose memory never shrinks. What is
-//! reserved up front is bounded by the bytes being decoded, which `crate::compact` sets for the
-//! duration of a decode: never more than twice their size, whatever length the bytes announce
-//! (past that, the list grows as serde's would).
+//! reserved up front is bounded by a number of bytes that `crate::compact` sets for the
+//! duration of a decode (a multiple of the compressed tables' size), whatever length the
+//! bytes announce; past that, the list grows as serde's would.
 
 use std::cell::Cell;
 use std::fmt;
@@ -14,11 +14,11 @@ use serde::de::{SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 thread_local! {
-    /// The size of the tables being decoded, in bytes.
+    /// The most bytes a list may reserve up front.
     static BOUND: Cell<usize> = const { Cell::new(0) };
 }
 
-/// Runs `decode` with up-front reservations bounded by twice `bytes`.
+/// Runs `decode` with up-front reservations bounded by `bytes`.
 pub(crate) fn bounded<T>(bytes: usize, decode: impl FnOnce() -> T) -> T {
     let before = BOUND.with(|b| b.replace(bytes));
     let out = decode();
@@ -46,7 +46,7 @@ where
 
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
             let announced = seq.size_hint().unwrap_or(0);
-            let most = BOUND.with(Cell::get).saturating_mul(2) / size_of::<T>().max(1);
+            let most = BOUND.with(Cell::get) / size_of::<T>().max(1);
             let mut items = Vec::with_capacity(announced.min(most));
             while let Some(item) = seq.next_element()? {
                 items.push(item);

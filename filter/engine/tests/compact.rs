@@ -209,3 +209,72 @@ fn a_signature_travels_in_the_trailer_and_covers_the_header() {
     assert_eq!(resigned.len(), signed.len());
     assert_eq!(open(&resigned).unwrap().signature, Some(&[9; 64]));
 }
+
+/// The tables as they were compressed into `bytes`.
+fn inflated(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Read as _;
+    let mut tables = Vec::new();
+    flate2::read::DeflateDecoder::new(open(bytes).unwrap().payload)
+        .read_to_end(&mut tables)
+        .unwrap();
+    tables
+}
+
+/// Behind a checksum that matches (no signature: anyone can recompute it), the compressed
+/// tables must inflate to exactly the length the header says, hold nothing after the tables,
+/// and be deflate data at all; each refusal says which.
+#[test]
+fn compressed_tables_are_refused_unless_they_inflate_to_what_the_header_says() {
+    use warden_engine::compact::{frame, frame_compressed};
+    let policy = compile(&sample()).unwrap();
+    let bytes = policy.to_compact().unwrap();
+    let envelope = open(&bytes).unwrap();
+    let digest = envelope.digest;
+    let tables = inflated(&bytes);
+    assert_eq!(tables.len(), envelope.tables_len);
+    let refusal = |framed: Vec<u8>| {
+        let err = Policy::from_compact(&open(&framed).unwrap()).unwrap_err();
+        assert!(matches!(err, CompactError::Malformed(_)), "{err}");
+        err.to_string()
+    };
+    let len = u32::try_from(tables.len()).unwrap();
+    let shorter = refusal(frame_compressed(digest, len - 1, envelope.payload).unwrap());
+    assert!(shorter.contains("before they are complete"), "{shorter}");
+    let longer = refusal(frame_compressed(digest, len + 1, envelope.payload).unwrap());
+    assert!(longer.contains("the header says"), "{longer}");
+    let mut padded = tables.clone();
+    padded.push(0);
+    let after = refusal(frame(digest, &padded).unwrap());
+    assert!(after.contains("1 bytes after the tables"), "{after}");
+    let garbage = refusal(frame_compressed(digest, len, b"\xff\xff not deflate").unwrap());
+    assert!(garbage.contains("deflate"), "{garbage}");
+    // And the bytes `frame` writes from the same tables load.
+    let reframed = frame(digest, &tables).unwrap();
+    assert!(Policy::from_compact(&open(&reframed).unwrap()).is_ok());
+}
+
+/// The tables travel compressed: a registry's many similar names take far fewer bytes.
+#[test]
+fn the_tables_travel_compressed() {
+    let names: Vec<(String, String)> = (0..200)
+        .map(|i| {
+            (
+                format!("team{}/svc-{i}", i % 7),
+                format!("api{i}.vendor.example"),
+            )
+        })
+        .collect();
+    let services = names
+        .iter()
+        .map(|(name, host)| service(name, &[host.as_str()], &[], &[443]))
+        .collect();
+    let b = bundle(RegistryOnly, services, Vec::new()).seal().unwrap();
+    let bytes = compile(&b).unwrap().to_compact().unwrap();
+    let envelope = open(&bytes).unwrap();
+    assert!(
+        envelope.payload.len() * 3 < envelope.tables_len,
+        "{} compressed bytes for {} bytes of tables",
+        envelope.payload.len(),
+        envelope.tables_len
+    );
+}
