@@ -397,7 +397,7 @@ impl Policy {
             .chain(
                 self.services
                     .iter()
-                    .flat_map(|s| s.endpoints.iter().map(|e| &e.name)),
+                    .flat_map(|s| s.endpoints().iter().map(|e| &e.name)),
             );
         if let Some(name) = names.find(|n| !n.is_well_formed()) {
             return Err(format!(
@@ -407,7 +407,7 @@ impl Policy {
         }
         for service in self.services.iter() {
             let name = &service.name;
-            if !service.outlier.is_valid() {
+            if !service.outlier().is_valid() {
                 return Err(format!(
                     "service {name} has outlier settings compiling never gives"
                 ));
@@ -417,7 +417,7 @@ impl Policy {
                     "service {name} is in a workspace view that does not exist"
                 ));
             }
-            let policies = service.ports.iter().flat_map(|p| p.policies.iter());
+            let policies = service.ports.iter().flat_map(|p| p.policies().iter());
             if policies.clone().any(|&p| p as usize >= self.policies.len()) {
                 return Err(format!(
                     "service {name} names an access policy that does not exist"
@@ -492,7 +492,10 @@ mod tests {
             }),
             ("workspace view", |p| p.services[0].views = Box::new([3])),
             ("outlier settings", |p| {
-                p.services[0].outlier.consecutive_errors = 0
+                p.services[0].set_outlier_for_test(crate::outlier::OutlierSettings {
+                    consecutive_errors: 0,
+                    ..crate::outlier::OutlierSettings::DEFAULT
+                })
             }),
             ("virtual address of a missing service", |p| {
                 p.virtual_addresses.insert([10, 9, 9, 9].into(), 7);

@@ -8,7 +8,7 @@ use warden_bundle::{AccessPolicy, Bundle, ExternalService, Provenance, TargetPor
 
 use crate::access::{CompiledPolicy, PathPattern, Rule};
 use crate::cidr::CidrTable;
-use crate::compiled::{CompiledPort, CompiledService};
+use crate::compiled::{CompiledPort, CompiledService, ServiceRouting};
 use crate::endpoint::{compile_endpoint, CompiledEndpoint};
 use crate::error::CompileError;
 use crate::host::{parse_host, Host, HostBuf};
@@ -165,17 +165,19 @@ pub fn compile_all(bundle: &Bundle) -> Result<Policy, Vec<CompileError>> {
             services.push(None);
             continue;
         }
-        services.push(Some(CompiledService {
-            name: ResourceName::new(&src.namespace, &src.name),
-            host: exact_host,
-            virtual_addresses: own_virtual,
-            views: own_views.into_boxed_slice(),
-            outlier: outlier_settings(service),
-            ports: ports.into_boxed_slice(),
-            endpoints: endpoints.into_boxed_slice(),
-            ranked: None,
-            failover: service.failover.clone().into_boxed_slice(),
-        }));
+        services.push(Some(CompiledService::new(
+            ResourceName::new(&src.namespace, &src.name),
+            exact_host,
+            own_views.into_boxed_slice(),
+            ports.into_boxed_slice(),
+            ServiceRouting {
+                virtual_addresses: own_virtual,
+                outlier: outlier_settings(service),
+                endpoints: endpoints.into_boxed_slice(),
+                ranked: None,
+                failover: service.failover.clone().into_boxed_slice(),
+            },
+        )));
     }
 
     let mut policies = Vec::with_capacity(spec.access_policies.len());
@@ -236,7 +238,7 @@ pub fn compile_all(bundle: &Bundle) -> Result<Policy, Vec<CompileError>> {
     let mut services: Vec<CompiledService> = services.into_iter().flatten().collect();
     for (service, slots) in services.iter_mut().zip(port_policies) {
         for (port, slot) in service.ports.iter_mut().zip(slots) {
-            port.policies = slot.into_boxed_slice();
+            port.set_policies(slot.into_boxed_slice());
         }
     }
 
@@ -525,12 +527,12 @@ fn compile_ports(
                 );
             }
         }
-        ports.push(CompiledPort {
-            number: port.number,
-            protocol: port.protocol,
-            via_gateway: port.egress_gateway.is_some(),
-            port_match: port.egress_gateway.as_ref().and_then(|g| g.port_match),
-            tls_cluster: port.tls.as_ref().filter(|t| t.originates()).map(|_| {
+        ports.push(CompiledPort::new(
+            port.number,
+            port.protocol,
+            port.egress_gateway.as_ref().and_then(|g| g.port_match),
+            port.egress_gateway.is_some(),
+            port.tls.as_ref().filter(|t| t.originates()).map(|_| {
                 warden_bundle::origination_cluster(
                     &service.source.namespace,
                     &service.source.name,
@@ -538,9 +540,8 @@ fn compile_ports(
                 )
                 .into_boxed_str()
             }),
-            target: port.target_port.clone(),
-            policies: Box::default(),
-        });
+            port.target_port.clone(),
+        ));
     }
     ports
 }

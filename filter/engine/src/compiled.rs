@@ -8,18 +8,28 @@ use crate::name::ResourceName;
 use crate::outlier::OutlierSettings;
 use crate::ranking::Ranked;
 
+/// A service as the policy holds it. What most services lack (endpoints, virtual addresses,
+/// failover, outlier settings of their own) is kept apart, behind one pointer, so that a
+/// registry of plain hosts and networks costs only what it uses: a VM holds 100,000 of these.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct CompiledService {
     pub(crate) name: ResourceName,
     /// The first exact host: where a connection to a virtual address goes when the service
     /// has no endpoints.
     pub(crate) host: Option<Box<str>>,
-    /// The addresses that stand for the service's hosts (canonical).
-    pub(crate) virtual_addresses: Box<[std::net::IpAddr]>,
     /// The workspace views that see this service (indices into the policy's views); empty:
     /// every view.
     pub(crate) views: Box<[u16]>,
     pub(crate) ports: Box<[CompiledPort]>,
+    /// `None`: no endpoints, no virtual addresses, no failover, default outlier settings.
+    routing: Option<Box<ServiceRouting>>,
+}
+
+/// The part of a service only internal hostnames and virtual addresses use.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct ServiceRouting {
+    /// The addresses that stand for the service's hosts (canonical).
+    pub(crate) virtual_addresses: Box<[std::net::IpAddr]>,
     /// When endpoints are ejected.
     pub(crate) outlier: OutlierSettings,
     /// The endpoints an internal hostname stands for (empty: traffic goes to the host).
@@ -33,6 +43,75 @@ pub(crate) struct CompiledService {
 }
 
 impl CompiledService {
+    pub(crate) fn new(
+        name: ResourceName,
+        host: Option<Box<str>>,
+        views: Box<[u16]>,
+        ports: Box<[CompiledPort]>,
+        routing: ServiceRouting,
+    ) -> Self {
+        let plain = routing.virtual_addresses.is_empty()
+            && routing.endpoints.is_empty()
+            && routing.failover.is_empty()
+            && routing.outlier == OutlierSettings::DEFAULT;
+        Self {
+            name,
+            host,
+            views,
+            ports,
+            routing: (!plain).then(|| Box::new(routing)),
+        }
+    }
+
+    /// The addresses that stand for the service's hosts (canonical).
+    pub(crate) fn virtual_addresses(&self) -> &[std::net::IpAddr] {
+        self.routing.as_ref().map_or(&[], |r| &r.virtual_addresses)
+    }
+
+    /// When endpoints are ejected.
+    pub(crate) fn outlier(&self) -> &OutlierSettings {
+        self.routing
+            .as_ref()
+            .map_or(&OutlierSettings::DEFAULT, |r| &r.outlier)
+    }
+
+    /// The endpoints an internal hostname stands for (empty: traffic goes to the host).
+    pub(crate) fn endpoints(&self) -> &[CompiledEndpoint] {
+        self.routing.as_ref().map_or(&[], |r| &r.endpoints)
+    }
+
+    /// The endpoints ranked for [`Policy::prepared_for`], once prepared.
+    pub(crate) fn ranked(&self) -> Option<&Ranked> {
+        self.routing.as_ref().and_then(|r| r.ranked.as_ref())
+    }
+
+    /// Failover targets by proxy locality (`FailoverPolicy`).
+    pub(crate) fn failover(&self) -> &[LocalityMapping] {
+        self.routing.as_ref().map_or(&[], |r| &r.failover)
+    }
+
+    /// The routing part, for ranking endpoints (`None`: the service has none).
+    pub(crate) fn routing_mut(&mut self) -> Option<&mut ServiceRouting> {
+        self.routing.as_deref_mut()
+    }
+
+    /// Gives the service `outlier` settings, valid or not (for tests of decoded tables).
+    #[cfg(test)]
+    pub(crate) fn set_outlier_for_test(&mut self, outlier: OutlierSettings) {
+        let mut routing = self.routing.take().map_or_else(
+            || ServiceRouting {
+                virtual_addresses: Box::default(),
+                outlier,
+                endpoints: Box::default(),
+                ranked: None,
+                failover: Box::default(),
+            },
+            |r| *r,
+        );
+        routing.outlier = outlier;
+        self.routing = Some(Box::new(routing));
+    }
+
     /// Whether a caller in `view` sees this service (`None`: the bundle has one view).
     pub(crate) fn visible_in(&self, view: Option<u16>) -> bool {
         match view {
@@ -52,6 +131,8 @@ impl CompiledService {
     }
 }
 
+/// A service's port. What few ports have (TLS origination, another endpoint port, access
+/// policies) is kept apart, behind one pointer.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct CompiledPort {
     pub(crate) number: u16,
@@ -59,10 +140,65 @@ pub(crate) struct CompiledPort {
     pub(crate) via_gateway: bool,
     /// The port workloads send to through the gateway (`portMatch`), when not `number`.
     pub(crate) port_match: Option<u16>,
+    /// `None`: plain, the same endpoint port, no access policy.
+    extra: Option<Box<PortExtra>>,
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+struct PortExtra {
+    tls_cluster: Option<Box<str>>,
+    target: Option<TargetPort>,
+    policies: Box<[u32]>,
+}
+
+impl CompiledPort {
+    pub(crate) fn new(
+        number: u16,
+        protocol: Protocol,
+        port_match: Option<u16>,
+        via_gateway: bool,
+        tls_cluster: Option<Box<str>>,
+        target: Option<TargetPort>,
+    ) -> Self {
+        let mut port = Self {
+            number,
+            protocol,
+            via_gateway,
+            port_match,
+            extra: None,
+        };
+        port.set_extra(PortExtra {
+            tls_cluster,
+            target,
+            policies: Box::default(),
+        });
+        port
+    }
+
+    fn set_extra(&mut self, extra: PortExtra) {
+        let plain =
+            extra.tls_cluster.is_none() && extra.target.is_none() && extra.policies.is_empty();
+        self.extra = (!plain).then(|| Box::new(extra));
+    }
+
     /// The cluster an egress gateway originates TLS through (absent: plain, or `DISABLE`).
-    pub(crate) tls_cluster: Option<Box<str>>,
+    pub(crate) fn tls_cluster(&self) -> Option<&str> {
+        self.extra.as_ref().and_then(|e| e.tls_cluster.as_deref())
+    }
+
     /// The endpoint port, when it is not `number`.
-    pub(crate) target: Option<TargetPort>,
+    pub(crate) fn target(&self) -> Option<&TargetPort> {
+        self.extra.as_ref().and_then(|e| e.target.as_ref())
+    }
+
     /// Indices of the access policies that apply to this port.
-    pub(crate) policies: Box<[u32]>,
+    pub(crate) fn policies(&self) -> &[u32] {
+        self.extra.as_ref().map_or(&[], |e| &e.policies)
+    }
+
+    pub(crate) fn set_policies(&mut self, policies: Box<[u32]>) {
+        let mut extra = self.extra.take().map(|e| *e).unwrap_or_default();
+        extra.policies = policies;
+        self.set_extra(extra);
+    }
 }

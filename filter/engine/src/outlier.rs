@@ -31,14 +31,19 @@ impl OutlierSettings {
     }
 }
 
+impl OutlierSettings {
+    /// Gloo's defaults.
+    pub const DEFAULT: Self = Self {
+        consecutive_errors: 5,
+        consecutive_gateway_errors: None,
+        base_ejection_ms: 30_000,
+        max_ejection_percent: 100,
+    };
+}
+
 impl Default for OutlierSettings {
     fn default() -> Self {
-        Self {
-            consecutive_errors: 5,
-            consecutive_gateway_errors: None,
-            base_ejection_ms: 30_000,
-            max_ejection_percent: 100,
-        }
+        Self::DEFAULT
     }
 }
 

@@ -109,7 +109,7 @@ pub struct Settings {
 /// route, and TLS passed through only where the gateway does not originate TLS itself (its
 /// CA, server name and client certificate would be skipped).
 fn gateway_forwards(port: &CompiledPort, protocol: RequestProtocol) -> bool {
-    port.via_gateway && !(protocol == RequestProtocol::Tls && port.tls_cluster.is_some())
+    port.via_gateway && !(protocol == RequestProtocol::Tls && port.tls_cluster().is_some())
 }
 
 impl<'p> ServiceMatch<'p> {
@@ -121,7 +121,7 @@ impl<'p> ServiceMatch<'p> {
             port: port.number,
             protocol: Some(port.protocol),
             via_gateway: port.via_gateway,
-            tls_cluster: port.tls_cluster.as_deref(),
+            tls_cluster: port.tls_cluster(),
         }
     }
 }
@@ -176,9 +176,10 @@ impl Policy {
     /// request from there picks an endpoint in O(log n). Requests that name another locality
     /// still get the right answer, by the linear path.
     pub fn prepare_for(&mut self, locality: Option<Locality>) {
-        for service in self.services.iter_mut().filter(|s| !s.endpoints.is_empty()) {
-            let mapping = failover_for(&service.failover, locality.as_ref());
-            service.ranked = Some(Ranked::new(&service.endpoints, locality.as_ref(), mapping));
+        let routing = self.services.iter_mut().filter_map(|s| s.routing_mut());
+        for routing in routing.filter(|r| !r.endpoints.is_empty()) {
+            let mapping = failover_for(&routing.failover, locality.as_ref());
+            routing.ranked = Some(Ranked::new(&routing.endpoints, locality.as_ref(), mapping));
         }
         self.prepared_for = locality;
     }
@@ -368,8 +369,8 @@ impl Policy {
             .get(set)
             .iter()
             .filter_map(|&i| self.services.get(i as usize))
-            .find(|s| !s.virtual_addresses.is_empty())
-            .map(|s| (&s.virtual_addresses[..], &s.name))
+            .find(|s| !s.virtual_addresses().is_empty())
+            .map(|s| (s.virtual_addresses(), &s.name))
     }
 
     pub(crate) fn lookup_ip(&self, ip: IpAddr) -> Option<&ServiceSet> {
@@ -473,17 +474,16 @@ impl Policy {
                 policy: permit.policy,
             });
         }
-        if service.endpoints.is_empty() {
+        if service.endpoints().is_empty() {
             return Decision::Allow(permit);
         }
         let locality = request.locality.or(self.settings.locality.as_ref());
         let vantage = Vantage {
             proxy: locality,
-            mapping: failover_for(&service.failover, locality),
+            mapping: failover_for(service.failover(), locality),
         };
         let ranked = service
-            .ranked
-            .as_ref()
+            .ranked()
             .filter(|_| self.prepared_for.as_ref() == locality);
         match choose(service, port, ranked, vantage, health, pick) {
             Some(choice) => {
@@ -520,9 +520,9 @@ impl Policy {
         };
         let vantage = Vantage {
             proxy: locality,
-            mapping: failover_for(&service.failover, locality),
+            mapping: failover_for(service.failover(), locality),
         };
-        let mut out: Vec<EndpointChoice<'p>> = (0..service.endpoints.len())
+        let mut out: Vec<EndpointChoice<'p>> = (0..service.endpoints().len())
             .filter_map(|index| EndpointChoice::of(service, port, index, vantage))
             .collect();
         out.sort_by_key(|c| (c.proximity, c.index));
@@ -546,7 +546,7 @@ impl Policy {
                 endpoint: None,
             })
         };
-        match evaluate(&self.policies, &port.policies, request) {
+        match evaluate(&self.policies, port.policies(), request) {
             AccessOutcome::Unrestricted => permit(AllowReason::Registered, None, None),
             AccessOutcome::Allowed(p) => permit(AllowReason::ClientAllowed, Some(p), None),
             AccessOutcome::DryRunDenied(p) => permit(

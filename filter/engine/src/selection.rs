@@ -69,17 +69,17 @@ impl<'p> EndpointChoice<'p> {
         index: usize,
         vantage: Vantage<'_>,
     ) -> Option<Self> {
-        let endpoint = service.endpoints.get(index)?;
+        let endpoint = service.endpoints().get(index)?;
         Some(Self {
             endpoint: &endpoint.name,
             index,
             address: &endpoint.address,
-            port: target_port(endpoint, port.number, port.target.as_ref())?,
+            port: target_port(endpoint, port.number, port.target())?,
             locality: &endpoint.locality,
             proximity: vantage.proximity(&endpoint.locality),
             service: &service.name,
-            endpoints: service.endpoints.len(),
-            outlier: &service.outlier,
+            endpoints: service.endpoints().len(),
+            outlier: service.outlier(),
         })
     }
 }
@@ -113,11 +113,11 @@ fn linear_pick(
     health: &dyn Health,
     pick: u64,
 ) -> Option<usize> {
-    let endpoints = &service.endpoints;
+    let endpoints = service.endpoints();
     let usable = |(index, endpoint): &(usize, &CompiledEndpoint)| {
         endpoint.weight > 0
             && !health.is_ejected(&service.name, *index)
-            && target_port(endpoint, port.number, port.target.as_ref()).is_some()
+            && target_port(endpoint, port.number, port.target()).is_some()
     };
     let mut best: Option<Proximity> = None;
     let mut total: u64 = 0;
