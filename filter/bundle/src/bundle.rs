@@ -207,27 +207,39 @@ impl Bundle {
     }
 
     /// Parses a bundle from JSON. Errors name the JSON path and, where the path is inside a
-    /// service or policy, the resource that entry came from.
+    /// service or policy, the resource that entry came from (with the `field-paths` feature;
+    /// without it, the line and column).
     pub fn from_json(bytes: &[u8]) -> Result<Self, BundleError> {
-        let mut de = serde_json::Deserializer::from_slice(bytes);
-        match serde_path_to_error::deserialize::<_, Bundle>(&mut de) {
-            Ok(bundle) => {
-                de.end().map_err(|e| BundleError::Parse {
-                    path: String::new(),
-                    entry: None,
-                    message: e.to_string(),
-                })?;
-                Ok(bundle)
+        #[cfg(feature = "field-paths")]
+        {
+            let mut de = serde_json::Deserializer::from_slice(bytes);
+            match serde_path_to_error::deserialize::<_, Bundle>(&mut de) {
+                Ok(bundle) => {
+                    de.end().map_err(|e| BundleError::Parse {
+                        path: String::new(),
+                        entry: None,
+                        message: e.to_string(),
+                    })?;
+                    Ok(bundle)
+                }
+                Err(err) => {
+                    let path = err.path().to_string();
+                    let entry = crate::error::entry_at(bytes, &path);
+                    Err(BundleError::Parse {
+                        path,
+                        entry,
+                        message: err.into_inner().to_string(),
+                    })
+                }
             }
-            Err(err) => {
-                let path = err.path().to_string();
-                let entry = crate::error::entry_at(bytes, &path);
-                Err(BundleError::Parse {
-                    path,
-                    entry,
-                    message: err.into_inner().to_string(),
-                })
-            }
+        }
+        #[cfg(not(feature = "field-paths"))]
+        {
+            serde_json::from_slice(bytes).map_err(|e| BundleError::Parse {
+                path: String::new(),
+                entry: None,
+                message: e.to_string(),
+            })
         }
     }
 

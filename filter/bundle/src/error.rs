@@ -42,6 +42,7 @@ fn within(entry: &Option<String>) -> String {
 
 /// On the error path only: finds the `source` of the service or policy that `path` points
 /// into, so that a parse error can name the resource a user wrote.
+#[cfg(feature = "field-paths")]
 pub(crate) fn entry_at(bytes: &[u8], path: &str) -> Option<String> {
     let value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
     for list in ["services", "accessPolicies"] {
