@@ -307,10 +307,23 @@ fn a_large_compiled_policy_is_read_in_chunks() {
     use base64::Engine as _;
     let mut value = bundle("REGISTRY_ONLY");
     let services = value["spec"]["services"].as_array_mut().unwrap();
-    for i in 0..6_000 {
+    // Hosts of pseudo-random letters: the compiled form is compressed, and must still span
+    // several chunks.
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut letters = || -> String {
+        (0..48)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                char::from(b'a' + ((state >> 33) % 26) as u8)
+            })
+            .collect()
+    };
+    for i in 0..12_000 {
         services.push(json!({
             "source": super::source("ExternalService", &format!("svc-{i}")),
-            "hosts": [format!("api-{i}.vendor.example")],
+            "hosts": [format!("{}.vendor.example", letters())],
             "ports": [{ "number": 443, "protocol": "HTTPS" }]
         }));
     }
@@ -331,7 +344,7 @@ fn a_large_compiled_policy_is_read_in_chunks() {
         });
         p.root.set_configuration_size(size);
         assert!(p.root.configure(), "{size:?}");
-        assert_eq!(p.metric("warden_services_loaded"), 6_005);
+        assert_eq!(p.metric("warden_services_loaded"), 12_005);
         assert!(p.fake.plugin_configuration_reads.get() >= 3);
     }
     for broken in [
