@@ -352,8 +352,18 @@ fn watch_rebuilds_on_change_and_keeps_the_policy_on_errors() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    // Stopped however the test ends (a failed assertion would otherwise leave it running).
+    struct Stop(std::process::Child);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _child = Stop(child);
     let log = Arc::new(Mutex::new(String::new()));
-    let (sink, mut stderr) = (log.clone(), child.stderr.take().unwrap());
+    let (sink, mut stderr) = (log.clone(), stderr);
     std::thread::spawn(move || {
         let mut buf = [0u8; 4096];
         while let Ok(n) = stderr.read(&mut buf) {
@@ -391,11 +401,20 @@ fn watch_rebuilds_on_change_and_keeps_the_policy_on_errors() {
                     .to_owned();
                 let config: serde_json::Value = serde_json::from_str(&config).ok()?;
                 use base64::Engine as _;
-                base64::engine::general_purpose::STANDARD
+                let bytes = base64::engine::general_purpose::STANDARD
                     .decode(config["compiledPolicy"].as_str()?)
-                    .ok()
+                    .ok()?;
+                // The tables travel deflate-compressed.
+                let envelope = warden_engine::compact::open(&bytes).ok()?;
+                let mut tables = Vec::new();
+                std::io::Read::read_to_end(
+                    &mut flate2::read::DeflateDecoder::new(envelope.payload),
+                    &mut tables,
+                )
+                .ok()?;
+                Some(tables)
             })
-            .is_some_and(|bytes| bytes.windows(host.len()).any(|w| w == host.as_bytes()))
+            .is_some_and(|tables| tables.windows(host.len()).any(|w| w == host.as_bytes()))
     };
     wait_for(&|| version().is_some(), "the first build was not applied");
     let first = version().unwrap();
@@ -433,8 +452,6 @@ fn watch_rebuilds_on_change_and_keeps_the_policy_on_errors() {
         second,
         "a broken change leaves the policy untouched"
     );
-    child.kill().unwrap();
-    let _ = child.wait();
 }
 
 /// `keygen` writes a key pair (the private key readable by its owner only); `build --sign`

@@ -659,11 +659,24 @@ fn objects_past_kubernetes_limits_are_named() {
     use bundle_builder::render::istio::size_warnings;
     let mut bundle = examples_bundle();
     let template = bundle.spec.services[0].clone();
-    let grow = |bundle: &mut Bundle, n: usize| {
+    // Hosts of pseudo-random letters, as unlike each other as real vendors' names: the
+    // compiled form is compressed.
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut letters = move || -> String {
+        (0..40)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                char::from(b'a' + ((state >> 33) % 26) as u8)
+            })
+            .collect()
+    };
+    let mut grow = |bundle: &mut Bundle, n: usize| {
         for i in bundle.spec.services.len()..n {
             let mut s = template.clone();
             s.source.name = format!("svc-{i}");
-            s.hosts = vec![format!("api-{i}.vendor.example")];
+            s.hosts = vec![format!("{}.vendor.example", letters())];
             s.addresses = Vec::new();
             s.virtual_addresses = Vec::new();
             bundle.spec.services.push(s);
@@ -686,7 +699,7 @@ fn objects_past_kubernetes_limits_are_named() {
         "{}",
         warnings[0]
     );
-    grow(&mut bundle, 30_000);
+    grow(&mut bundle, 50_000);
     let warnings = size_warnings(&resources(&bundle, &opts).unwrap());
     assert!(
         warnings[0].contains(
