@@ -412,6 +412,12 @@ impl Policy {
                     "service {name} has outlier settings compiling never gives"
                 ));
             }
+            if service
+                .host
+                .is_some_and(|h| h as usize >= self.hosts.exact_len())
+            {
+                return Err(format!("service {name} names a host that does not exist"));
+            }
             if service.views.iter().any(|&v| usize::from(v) >= views) {
                 return Err(format!(
                     "service {name} is in a workspace view that does not exist"
@@ -485,7 +491,8 @@ mod tests {
     #[test]
     fn indices_outside_their_tables_are_refused() {
         type Breaker = fn(&mut Policy);
-        let breakers: [(&str, Breaker); 6] = [
+        let breakers: [(&str, Breaker); 7] = [
+            ("host of a service", |p| p.services[0].host = Some(9)),
             ("access policy", |p| p.policies = Box::default()),
             ("service of a host", |p| {
                 p.services = Box::default();

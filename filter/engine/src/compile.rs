@@ -52,6 +52,8 @@ pub fn compile_all(bundle: &Bundle) -> Result<Policy, Vec<CompileError>> {
     let mut virtual_fields: Vec<(IpAddr, String, &Provenance)> = Vec::new();
     // `None` for a service with errors: the list stays indexed like `spec.services`.
     let mut services: Vec<Option<CompiledService>> = Vec::with_capacity(spec.services.len());
+    // Each compiled service's first exact host, named by position once the table is built.
+    let mut first_hosts: Vec<Option<Box<str>>> = Vec::with_capacity(spec.services.len());
     let mut port_policies: Vec<Vec<Vec<u32>>> = Vec::with_capacity(spec.services.len());
 
     for (i, service) in spec.services.iter().enumerate() {
@@ -165,9 +167,10 @@ pub fn compile_all(bundle: &Bundle) -> Result<Policy, Vec<CompileError>> {
             services.push(None);
             continue;
         }
+        first_hosts.push(exact_host);
         services.push(Some(CompiledService::new(
             ResourceName::new(&src.namespace, &src.name),
-            exact_host,
+            None,
             own_views.into_boxed_slice(),
             ports.into_boxed_slice(),
             ServiceRouting {
@@ -244,6 +247,9 @@ pub fn compile_all(bundle: &Bundle) -> Result<Policy, Vec<CompileError>> {
 
     let mut sets = SetArena::default();
     let host_table = HostTable::build(hosts.finish(&mut sets));
+    for (service, host) in services.iter_mut().zip(first_hosts) {
+        service.host = host.and_then(|h| host_table.exact_position(&h));
+    }
     let v4 = CidrTable::build(
         v4.finish(&mut sets)
             .into_iter()

@@ -14,9 +14,9 @@ use crate::ranking::Ranked;
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct CompiledService {
     pub(crate) name: ResourceName,
-    /// The first exact host: where a connection to a virtual address goes when the service
-    /// has no endpoints.
-    pub(crate) host: Option<Box<str>>,
+    /// The first exact host, by its position in the policy's host table: where a connection
+    /// to a virtual address goes when the service has no endpoints.
+    pub(crate) host: Option<u32>,
     /// The workspace views that see this service (indices into the policy's views); empty:
     /// every view.
     pub(crate) views: Box<[u16]>,
@@ -45,7 +45,7 @@ pub(crate) struct ServiceRouting {
 impl CompiledService {
     pub(crate) fn new(
         name: ResourceName,
-        host: Option<Box<str>>,
+        host: Option<u32>,
         views: Box<[u16]>,
         ports: Box<[CompiledPort]>,
         routing: ServiceRouting,

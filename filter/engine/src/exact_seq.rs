@@ -26,6 +26,11 @@ pub(crate) fn bounded<T>(bytes: usize, decode: impl FnOnce() -> T) -> T {
     out
 }
 
+/// The most bytes a list may reserve up front in the decode under way (0 outside one).
+pub(crate) fn bound() -> usize {
+    BOUND.with(Cell::get)
+}
+
 pub(crate) fn serialize<T: Serialize, S: Serializer>(items: &[T], s: S) -> Result<S::Ok, S::Error> {
     s.collect_seq(items)
 }
@@ -46,7 +51,7 @@ where
 
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
             let announced = seq.size_hint().unwrap_or(0);
-            let most = BOUND.with(Cell::get) / size_of::<T>().max(1);
+            let most = bound() / size_of::<T>().max(1);
             let mut items = Vec::with_capacity(announced.min(most));
             while let Some(item) = seq.next_element()? {
                 items.push(item);

@@ -3,18 +3,16 @@
 //! Exact hosts sit in one hash map. A wildcard `*.example.com` is stored under its suffix
 //! `example.com`; a lookup of `a.b.example.com` tries the suffixes `b.example.com`,
 //! `example.com`, `com` in that order, so the most specific wildcard wins and the apex
-//! `example.com` itself never matches `*.example.com`. No lookup allocates.
+//! `example.com` itself never matches `*.example.com`. No lookup allocates. Both are
+//! [`KeyTable`]s: a service names its host by position in the exact one.
 
-use rustc_hash::FxHashMap;
-
+use crate::key_table::KeyTable;
 use crate::service_set::{ServiceSet, SetArena};
 
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct HostTable {
-    #[serde(with = "crate::sorted_map")]
-    exact: FxHashMap<Box<str>, ServiceSet>,
-    #[serde(with = "crate::sorted_map")]
-    wildcard: FxHashMap<Box<str>, ServiceSet>,
+    exact: KeyTable,
+    wildcard: KeyTable,
     /// The fewest labels any wildcard suffix has: shorter suffixes need no lookup. (A fixed
     /// width: the compiled form is written on 64-bit hosts and read in 32-bit wasm.)
     min_wildcard_labels: u32,
@@ -30,36 +28,47 @@ pub(crate) enum HostMatch {
 impl HostTable {
     /// Builds the table from normalised patterns: exact names, or `*.` followed by a suffix.
     pub(crate) fn build(entries: Vec<(Box<str>, ServiceSet)>) -> Self {
-        let mut exact = FxHashMap::default();
-        let mut wildcard = FxHashMap::default();
+        let mut exact = Vec::new();
+        let mut wildcard = Vec::new();
         let mut min_wildcard_labels = u32::MAX;
         for (pattern, set) in entries {
             match pattern.strip_prefix("*.") {
                 Some(suffix) => {
                     let labels = u32::try_from(suffix.split('.').count()).unwrap_or(u32::MAX);
                     min_wildcard_labels = min_wildcard_labels.min(labels);
-                    wildcard.insert(Box::from(suffix), set);
+                    wildcard.push((Box::from(suffix), set));
                 }
-                None => {
-                    exact.insert(pattern, set);
-                }
+                None => exact.push((pattern, set)),
             }
         }
-        exact.shrink_to_fit();
-        wildcard.shrink_to_fit();
         Self {
-            exact,
-            wildcard,
+            exact: KeyTable::build(exact),
+            wildcard: KeyTable::build(wildcard),
             min_wildcard_labels,
         }
+    }
+
+    /// The position of the exact host `host`, by which a service names it.
+    pub(crate) fn exact_position(&self, host: &str) -> Option<u32> {
+        self.exact.position(host)
+    }
+
+    /// The exact host at `position`.
+    pub(crate) fn exact_host(&self, position: u32) -> Option<&str> {
+        self.exact.key(position)
+    }
+
+    /// How many exact hosts the table holds.
+    pub(crate) fn exact_len(&self) -> usize {
+        self.exact.len()
     }
 
     /// Whether every entry names a set of `services` services. For decoded tables.
     pub(crate) fn check(&self, arena: &SetArena, services: usize) -> Result<(), String> {
         let fewest = self
             .wildcard
-            .keys()
-            .map(|suffix| u32::try_from(suffix.split('.').count()).unwrap_or(u32::MAX))
+            .iter()
+            .map(|(suffix, _)| u32::try_from(suffix.split('.').count()).unwrap_or(u32::MAX))
             .min()
             .unwrap_or(u32::MAX);
         if fewest != self.min_wildcard_labels {

@@ -19,6 +19,7 @@ mod health;
 mod host;
 mod host_table;
 mod identity;
+mod key_table;
 mod locality_form;
 mod name;
 mod outlier;

@@ -113,11 +113,16 @@ fn gateway_forwards(port: &CompiledPort, protocol: RequestProtocol) -> bool {
 }
 
 impl<'p> ServiceMatch<'p> {
-    fn of(service: &'p CompiledService, port: &'p CompiledPort, matched_on: MatchedOn) -> Self {
+    fn of(
+        hosts: &'p HostTable,
+        service: &'p CompiledService,
+        port: &'p CompiledPort,
+        matched_on: MatchedOn,
+    ) -> Self {
         Self {
             service: &service.name,
             matched_on,
-            host: service.host.as_deref(),
+            host: service.host.and_then(|h| hosts.exact_host(h)),
             port: port.number,
             protocol: Some(port.protocol),
             via_gateway: port.via_gateway,
@@ -325,7 +330,7 @@ impl Policy {
             if gateway && !gateway_forwards(p, request.protocol) {
                 return Decision::Deny(Denial {
                     reason: DenyReason::NotGatewayRouted,
-                    service: Some(ServiceMatch::of(service, p, matched_on)),
+                    service: Some(ServiceMatch::of(&self.hosts, service, p, matched_on)),
                     policy: None,
                 });
             }
@@ -337,7 +342,7 @@ impl Policy {
             service: first.map(|s| ServiceMatch {
                 service: &s.name,
                 matched_on,
-                host: s.host.as_deref(),
+                host: s.host.and_then(|h| self.hosts.exact_host(h)),
                 port,
                 protocol: None,
                 via_gateway: false,
@@ -536,7 +541,7 @@ impl Policy {
         matched_on: MatchedOn,
         request: &Request<'_>,
     ) -> Decision<'p> {
-        let matched = Some(ServiceMatch::of(service, port, matched_on));
+        let matched = Some(ServiceMatch::of(&self.hosts, service, port, matched_on));
         let permit = |reason, policy, dry_run_denial| {
             Decision::Allow(Permit {
                 reason,
