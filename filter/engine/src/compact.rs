@@ -50,6 +50,17 @@ const INFLATE_BUFFER: usize = 64 * 1024;
 /// services decode to about 12 times theirs, natively 24): announced lengths beyond it are
 /// not believed until the bytes are there.
 const RESERVE_FACTOR: usize = 64;
+/// How many times their compressed size the tables may inflate to (a registry's measure about
+/// 10; deflate allows 1,032): beyond it a small configuration could make every VM decode
+/// gigabytes. `frame` refuses to write such tables, `open` to read them.
+const MAX_RATIO: usize = 64;
+/// Tables this small may inflate further (a handful of services compress little).
+const SMALL_TABLES: usize = 64 * 1024;
+
+/// Whether `tables` bytes may come from `payload` compressed bytes.
+fn inflation_allowed(tables: usize, payload: usize) -> bool {
+    tables <= SMALL_TABLES.max(payload.saturating_mul(MAX_RATIO))
+}
 
 /// A compiled policy's framing, checked: the bundle digest, the signed header, the tables.
 #[derive(Debug, Clone, Copy)]
@@ -130,6 +141,12 @@ pub fn open(bytes: &[u8]) -> Result<Envelope<'_>, CompactError> {
     let payload_len = usize::try_from(payload_len)
         .map_err(|_| CompactError::Malformed("payload length".into()))?;
     let payload = take(&mut rest, payload_len, "tables")?;
+    if !inflation_allowed(tables_len, payload_len) {
+        return Err(CompactError::Malformed(format!(
+            "{payload_len} compressed bytes announce {tables_len} bytes of tables, more than \
+             {MAX_RATIO} times as many"
+        )));
+    }
     let signature = match take(&mut rest, 1, "trailer")? {
         [0] => None,
         [1] => Some(
@@ -200,6 +217,15 @@ pub fn frame(digest: &str, tables: &[u8]) -> Result<Vec<u8>, CompactError> {
     let tables_len = u32::try_from(tables.len())
         .map_err(|_| CompactError::Encode("the tables exceed 4 GiB".into()))?;
     let payload = deflate(tables)?;
+    if !inflation_allowed(tables.len(), payload.len()) {
+        return Err(CompactError::Encode(format!(
+            "the tables compress {} times (from {} to {} bytes), and a filter reads tables that \
+             compress at most {MAX_RATIO} times",
+            tables.len() / payload.len().max(1),
+            tables.len(),
+            payload.len()
+        )));
+    }
     frame_compressed(digest, tables_len, &payload)
 }
 
@@ -208,7 +234,7 @@ fn deflate(tables: &[u8]) -> Result<Vec<u8>, CompactError> {
     use std::io::Write as _;
     let mut encoder = flate2::write::DeflateEncoder::new(
         Vec::with_capacity(tables.len() / 4),
-        flate2::Compression::best(),
+        flate2::Compression::default(),
     );
     encoder
         .write_all(tables)
@@ -248,14 +274,20 @@ pub fn frame_compressed(
 }
 
 impl Policy {
-    /// The policy as an unsigned compiled-policy envelope (see the module documentation).
+    /// The policy as an unsigned compiled-policy envelope (see the module documentation),
+    /// read back as a filter reads it: what the filter would refuse (a string longer than it
+    /// reads, say) is an error here, not in every proxy.
     pub fn to_compact(&self) -> Result<Vec<u8>, CompactError> {
         let payload =
             postcard::to_allocvec(self).map_err(|e| CompactError::Encode(e.to_string()))?;
-        frame(
+        let bytes = frame(
             self.settings.digest.as_deref().unwrap_or_default(),
             &payload,
-        )
+        )?;
+        open(&bytes)
+            .and_then(|envelope| Policy::from_compact(&envelope))
+            .map_err(|e| CompactError::Encode(format!("a filter would refuse it: {e}")))?;
+        Ok(bytes)
     }
 
     /// Decodes an opened envelope's tables and checks them: every index they hold points
@@ -296,14 +328,28 @@ fn inflate_and_decode(envelope: &Envelope<'_>) -> Result<Policy, CompactError> {
         },
     );
     let bound = envelope.payload.len().saturating_mul(RESERVE_FACTOR);
+    crate::decode_error::take();
     let decoded = crate::exact_seq::bounded(bound, || {
         postcard::from_io::<Policy, _>((tables, &mut scratch[..]))
     });
     let (policy, mut tables) = match decoded {
         Ok((policy, (tables, _))) => (policy, tables),
         Err(e) => {
+            let refusal = crate::decode_error::take();
             return Err(match inflate_error.take() {
                 Some(inflate) => not_deflate(&inflate),
+                None if e == postcard::Error::SerdeDeCustom && refusal.is_some() => {
+                    CompactError::Malformed(refusal.unwrap_or_default())
+                }
+                // More bytes were there: the decoder's scratch space ran out.
+                None if e == postcard::Error::DeserializeUnexpectedEnd
+                    && inflated.get() < announced =>
+                {
+                    CompactError::Malformed(format!(
+                        "a string in the tables is longer than the {} KiB a filter reads",
+                        LONGEST_STRING / 1024
+                    ))
+                }
                 None if e == postcard::Error::DeserializeUnexpectedEnd => {
                     CompactError::Malformed(format!(
                         "the tables end after {} bytes, before they are complete (the header says {announced})",
@@ -311,18 +357,16 @@ fn inflate_and_decode(envelope: &Envelope<'_>) -> Result<Policy, CompactError> {
                     ))
                 }
                 None => CompactError::Malformed(e.to_string()),
-            })
+            });
         }
     };
-    // Whatever the decoder left unread is not tables.
-    let mut rest = Vec::new();
-    tables.read_to_end(&mut rest).map_err(|e| not_deflate(&e))?;
+    // Whatever the decoder left unread is not tables (counted, not kept).
+    let rest = std::io::copy(&mut tables, &mut std::io::sink()).map_err(|e| not_deflate(&e))?;
     drop(tables);
     let inflated = inflated.get();
-    if !rest.is_empty() {
+    if rest > 0 {
         return Err(CompactError::Malformed(format!(
-            "{} bytes after the tables",
-            rest.len()
+            "{rest} bytes after the tables"
         )));
     }
     if inflated != announced {
@@ -331,7 +375,12 @@ fn inflate_and_decode(envelope: &Envelope<'_>) -> Result<Policy, CompactError> {
         )));
     }
     let mut beyond = [0u8; 1];
+    let compressed = u64::try_from(envelope.payload.len()).unwrap_or(u64::MAX);
     match inflater.read(&mut beyond) {
+        Ok(0) if inflater.total_in() != compressed => Err(CompactError::Malformed(format!(
+            "{} bytes after the compressed tables",
+            compressed.saturating_sub(inflater.total_in())
+        ))),
         Ok(0) => Ok(policy),
         Ok(_) => Err(CompactError::Malformed(format!(
             "the tables inflate to more than the {announced} bytes the header says"
@@ -518,11 +567,81 @@ mod tests {
         for (what, breaker) in breakers {
             let mut p = policy();
             breaker(&mut p);
-            let bytes = p.to_compact().unwrap();
+            // Written as someone who rewrote the tables would (`to_compact` refuses them).
+            assert!(p.to_compact().is_err(), "{what}");
+            let bytes = frame("", &postcard::to_allocvec(&p).unwrap()).unwrap();
             let err = Policy::from_compact(&open(&bytes).unwrap()).unwrap_err();
             assert!(matches!(err, CompactError::Malformed(_)), "{what}: {err}");
         }
         let bytes = policy().to_compact().unwrap();
         assert!(Policy::from_compact(&open(&bytes).unwrap()).is_ok());
+    }
+
+    /// The engine's own refusals while decoding (here: host keys out of order, as swapping
+    /// two hosts' bytes makes them) reach the log line in words.
+    #[test]
+    fn refusals_while_decoding_say_what_is_wrong() {
+        let mut p = policy();
+        p.hosts = crate::host_table::HostTable::build(vec![
+            (
+                "a.example".into(),
+                crate::service_set::ServiceSet::single(0),
+            ),
+            (
+                "b.example".into(),
+                crate::service_set::ServiceSet::single(0),
+            ),
+        ]);
+        let mut tables = postcard::to_allocvec(&p).unwrap();
+        let at = |t: &[u8], needle: &[u8]| t.windows(needle.len()).position(|w| w == needle);
+        let (a, b) = (
+            at(&tables, b"a.example").unwrap(),
+            at(&tables, b"b.example").unwrap(),
+        );
+        tables[a] = b'b';
+        tables[b] = b'a';
+        let err = Policy::from_compact(&open(&frame("", &tables).unwrap()).unwrap()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("keys are not in strictly ascending order"),
+            "{err}"
+        );
+    }
+
+    /// A string longer than the filter reads is refused when the builder writes the compiled
+    /// form, and named when a filter reads it anyway.
+    #[test]
+    fn strings_longer_than_the_filter_reads_are_named() {
+        let mut p = policy();
+        // Letters that do not repeat, so that the tables still compress as real ones do.
+        let mut state = 1u64;
+        let long: String = (0..=LONGEST_STRING)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1);
+                char::from(b'a' + ((state >> 33) % 26) as u8)
+            })
+            .collect();
+        p.settings.trust_domain = long.into();
+        let err = p.to_compact().unwrap_err();
+        assert!(
+            err.to_string().contains("a filter would refuse it"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("longer than the 64 KiB"), "{err}");
+    }
+
+    /// A small payload that announces far more tables than deflate of real tables gives is
+    /// refused before anything inflates.
+    #[test]
+    fn tables_that_inflate_too_far_are_refused() {
+        let tables = vec![0u8; 4 * SMALL_TABLES];
+        let err = frame("", &tables).unwrap_err();
+        assert!(err.to_string().contains("at most 64 times"), "{err}");
+        let payload = deflate(&tables).unwrap();
+        let len = u32::try_from(tables.len()).unwrap();
+        let err = open(&frame_compressed("", len, &payload).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("more than 64 times"), "{err}");
     }
 }

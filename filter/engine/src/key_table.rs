@@ -205,12 +205,12 @@ impl<'de> Visitor<'de> for Entry<'_> {
             None => None,
         };
         if previous.is_some_and(|p| p >= key) {
-            return Err(A::Error::custom(
-                "a table's keys are not in strictly ascending order",
+            return Err(crate::decode_error::refuse(
+                "a host table's keys are not in strictly ascending order",
             ));
         }
         let end = u32::try_from(parts.text.len())
-            .map_err(|_| A::Error::custom("a key table over 4 GiB"))?;
+            .map_err(|_| crate::decode_error::refuse("a host table over 4 GiB"))?;
         parts.ends.push(end);
         parts.values.push(set);
         Ok(())
@@ -260,14 +260,20 @@ impl<'de> Deserialize<'de> for KeyTable {
                 let text_len: u32 = seq
                     .next_element()?
                     .ok_or_else(|| A::Error::invalid_length(0, &self))?;
-                let text_len = (text_len as usize).min(crate::exact_seq::bound());
+                let announced = text_len as usize;
                 let mut parts = Parts {
-                    text: String::with_capacity(text_len),
+                    text: String::with_capacity(announced.min(crate::exact_seq::bound())),
                     ends: Vec::new(),
                     values: Vec::new(),
                 };
                 seq.next_element_seed(Entries(&mut parts))?
                     .ok_or_else(|| A::Error::invalid_length(1, &self))?;
+                if parts.text.len() != announced {
+                    return Err(crate::decode_error::refuse(format!(
+                        "a host table's keys take {} bytes, and the table says {announced}",
+                        parts.text.len()
+                    )));
+                }
                 Ok(KeyTable::indexed(
                     parts.text.into_boxed_str(),
                     parts.ends.into_boxed_slice(),

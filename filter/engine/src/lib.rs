@@ -11,6 +11,7 @@ pub mod compact;
 mod compile;
 mod compiled;
 mod decision;
+mod decode_error;
 mod endpoint;
 mod error;
 mod exact_seq;

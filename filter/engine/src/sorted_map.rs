@@ -6,7 +6,6 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash};
 
-use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub(crate) fn serialize<K, V, H, S>(map: &HashMap<K, V, H>, s: S) -> Result<S::Ok, S::Error>
@@ -32,7 +31,7 @@ where
         .windows(2)
         .any(|w| matches!(w, [a, b] if a.0 >= b.0))
     {
-        return Err(D::Error::custom(
+        return Err(crate::decode_error::refuse(
             "a table's keys are not in strictly ascending order",
         ));
     }

@@ -1,6 +1,7 @@
 //! Reads the compiled policy from a plugin configuration `{"compiledPolicy": "<base64>"}` in
 //! chunks, decoding the base64 as it goes: a VM never holds the configuration's text and the
-//! compiled form at once (at 100,000 services, 12 MB and 9 MB), and the compiled form's buffer
+//! compiled form at once (at 100,000 services of the benchmark, 1.2 MB and 0.9 MB, the tables
+//! compressed), and the compiled form's buffer
 //! is sized once from its header instead of growing by doubling.
 
 use base64::Engine as _;
