@@ -1,6 +1,6 @@
 //! Exact and wildcard host lookup.
 //!
-//! Exact hosts sit in one hash map. A wildcard `*.example.com` is stored under its suffix
+//! Exact hosts sit in one table. A wildcard `*.example.com` is stored under its suffix
 //! `example.com`; a lookup of `a.b.example.com` tries the suffixes `b.example.com`,
 //! `example.com`, `com` in that order, so the most specific wildcard wins and the apex
 //! `example.com` itself never matches `*.example.com`. No lookup allocates. Both are

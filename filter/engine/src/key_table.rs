@@ -1,6 +1,7 @@
 //! A read-only map from names (hosts, wildcard suffixes) to service sets, packed for a VM that
 //! holds 100,000 of them: every key in one string, in ascending order, found through a hash
-//! index of positions. A key costs its bytes and twelve more, with no allocation of its own,
+//! index of positions. A key costs its bytes and about fourteen more (its end, its set, its
+//! index slot and control byte, the index's spare slots), with no allocation of its own,
 //! and a position names a key for good (a service's host is a position, not another copy).
 //!
 //! In the compiled form the table is the keys' total length, then `(key, set)` pairs in

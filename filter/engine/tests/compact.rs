@@ -246,6 +246,16 @@ fn compressed_tables_are_refused_unless_they_inflate_to_what_the_header_says() {
     padded.push(0);
     let after = refusal(frame(digest, &padded).unwrap());
     assert!(after.contains("1 bytes after the tables"), "{after}");
+    // A complete stream of tables cut short, announced at their full length.
+    let cut = {
+        use std::io::Write as _;
+        let mut encoder =
+            flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(&tables[..tables.len() - 3]).unwrap();
+        encoder.finish().unwrap()
+    };
+    let early = refusal(frame_compressed(digest, len, &cut).unwrap());
+    assert!(early.contains("before they are complete"), "{early}");
     let garbage = refusal(frame_compressed(digest, len, b"\xff\xff not deflate").unwrap());
     assert!(garbage.contains("deflate"), "{garbage}");
     // And the bytes `frame` writes from the same tables load.
