@@ -42,10 +42,9 @@ pub const ENGINE: &str = env!("CARGO_PKG_VERSION");
 /// The longest bundle digest a header holds.
 const MAX_DIGEST: usize = 256;
 const SIGNATURE_LEN: usize = 64;
-/// Scratch space for one string while the tables are decoded: longer strings are refused.
+/// The buffer between the inflater and the decoder, which holds a string whole: longer
+/// strings are refused.
 const LONGEST_STRING: usize = 64 * 1024;
-/// How much of the inflated tables is buffered between the inflater and the decoder.
-const INFLATE_BUFFER: usize = 64 * 1024;
 /// Lists are reserved up front for at most this many times the compressed bytes (100,000
 /// services decode to about 12 times theirs, natively 24): announced lengths beyond it are
 /// not believed until the bytes are there.
@@ -319,23 +318,24 @@ fn inflate_and_decode(envelope: &Envelope<'_>) -> Result<Policy, CompactError> {
     let not_deflate = |e: &dyn std::fmt::Display| {
         CompactError::Malformed(format!("the tables are not deflate data: {e}"))
     };
-    let mut scratch = vec![0u8; LONGEST_STRING];
-    let tables = std::io::BufReader::with_capacity(
-        INFLATE_BUFFER,
+    let tables = crate::refill::Refill::new(
         Counted {
             inner: (&mut inflater).take(announced),
             inflated: &inflated,
             ended: &ended,
             error: &inflate_error,
         },
+        LONGEST_STRING,
     );
     let bound = envelope.payload.len().saturating_mul(RESERVE_FACTOR);
     crate::decode_error::take();
     let decoded = crate::exact_seq::bounded(bound, || {
-        postcard::from_io::<Policy, _>((tables, &mut scratch[..]))
+        let mut decoder = postcard::Deserializer::from_flavor(tables);
+        let policy = <Policy as serde::Deserialize>::deserialize(&mut decoder)?;
+        Ok::<_, postcard::Error>((policy, decoder.finalize()?))
     });
-    let (policy, mut tables) = match decoded {
-        Ok((policy, (tables, _))) => (policy, tables),
+    let (policy, (left, mut tables)) = match decoded {
+        Ok(decoded) => decoded,
         Err(e) => {
             let refusal = crate::decode_error::take();
             return Err(match inflate_error.take() {
@@ -363,7 +363,7 @@ fn inflate_and_decode(envelope: &Envelope<'_>) -> Result<Policy, CompactError> {
     };
     // Whatever the decoder left unread is not tables (counted, not kept).
     let rest = std::io::copy(&mut tables, &mut std::io::sink()).map_err(|e| not_deflate(&e))?;
-    drop(tables);
+    let rest = rest.saturating_add(u64::try_from(left).unwrap_or(u64::MAX));
     let inflated = inflated.get();
     if rest > 0 {
         return Err(CompactError::Malformed(format!(

@@ -26,6 +26,7 @@ mod name;
 mod outlier;
 mod policy;
 mod ranking;
+mod refill;
 mod request;
 mod route;
 mod selection;

@@ -1,0 +1,123 @@
+//! Where the decoder reads the inflated tables from: one buffer, refilled from the inflater in
+//! bulk. (`postcard`'s own reader asks for every byte with a `read_exact` call, which took a
+//! fifth of loading 100,000 services natively.) A string is read whole from the buffer, so the
+//! buffer's size is the longest string the tables may hold.
+
+use std::io::Read;
+
+use postcard::de_flavors::Flavor;
+
+pub(crate) struct Refill<R> {
+    reader: R,
+    buf: Box<[u8]>,
+    /// The unread bytes are `buf[start..end]`.
+    start: usize,
+    end: usize,
+}
+
+impl<R: Read> Refill<R> {
+    /// Reads from `reader` through a buffer of `size` bytes.
+    pub(crate) fn new(reader: R, size: usize) -> Self {
+        Self {
+            reader,
+            buf: vec![0; size].into_boxed_slice(),
+            start: 0,
+            end: 0,
+        }
+    }
+
+    /// Makes `need` unread bytes available, or says the input ended first (or `need` is more
+    /// than the buffer holds, which the caller tells apart by whether the input ended).
+    fn fill(&mut self, need: usize) -> postcard::Result<()> {
+        if need > self.buf.len() {
+            return Err(postcard::Error::DeserializeUnexpectedEnd);
+        }
+        if self.start + need > self.buf.len() {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        while self.end - self.start < need {
+            let free = self
+                .buf
+                .get_mut(self.end..)
+                .ok_or(postcard::Error::DeserializeUnexpectedEnd)?;
+            match self.reader.read(free) {
+                Ok(0) | Err(_) => return Err(postcard::Error::DeserializeUnexpectedEnd),
+                Ok(n) => self.end += n,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<'de, R: Read + 'de> Flavor<'de> for Refill<R> {
+    /// How many bytes were left unread in the buffer, and the reader.
+    type Remainder = (usize, R);
+    type Source = R;
+
+    fn pop(&mut self) -> postcard::Result<u8> {
+        if self.start == self.end {
+            self.fill(1)?;
+        }
+        let byte = self
+            .buf
+            .get(self.start)
+            .copied()
+            .ok_or(postcard::Error::DeserializeUnexpectedEnd)?;
+        self.start += 1;
+        Ok(byte)
+    }
+
+    /// The tables are decoded into owned values only; nothing borrows from the input.
+    fn try_take_n(&mut self, _count: usize) -> postcard::Result<&'de [u8]> {
+        Err(crate::decode_error::refuse(
+            "the tables ask for borrowed bytes, which the engine's types never hold",
+        ))
+    }
+
+    fn try_take_n_temp<'a>(&'a mut self, count: usize) -> postcard::Result<&'a [u8]>
+    where
+        'de: 'a,
+    {
+        self.fill(count)?;
+        let bytes = self
+            .buf
+            .get(self.start..self.start + count)
+            .ok_or(postcard::Error::DeserializeUnexpectedEnd)?;
+        self.start += count;
+        Ok(bytes)
+    }
+
+    fn finalize(self) -> postcard::Result<(usize, R)> {
+        Ok((self.end - self.start, self.reader))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    /// Values decode across refills of a small buffer, strings up to its size; a longer one
+    /// is an error; what is left is counted.
+    #[test]
+    fn values_decode_across_refills() {
+        let value: (Vec<String>, u64) = ((0..50).map(|i| "x".repeat(i)).collect(), u64::MAX - 7);
+        let mut bytes = postcard::to_allocvec(&value).unwrap();
+        bytes.extend_from_slice(b"rest");
+        let mut de = postcard::Deserializer::from_flavor(Refill::new(&bytes[..], 64));
+        let decoded: (Vec<String>, u64) = serde::Deserialize::deserialize(&mut de).unwrap();
+        assert_eq!(decoded, value);
+        let (left, mut reader) = de.finalize().unwrap();
+        let mut tail = Vec::new();
+        reader.read_to_end(&mut tail).unwrap();
+        assert_eq!(left + tail.len(), 4);
+        let long = postcard::to_allocvec(&"y".repeat(65)).unwrap();
+        let mut de = postcard::Deserializer::from_flavor(Refill::new(&long[..], 64));
+        let err = <String as serde::Deserialize>::deserialize(&mut de).unwrap_err();
+        assert_eq!(err, postcard::Error::DeserializeUnexpectedEnd);
+    }
+}
