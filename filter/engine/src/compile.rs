@@ -8,7 +8,7 @@ use warden_bundle::{AccessPolicy, Bundle, ExternalService, Provenance, TargetPor
 
 use crate::access::{CompiledPolicy, PathPattern, Rule};
 use crate::cidr::CidrTable;
-use crate::compiled::{CompiledPort, CompiledService, ServiceRouting};
+use crate::compiled::{CompiledPort, CompiledService, Ports, ServiceRouting};
 use crate::endpoint::{compile_endpoint, CompiledEndpoint};
 use crate::error::CompileError;
 use crate::host::{parse_host, Host, HostBuf};
@@ -172,7 +172,7 @@ pub fn compile_all(bundle: &Bundle) -> Result<Policy, Vec<CompileError>> {
             ResourceName::new(&src.namespace, &src.name),
             None,
             own_views.into_boxed_slice(),
-            ports.into_boxed_slice(),
+            Ports::from_vec(ports),
             ServiceRouting {
                 virtual_addresses: own_virtual,
                 outlier: outlier_settings(service),

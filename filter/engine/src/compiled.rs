@@ -8,6 +8,44 @@ use crate::name::ResourceName;
 use crate::outlier::OutlierSettings;
 use crate::ranking::Ranked;
 
+/// A service's ports.
+pub(crate) type Ports = smallvec::SmallVec<[CompiledPort; 2]>;
+
+/// How a service's ports are read back: pushed one by one, nothing reserved for the length
+/// the bytes announce (`smallvec`'s own reading reserves it, whatever it is).
+mod ports_form {
+    use std::fmt;
+
+    use serde::de::{SeqAccess, Visitor};
+    use serde::{Deserializer, Serializer};
+
+    use super::Ports;
+
+    pub(super) fn serialize<S: Serializer>(ports: &Ports, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(ports.iter())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Ports, D::Error> {
+        struct Each;
+        impl<'de> Visitor<'de> for Each {
+            type Value = Ports;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a service's ports")
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Ports, A::Error> {
+                let mut ports = Ports::new();
+                while let Some(port) = seq.next_element()? {
+                    ports.push(port);
+                }
+                Ok(ports)
+            }
+        }
+        d.deserialize_seq(Each)
+    }
+}
+
 /// A service as the policy holds it. What most services lack (endpoints, virtual addresses,
 /// failover, outlier settings of their own) is kept apart, behind one pointer, so that a
 /// registry of plain hosts and networks costs only what it uses: a VM holds 100,000 of these.
@@ -20,7 +58,9 @@ pub(crate) struct CompiledService {
     /// The workspace views that see this service (indices into the policy's views); empty:
     /// every view.
     pub(crate) views: Box<[u16]>,
-    pub(crate) ports: Box<[CompiledPort]>,
+    /// Most services have one or two ports: held in place, not in an allocation of their own.
+    #[serde(with = "ports_form")]
+    pub(crate) ports: Ports,
     /// `None`: no endpoints, no virtual addresses, no failover, default outlier settings.
     routing: Option<Box<ServiceRouting>>,
 }
@@ -47,7 +87,7 @@ impl CompiledService {
         name: ResourceName,
         host: Option<u32>,
         views: Box<[u16]>,
-        ports: Box<[CompiledPort]>,
+        ports: Ports,
         routing: ServiceRouting,
     ) -> Self {
         let plain = routing.virtual_addresses.is_empty()
