@@ -312,40 +312,32 @@ fn inflate_and_decode(envelope: &Envelope<'_>) -> Result<Policy, CompactError> {
     use std::io::Read as _;
     let announced = u64::try_from(envelope.tables_len).unwrap_or(u64::MAX);
     let mut inflater = flate2::read::DeflateDecoder::new(envelope.payload);
-    let inflated = std::cell::Cell::new(0u64);
-    let ended = std::cell::Cell::new(false);
-    let inflate_error = std::cell::RefCell::new(None);
     let not_deflate = |e: &dyn std::fmt::Display| {
         CompactError::Malformed(format!("the tables are not deflate data: {e}"))
     };
-    let tables = crate::refill::Refill::new(
-        Counted {
-            inner: (&mut inflater).take(announced),
-            inflated: &inflated,
-            ended: &ended,
-            error: &inflate_error,
-        },
+    let mut decoder = postcard::Deserializer::from_flavor(crate::refill::Refill::new(
+        (&mut inflater).take(announced),
         LONGEST_STRING,
-    );
+    ));
     let bound = envelope.payload.len().saturating_mul(RESERVE_FACTOR);
     crate::decode_error::take();
     let decoded = crate::exact_seq::bounded(bound, || {
-        let mut decoder = postcard::Deserializer::from_flavor(tables);
-        let policy = <Policy as serde::Deserialize>::deserialize(&mut decoder)?;
-        Ok::<_, postcard::Error>((policy, decoder.finalize()?))
+        <Policy as serde::Deserialize>::deserialize(&mut decoder)
     });
-    let (policy, (left, mut tables)) = match decoded {
-        Ok(decoded) => decoded,
+    let refusal = crate::decode_error::take();
+    let Ok(mut tables) = decoder.finalize() else {
+        return Err(CompactError::Malformed("the decoder lost its input".into()));
+    };
+    let policy = match decoded {
+        Ok(policy) => policy,
         Err(e) => {
-            let refusal = crate::decode_error::take();
-            return Err(match inflate_error.take() {
-                Some(inflate) => not_deflate(&inflate),
+            return Err(match tables.error() {
+                Some(inflate) => not_deflate(inflate),
                 None if e == postcard::Error::SerdeDeCustom && refusal.is_some() => {
                     CompactError::Malformed(refusal.unwrap_or_default())
                 }
-                // The tables had not ended: the decoder's scratch space ran out.
-                None if e == postcard::Error::DeserializeUnexpectedEnd && !ended.get() =>
-                {
+                // The tables had not ended: the buffer could not hold a string.
+                None if e == postcard::Error::DeserializeUnexpectedEnd && !tables.ended() => {
                     CompactError::Malformed(format!(
                         "a string in the tables is longer than the {} KiB a filter reads",
                         LONGEST_STRING / 1024
@@ -354,7 +346,7 @@ fn inflate_and_decode(envelope: &Envelope<'_>) -> Result<Policy, CompactError> {
                 None if e == postcard::Error::DeserializeUnexpectedEnd => {
                     CompactError::Malformed(format!(
                         "the tables end after {} bytes, before they are complete (the header says {announced})",
-                        inflated.get()
+                        tables.read()
                     ))
                 }
                 None => CompactError::Malformed(e.to_string()),
@@ -362,9 +354,10 @@ fn inflate_and_decode(envelope: &Envelope<'_>) -> Result<Policy, CompactError> {
         }
     };
     // Whatever the decoder left unread is not tables (counted, not kept).
-    let rest = std::io::copy(&mut tables, &mut std::io::sink()).map_err(|e| not_deflate(&e))?;
-    let rest = rest.saturating_add(u64::try_from(left).unwrap_or(u64::MAX));
-    let inflated = inflated.get();
+    let after =
+        std::io::copy(tables.reader(), &mut std::io::sink()).map_err(|e| not_deflate(&e))?;
+    let inflated = tables.read().saturating_add(after);
+    let rest = after.saturating_add(u64::try_from(tables.unread()).unwrap_or(u64::MAX));
     if rest > 0 {
         return Err(CompactError::Malformed(format!(
             "{rest} bytes after the tables"
@@ -387,37 +380,6 @@ fn inflate_and_decode(envelope: &Envelope<'_>) -> Result<Policy, CompactError> {
             "the tables inflate to more than the {announced} bytes the header says"
         ))),
         Err(e) => Err(not_deflate(&e)),
-    }
-}
-
-/// A reader that counts what it gave, notes when its input ended, and keeps the first error
-/// it met (the decoder reports any read error, and a string longer than its scratch space, as
-/// the end of its input).
-struct Counted<'a, R> {
-    inner: R,
-    inflated: &'a std::cell::Cell<u64>,
-    ended: &'a std::cell::Cell<bool>,
-    error: &'a std::cell::RefCell<Option<std::io::Error>>,
-}
-
-impl<R: std::io::Read> std::io::Read for Counted<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match self.inner.read(buf) {
-            Ok(n) => {
-                if n == 0 && !buf.is_empty() {
-                    self.ended.set(true);
-                }
-                let n64 = u64::try_from(n).unwrap_or(u64::MAX);
-                self.inflated.set(self.inflated.get().saturating_add(n64));
-                Ok(n)
-            }
-            Err(e) => {
-                let kind = e.kind();
-                let message = e.to_string();
-                self.error.borrow_mut().get_or_insert(e);
-                Err(std::io::Error::new(kind, message))
-            }
-        }
     }
 }
 

@@ -13,6 +13,12 @@ pub(crate) struct Refill<R> {
     /// The unread bytes are `buf[start..end]`.
     start: usize,
     end: usize,
+    /// Bytes read from `reader` so far.
+    read: u64,
+    /// Whether `reader` said it had no more.
+    ended: bool,
+    /// The first error `reader` gave (the decoder reports any as the end of its input).
+    error: Option<std::io::Error>,
 }
 
 impl<R: Read> Refill<R> {
@@ -23,11 +29,40 @@ impl<R: Read> Refill<R> {
             buf: vec![0; size].into_boxed_slice(),
             start: 0,
             end: 0,
+            read: 0,
+            ended: false,
+            error: None,
         }
     }
 
+    /// Bytes read from the reader so far.
+    pub(crate) fn read(&self) -> u64 {
+        self.read
+    }
+
+    /// Whether the reader ran out: a decode that ran out of input while this is `false`
+    /// asked for more than the buffer holds.
+    pub(crate) fn ended(&self) -> bool {
+        self.ended
+    }
+
+    /// The first error the reader gave.
+    pub(crate) fn error(&self) -> Option<&std::io::Error> {
+        self.error.as_ref()
+    }
+
+    /// Bytes read into the buffer and not decoded.
+    pub(crate) fn unread(&self) -> usize {
+        self.end - self.start
+    }
+
+    /// The reader, for what follows.
+    pub(crate) fn reader(&mut self) -> &mut R {
+        &mut self.reader
+    }
+
     /// Makes `need` unread bytes available, or says the input ended first (or `need` is more
-    /// than the buffer holds, which the caller tells apart by whether the input ended).
+    /// than the buffer holds, which [`Refill::ended`] tells apart).
     fn fill(&mut self, need: usize) -> postcard::Result<()> {
         if need > self.buf.len() {
             return Err(postcard::Error::DeserializeUnexpectedEnd);
@@ -43,8 +78,18 @@ impl<R: Read> Refill<R> {
                 .get_mut(self.end..)
                 .ok_or(postcard::Error::DeserializeUnexpectedEnd)?;
             match self.reader.read(free) {
-                Ok(0) | Err(_) => return Err(postcard::Error::DeserializeUnexpectedEnd),
-                Ok(n) => self.end += n,
+                Ok(0) => {
+                    self.ended = true;
+                    return Err(postcard::Error::DeserializeUnexpectedEnd);
+                }
+                Ok(n) => {
+                    self.end += n;
+                    self.read += u64::try_from(n).unwrap_or(u64::MAX);
+                }
+                Err(e) => {
+                    self.error.get_or_insert(e);
+                    return Err(postcard::Error::DeserializeUnexpectedEnd);
+                }
             }
         }
         Ok(())
@@ -52,8 +97,8 @@ impl<R: Read> Refill<R> {
 }
 
 impl<'de, R: Read + 'de> Flavor<'de> for Refill<R> {
-    /// How many bytes were left unread in the buffer, and the reader.
-    type Remainder = (usize, R);
+    /// Itself: what was read, left unread, and how the input ended.
+    type Remainder = Self;
     type Source = R;
 
     fn pop(&mut self) -> postcard::Result<u8> {
@@ -89,8 +134,8 @@ impl<'de, R: Read + 'de> Flavor<'de> for Refill<R> {
         Ok(bytes)
     }
 
-    fn finalize(self) -> postcard::Result<(usize, R)> {
-        Ok((self.end - self.start, self.reader))
+    fn finalize(self) -> postcard::Result<Self> {
+        Ok(self)
     }
 }
 
@@ -111,13 +156,16 @@ mod tests {
         let mut de = postcard::Deserializer::from_flavor(Refill::new(&bytes[..], 64));
         let decoded: (Vec<String>, u64) = serde::Deserialize::deserialize(&mut de).unwrap();
         assert_eq!(decoded, value);
-        let (left, mut reader) = de.finalize().unwrap();
+        let mut rest = de.finalize().unwrap();
         let mut tail = Vec::new();
-        reader.read_to_end(&mut tail).unwrap();
-        assert_eq!(left + tail.len(), 4);
+        rest.reader().read_to_end(&mut tail).unwrap();
+        assert_eq!(rest.unread() + tail.len(), 4);
+        assert!(!rest.ended() && rest.error().is_none());
         let long = postcard::to_allocvec(&"y".repeat(65)).unwrap();
         let mut de = postcard::Deserializer::from_flavor(Refill::new(&long[..], 64));
         let err = <String as serde::Deserialize>::deserialize(&mut de).unwrap_err();
         assert_eq!(err, postcard::Error::DeserializeUnexpectedEnd);
+        // The input had not ended: the string was longer than the buffer.
+        assert!(!de.finalize().unwrap().ended());
     }
 }
