@@ -82,6 +82,13 @@ fn registry_only_allows_registered_and_denies_the_rest() {
         envoy.log().contains("deny not_in_registry"),
         "one log line per denial"
     );
+    // Envoy's canary VM decoded and checked the compiled tables; the main thread's VM (which
+    // serves no request) only accepted them, and the worker decoded them for its first request.
+    let log = envoy.log();
+    let lines = |text: &str| log.lines().filter(|l| l.contains(text)).count();
+    assert_eq!(lines("from compiled tables, VM memory"), 1, "{log}");
+    assert_eq!(lines("this VM decodes them for its first stream"), 2, "{log}");
+    assert_eq!(lines("decoded for the first stream"), 1, "{log}");
 }
 
 /// ALLOW_ANY lets unregistered destinations through, counted as passthrough.

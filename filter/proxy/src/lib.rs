@@ -6,6 +6,7 @@
 //! compiled policy, and either continues or denies (`denial`). Everything that decides lives in
 //! `warden-engine`, tested natively.
 
+mod checked;
 mod compiled_config;
 mod denial;
 mod embedded;

@@ -1,7 +1,9 @@
 //! The root context: loads the bundle once per VM and hands the compiled policy to each
-//! request or connection.
+//! request or connection. A compiled form that another VM of this proxy already decoded and
+//! checked (`checked`) is decoded when this VM's first stream needs it: the main thread's VM,
+//! which serves no stream, never holds the tables.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext, StreamContext};
@@ -120,11 +122,37 @@ enum FilterKind {
     NetworkGateway,
 }
 
+/// The proxy's own settings for a policy: node metadata, else the VM's environment. Read and
+/// checked when a configuration arrives, whenever its tables are decoded.
+#[derive(Debug, Clone)]
+struct ProxySettings {
+    /// `WARDEN_ROLE`, when set.
+    role: Option<Role>,
+    gateway_cluster: Option<String>,
+    gateway_tcp_cluster: Option<String>,
+    mesh_routing: bool,
+    service_metrics: bool,
+}
+
+/// A compiled form that another VM of this proxy decoded and checked, kept as bytes until the
+/// first stream needs its tables.
+#[derive(Debug)]
+struct Deferred {
+    bytes: Vec<u8>,
+    /// The digest an embedded form must carry.
+    named: Option<String>,
+    proxy: ProxySettings,
+    root_id: String,
+}
+
 #[derive(Debug)]
 pub struct WardenRoot {
     host: Rc<dyn Host>,
     kind: FilterKind,
-    shared: Option<Rc<Shared>>,
+    /// The policy streams read; `None` until one loads (streams fail closed).
+    shared: RefCell<Option<Rc<Shared>>>,
+    /// The accepted configuration whose tables are decoded on the first stream.
+    deferred: RefCell<Option<Deferred>>,
     /// The counters, defined once per VM: every configuration counts into the same ones, and
     /// requests that find no configuration are counted too.
     metrics: Option<Rc<Metrics>>,
@@ -154,7 +182,8 @@ impl WardenRoot {
         Self {
             host,
             kind: FilterKind::default(),
-            shared: None,
+            shared: RefCell::new(None),
+            deferred: RefCell::new(None),
             metrics: None,
             public_key: None,
             configuration_size: None,
@@ -163,7 +192,7 @@ impl WardenRoot {
 
     /// The HTTP filter for one request.
     pub fn http_context(&self) -> crate::http::WardenHttp {
-        crate::http::WardenHttp::new(self.host.clone(), self.shared.clone(), self.metrics.clone())
+        crate::http::WardenHttp::new(self.host.clone(), self.policy(), self.metrics.clone())
     }
 
     /// The network filter for one connection.
@@ -173,12 +202,7 @@ impl WardenRoot {
             FilterKind::NetworkGateway => crate::tcp::Mode::Gateway,
             FilterKind::Network | FilterKind::Http => crate::tcp::Mode::Forward,
         };
-        crate::tcp::WardenTcp::new(
-            self.host.clone(),
-            self.shared.clone(),
-            self.metrics.clone(),
-            mode,
-        )
+        crate::tcp::WardenTcp::new(self.host.clone(), self.policy(), self.metrics.clone(), mode)
     }
 
     /// `on_vm_start`: the VM configuration (a public key), if any; else the public key in the
@@ -252,10 +276,8 @@ impl WardenRoot {
         host.set_tick_period(crate::metrics::FLUSH_PERIOD);
         let key = self.public_key.as_ref();
         // The compiled form is read in chunks; anything else whole.
-        let loaded = match crate::compiled_config::read(host, self.configuration_size) {
-            Some(bytes) => bytes
-                .and_then(|bytes| from_compiled(&bytes, None, key))
-                .map(|policy| (policy, Form::Compiled)),
+        let source = match crate::compiled_config::read(host, self.configuration_size) {
+            Some(bytes) => bytes.map(|bytes| Source::Compiled { bytes, named: None }),
             None => {
                 let Some(config) = host.plugin_configuration().filter(|c| !c.is_empty()) else {
                     log::error!("refused configuration: the plugin configuration is empty; it must be a Warden policy ({{\"compiledPolicy\": ...}} from bundle-builder render, or a bundle's JSON)");
@@ -265,7 +287,26 @@ impl WardenRoot {
                 load(&config, host, key)
             }
         };
-        let (mut policy, form) = match loaded {
+        let loaded = source.and_then(|source| match source {
+            Source::Json(policy) => Ok(Loaded::Now(policy, Form::Json)),
+            Source::Compiled { bytes, named } => {
+                let envelope = opened(&bytes, named.as_deref(), key)?;
+                match crate::checked::services(host, envelope.header) {
+                    Some(services) => Ok(Loaded::Later {
+                        digest: envelope.digest.to_owned(),
+                        services,
+                        bytes,
+                        named,
+                    }),
+                    None => {
+                        let policy = decoded(&envelope, named.as_deref())?;
+                        crate::checked::record(host, envelope.header, policy.service_count());
+                        Ok(Loaded::Now(Box::new(policy), Form::Compiled))
+                    }
+                }
+            }
+        });
+        let loaded = match loaded {
             Ok(loaded) => loaded,
             Err(err) => {
                 log::error!("refused configuration: {err}");
@@ -273,86 +314,77 @@ impl WardenRoot {
                 return false;
             }
         };
-        // Under Istio the node metadata is Istio's: the WasmPlugin's `vmConfig.env` carries
-        // Warden's settings instead.
-        let setting = |key: &str| node_metadata(host, key).or_else(|| host.env(key));
-        let role = match setting(wire::setting::ROLE).as_deref() {
-            Some("gateway") => Role::Gateway,
-            Some("sidecar") => Role::Sidecar,
-            Some(other) => {
-                log::error!("refused node metadata WARDEN_ROLE {other:?}: expected \"sidecar\" or \"gateway\"");
-                metrics.rejected(host);
-                return false;
-            }
-            // An Istio gateway's node ID is `router~...` (sidecars: `sidecar~...`): a plugin
-            // applied mesh-wide acts as the gateway there.
-            None if properties::text(host, &["xds", "node", "id"])
-                .is_some_and(|id| id.starts_with("router~")) =>
-            {
-                Role::Gateway
-            }
-            None => policy.settings().role,
-        };
-        let gateway_cluster = setting(wire::setting::GATEWAY_CLUSTER).filter(|c| !c.is_empty());
-        let gateway_tcp_cluster =
-            setting(wire::setting::GATEWAY_TCP_CLUSTER).filter(|c| !c.is_empty());
-        let switch = |key: &str, off: &str, on: &str| switch(setting(key).as_deref(), key, off, on);
-        let (Some(mesh_routing), Some(service_metrics)) = (
-            switch(wire::setting::ROUTING, "warden", "mesh"),
-            switch(wire::setting::SERVICE_METRICS, "false", "true"),
-        ) else {
+        let Some(proxy) = proxy_settings(host) else {
             metrics.rejected(host);
             return false;
         };
-        let settings = policy.settings();
-        log::info!(
-            "loaded bundle {} ({} services, outbound {:?}, {:?}, {role:?}, root_id {root_id:?}, from {}, VM memory {} MiB)",
-            settings.digest.as_deref().unwrap_or("(no digest)"),
-            policy.service_count(),
-            settings.outbound_mode,
-            settings.failure_mode,
-            match form {
-                Form::Compiled => "compiled tables",
-                Form::Json => "bundle JSON",
-            },
-            vm_memory_mib(),
-        );
-        metrics.loaded(host, policy.service_count());
-        let identity = settings
-            .workload_identity
-            .as_deref()
-            .map(str::to_owned)
-            .or_else(|| node_metadata(host, wire::setting::WORKLOAD_IDENTITY))
-            .or_else(|| istio_identity(host, &settings.trust_domain));
-        let local_proxy =
-            node_metadata(host, wire::setting::LOCAL_PROXY).is_some_and(|v| v == "true");
-        let locality = settings.locality.clone().or_else(|| node_locality(host));
-        // Rank internal hostnames' endpoints once for this proxy.
-        if settings.locality.is_none() && locality.is_some() {
-            policy.prepare_for(locality.clone());
+        match loaded {
+            Loaded::Now(policy, form) => {
+                let shared = serve(host, *policy, &proxy, &root_id, form);
+                metrics.loaded(host, shared.policy.service_count());
+                *self.deferred.borrow_mut() = None;
+                *self.shared.borrow_mut() = Some(Rc::new(shared));
+            }
+            Loaded::Later {
+                digest,
+                services,
+                bytes,
+                named,
+            } => {
+                log::info!(
+                    "accepted bundle {digest} ({services} services, root_id {root_id:?}): compiled tables that another VM of this proxy decoded and checked; this VM decodes them for its first stream"
+                );
+                metrics.loaded(host, services);
+                *self.shared.borrow_mut() = None;
+                *self.deferred.borrow_mut() = Some(Deferred {
+                    bytes,
+                    named,
+                    proxy,
+                    root_id,
+                });
+            }
         }
-        let routes = GatewayRoutes {
-            http: gateway_cluster.is_some() || mesh_routing,
-            tls: gateway_tcp_cluster.is_some() || mesh_routing,
-        };
-        policy.set_proxy_role(role, routes);
-        let settings = policy.settings();
-        let reads_route_cluster = mesh_routing
-            && !(settings.mesh_domains.is_empty() && settings.mesh_addresses.is_empty());
-        self.shared = Some(Rc::new(Shared {
-            reads_route_cluster,
-            policy,
-            identity,
-            local_proxy,
-            service_metrics,
-            role,
-            gateway_cluster,
-            gateway_tcp_cluster,
-            mesh_routing,
-            locality,
-            picks: Cell::new(0),
-        }));
         true
+    }
+
+    /// The policy for a new stream: decodes a deferred configuration's tables first. A
+    /// deferred form that does not decode here (it did in another VM) leaves no policy:
+    /// streams fail closed, and the log says why.
+    fn policy(&self) -> Option<Rc<Shared>> {
+        if let Some(deferred) = self.deferred.borrow_mut().take() {
+            let host = &*self.host;
+            let loaded = opened(
+                &deferred.bytes,
+                deferred.named.as_deref(),
+                self.public_key.as_ref(),
+            )
+            .and_then(|envelope| decoded(&envelope, deferred.named.as_deref()));
+            match loaded {
+                Ok(policy) => {
+                    let shared = serve(
+                        host,
+                        policy,
+                        &deferred.proxy,
+                        &deferred.root_id,
+                        Form::Deferred,
+                    );
+                    *self.shared.borrow_mut() = Some(Rc::new(shared));
+                }
+                Err(err) => {
+                    log::error!("the accepted configuration's tables did not load in this VM: {err}; its streams fail closed");
+                    if let Some(metrics) = &self.metrics {
+                        metrics.rejected(host);
+                    }
+                }
+            }
+        }
+        self.shared.borrow().clone()
+    }
+
+    /// Whether a configuration waits for its first stream to decode its tables.
+    #[cfg(test)]
+    pub fn deferred(&self) -> bool {
+        self.deferred.borrow().is_some()
     }
 
     /// What `on_configure` would have told: the configuration's length.
@@ -364,13 +396,13 @@ impl WardenRoot {
     /// The role the current configuration resolved.
     #[cfg(test)]
     pub fn role(&self) -> Option<Role> {
-        self.shared.as_ref().map(|s| s.role)
+        self.policy().map(|s| s.role)
     }
 
     /// The workload identity the current configuration resolved.
     #[cfg(test)]
-    pub fn identity(&self) -> Option<&str> {
-        self.shared.as_ref()?.identity.as_deref()
+    pub fn identity(&self) -> Option<String> {
+        self.policy()?.identity.clone()
     }
 
     /// `on_tick`: counted decisions reach Envoy's counters.
@@ -428,40 +460,162 @@ struct EmbeddedRef {
 enum Form {
     /// Compiled tables (`compiledPolicy`, or embedded): decoded and checked, not compiled.
     Compiled,
+    /// Compiled tables decoded and checked for the first stream.
+    Deferred,
     /// Bundle JSON, parsed and compiled here.
     Json,
 }
 
-/// Loads the policy a plugin configuration read whole gives: the module's embedded compiled
-/// tables or bundle, or a bundle's JSON. (`{"compiledPolicy": ...}` is read in chunks by
-/// `compiled_config` before this.) With a public key, only what was signed with its private
-/// half loads: the compiled form's header (which fixes every byte of its tables) or the
-/// bundle's digest.
+/// What a configuration holds, read.
+enum Source {
+    /// A compiled form, not yet opened; `named`: the digest an embedded form must carry.
+    Compiled {
+        bytes: Vec<u8>,
+        named: Option<String>,
+    },
+    /// A bundle's JSON, compiled.
+    Json(Box<Policy>),
+}
+
+/// A configuration accepted: its policy, or a compiled form another VM checked, decoded for
+/// the first stream.
+enum Loaded {
+    Now(Box<Policy>, Form),
+    Later {
+        digest: String,
+        services: usize,
+        bytes: Vec<u8>,
+        named: Option<String>,
+    },
+}
+
+/// The proxy's settings, from node metadata else the VM's environment; `None` (logged) when
+/// one is not a value it can take.
+fn proxy_settings(host: &dyn Host) -> Option<ProxySettings> {
+    // Under Istio the node metadata is Istio's: the WasmPlugin's `vmConfig.env` carries
+    // Warden's settings instead.
+    let setting = |key: &str| node_metadata(host, key).or_else(|| host.env(key));
+    let role = match setting(wire::setting::ROLE).as_deref() {
+        Some("gateway") => Some(Role::Gateway),
+        Some("sidecar") => Some(Role::Sidecar),
+        Some(other) => {
+            log::error!(
+                "refused node metadata WARDEN_ROLE {other:?}: expected \"sidecar\" or \"gateway\""
+            );
+            return None;
+        }
+        None => None,
+    };
+    let switch = |key: &str, off: &str, on: &str| switch(setting(key).as_deref(), key, off, on);
+    Some(ProxySettings {
+        role,
+        gateway_cluster: setting(wire::setting::GATEWAY_CLUSTER).filter(|c| !c.is_empty()),
+        gateway_tcp_cluster: setting(wire::setting::GATEWAY_TCP_CLUSTER).filter(|c| !c.is_empty()),
+        mesh_routing: switch(wire::setting::ROUTING, "warden", "mesh")?,
+        service_metrics: switch(wire::setting::SERVICE_METRICS, "false", "true")?,
+    })
+}
+
+/// The policy as this proxy serves it: the role, identity and locality resolved, the
+/// endpoints ranked for the locality. Logs what loaded.
+fn serve(
+    host: &dyn Host,
+    mut policy: Policy,
+    proxy: &ProxySettings,
+    root_id: &str,
+    form: Form,
+) -> Shared {
+    let role = match proxy.role {
+        Some(role) => role,
+        // An Istio gateway's node ID is `router~...` (sidecars: `sidecar~...`): a plugin
+        // applied mesh-wide acts as the gateway there.
+        None if properties::text(host, &["xds", "node", "id"])
+            .is_some_and(|id| id.starts_with("router~")) =>
+        {
+            Role::Gateway
+        }
+        None => policy.settings().role,
+    };
+    let mesh_routing = proxy.mesh_routing;
+    let settings = policy.settings();
+    log::info!(
+        "loaded bundle {} ({} services, outbound {:?}, {:?}, {role:?}, root_id {root_id:?}, from {}, VM memory {} MiB)",
+        settings.digest.as_deref().unwrap_or("(no digest)"),
+        policy.service_count(),
+        settings.outbound_mode,
+        settings.failure_mode,
+        match form {
+            Form::Compiled => "compiled tables",
+            Form::Deferred => "compiled tables, decoded for the first stream",
+            Form::Json => "bundle JSON",
+        },
+        vm_memory_mib(),
+    );
+    let identity = settings
+        .workload_identity
+        .as_deref()
+        .map(str::to_owned)
+        .or_else(|| node_metadata(host, wire::setting::WORKLOAD_IDENTITY))
+        .or_else(|| istio_identity(host, &settings.trust_domain));
+    let local_proxy = node_metadata(host, wire::setting::LOCAL_PROXY).is_some_and(|v| v == "true");
+    let locality = settings.locality.clone().or_else(|| node_locality(host));
+    // Rank internal hostnames' endpoints once for this proxy.
+    if settings.locality.is_none() && locality.is_some() {
+        policy.prepare_for(locality.clone());
+    }
+    let routes = GatewayRoutes {
+        http: proxy.gateway_cluster.is_some() || mesh_routing,
+        tls: proxy.gateway_tcp_cluster.is_some() || mesh_routing,
+    };
+    policy.set_proxy_role(role, routes);
+    let settings = policy.settings();
+    let reads_route_cluster =
+        mesh_routing && !(settings.mesh_domains.is_empty() && settings.mesh_addresses.is_empty());
+    Shared {
+        reads_route_cluster,
+        policy,
+        identity,
+        local_proxy,
+        service_metrics: proxy.service_metrics,
+        role,
+        gateway_cluster: proxy.gateway_cluster.clone(),
+        gateway_tcp_cluster: proxy.gateway_tcp_cluster.clone(),
+        mesh_routing,
+        locality,
+        picks: Cell::new(0),
+    }
+}
+
+/// Reads a plugin configuration read whole: the module's embedded compiled tables (opened
+/// later) or bundle, or a bundle's JSON, compiled. (`{"compiledPolicy": ...}` is read in chunks
+/// by `compiled_config` before this.) With a public key, only a bundle whose digest was signed
+/// with its private half loads (compiled forms: `opened`).
 fn load(
     config: &[u8],
     host: &dyn Host,
     key: Option<&ed25519_dalek::VerifyingKey>,
-) -> Result<(Policy, Form), String> {
+) -> Result<Source, String> {
     let Ok(reference) = serde_json::from_slice::<EmbeddedRef>(config) else {
-        return Ok((from_json(config, key)?, Form::Json));
+        return Ok(Source::Json(Box::new(from_json(config, key)?)));
     };
-    let named = reference.embedded_bundle.as_str();
+    let named = reference.embedded_bundle;
     let bytes = host.embedded_bundle().ok_or_else(|| {
         format!(
             "the configuration names the embedded bundle {named}, and this module carries none (bundle-builder embed)"
         )
     })?;
     if bytes.starts_with(compact::MAGIC) {
-        let policy =
-            from_compiled(&bytes, Some(named), key).map_err(|e| format!("embedded bundle: {e}"))?;
-        return Ok((policy, Form::Compiled));
+        return Ok(Source::Compiled {
+            bytes,
+            named: Some(named),
+        });
     }
     let bundle = Bundle::from_json(&bytes).map_err(|e| format!("embedded bundle: {e}"))?;
     let digest = bundle.metadata.digest.as_deref().unwrap_or("none");
     if digest != named {
-        return Err(other_embedded(named, digest));
+        return Err(other_embedded(&named, digest));
     }
-    Ok((verified_and_compiled(&bundle, key)?, Form::Json))
+    Ok(Source::Json(Box::new(verified_and_compiled(&bundle, key)?)))
 }
 
 /// The configuration names one embedded bundle and the module carries another.
@@ -471,22 +625,34 @@ fn other_embedded(named: &str, carried: &str) -> String {
     )
 }
 
-/// Opens a compiled form (framing and checksum), checks its signature before decoding
-/// anything, then decodes and checks its tables. `named`: the digest it must carry.
-fn from_compiled(
-    bytes: &[u8],
+/// Opens a compiled form (framing and checksum) and checks its signature, before anything is
+/// decoded. `named`: the digest an embedded form must carry.
+fn opened<'a>(
+    bytes: &'a [u8],
     named: Option<&str>,
     key: Option<&ed25519_dalek::VerifyingKey>,
-) -> Result<Policy, String> {
-    let envelope = compact::open(bytes).map_err(|e| e.to_string())?;
+) -> Result<compact::Envelope<'a>, String> {
+    let embedded = |e: String| match named {
+        Some(_) => format!("embedded bundle: {e}"),
+        None => e,
+    };
+    let envelope = compact::open(bytes).map_err(|e| embedded(e.to_string()))?;
     if let Some(named) = named.filter(|n| *n != envelope.digest) {
-        return Err(other_embedded(named, envelope.digest));
+        return Err(embedded(other_embedded(named, envelope.digest)));
     }
     if let Some(key) = key {
         warden_bundle::verify_message(key, envelope.header, envelope.signature)
-            .map_err(|e| format!("signature: {e}"))?;
+            .map_err(|e| embedded(format!("signature: {e}")))?;
     }
-    Policy::from_compact(&envelope).map_err(|e| e.to_string())
+    Ok(envelope)
+}
+
+/// Decodes and checks an opened compiled form's tables.
+fn decoded(envelope: &compact::Envelope<'_>, named: Option<&str>) -> Result<Policy, String> {
+    Policy::from_compact(envelope).map_err(|e| match named {
+        Some(_) => format!("embedded bundle: {e}"),
+        None => e.to_string(),
+    })
 }
 
 fn from_json(config: &[u8], key: Option<&ed25519_dalek::VerifyingKey>) -> Result<Policy, String> {

@@ -1,11 +1,13 @@
 //! `on_vm_start` and `on_configure`: which filter, which bundle, which settings; every way a
 //! configuration is refused, and what is counted.
 
+use proxy_wasm::types::Action;
 use serde_json::json;
 use warden_bundle::wire::root_id;
 use warden_bundle::Role;
 
 use super::{bundle, proxy, sidecar, BILLING};
+use crate::host::fake::Fake;
 
 #[test]
 fn a_valid_bundle_loads_and_is_counted() {
@@ -155,7 +157,7 @@ fn settings_resolve_from_metadata_environment_and_node() {
         .with_property("xds.node.metadata.SERVICE_ACCOUNT", "billing")
     });
     assert_eq!(p.root.role(), Some(Role::Sidecar));
-    assert_eq!(p.root.identity(), Some(BILLING));
+    assert_eq!(p.root.identity().as_deref(), Some(BILLING));
     // Metadata wins over the environment.
     let p = proxy(root_id::HTTP, &bundle("REGISTRY_ONLY"), |mut f| {
         f.env.insert("WARDEN_ROLE".into(), "gateway".into());
@@ -358,4 +360,102 @@ fn a_large_compiled_policy_is_read_in_chunks() {
         assert!(!p.configured);
         assert_eq!(p.metric("warden_config_rejected"), 1);
     }
+}
+
+/// A compiled form that another VM of this proxy decoded and checked (Envoy's canary VM, before
+/// the main thread's and the workers') is accepted on its header and counted, and its tables
+/// are decoded for the VM's first stream, which then decides as the VM that checked them. A
+/// VM that serves no stream (the main thread's) never holds them.
+#[test]
+fn a_compiled_policy_another_vm_checked_is_decoded_for_the_first_stream() {
+    let config = compiled_config("REGISTRY_ONLY", None);
+    let node = |f: Fake| {
+        f.with_property("xds.node.metadata.WARDEN_WORKLOAD_IDENTITY", BILLING)
+            .with_property("xds.node.metadata.WARDEN_LOCAL_PROXY", "true")
+    };
+    let first = proxy(root_id::HTTP, &config, node);
+    assert!(first.configured);
+    assert!(!first.root.deferred(), "the first VM decodes at once");
+    let shared = first.fake.shared.borrow().clone();
+    let second = proxy(root_id::HTTP, &config, move |f| {
+        *f.shared.borrow_mut() = shared;
+        node(f)
+    });
+    assert!(second.configured);
+    assert!(second.root.deferred(), "another VM checked these tables");
+    assert_eq!(second.metric("warden_config_loaded"), 1);
+    assert_eq!(second.metric("warden_services_loaded"), 5);
+    for authority in ["unknown.example.org", "api.stripe.com", "10.20.1.5:5432"] {
+        assert_eq!(
+            super::get(&second, authority),
+            super::get(&first, authority),
+            "{authority}"
+        );
+        assert!(!second.root.deferred());
+    }
+    assert_eq!(second.metric("warden_config_rejected"), 0);
+    assert_eq!(second.root.role(), first.root.role());
+    assert_eq!(second.root.identity(), first.root.identity());
+}
+
+/// The record is a saving, never a check skipped: a form recorded as checked whose tables do
+/// not decode is accepted, then refused for the first stream with every check, counted, and
+/// its streams fail closed. The framing, checksum, signature and settings are checked on
+/// arrival whatever the record says.
+#[test]
+fn a_record_that_lies_only_moves_the_refusal_to_the_first_stream() {
+    use base64::Engine as _;
+    let bytes = warden_engine::compact::frame("sha256:00", b"not tables at all").unwrap();
+    let header = warden_engine::compact::open(&bytes)
+        .unwrap()
+        .header
+        .to_vec();
+    let config =
+        json!({ "compiledPolicy": base64::engine::general_purpose::STANDARD.encode(&bytes) });
+    let unrecorded = proxy(root_id::HTTP, &config, |f| f);
+    assert!(!unrecorded.configured);
+    let recorded = |f: Fake| {
+        crate::checked::record(&f, &header, 3);
+        f
+    };
+    let p = proxy(root_id::HTTP, &config, recorded);
+    assert!(p.configured && p.root.deferred());
+    assert_eq!(super::get(&p, "api.stripe.com"), Action::Pause);
+    assert_eq!(p.fake.reply().unwrap().status, 503);
+    assert_eq!(p.metric("warden_config_rejected"), 1);
+    assert_eq!(p.metric("warden_http_denied_no_policy"), 1);
+    assert_eq!(
+        super::get(&p, "api.stripe.com"),
+        Action::Pause,
+        "and stays so"
+    );
+    assert_eq!(p.metric("warden_config_rejected"), 1, "refused once");
+
+    // Checked on arrival, recorded or not: a signature, the settings.
+    let (_, public) = warden_bundle::key_pair([5; 32]);
+    let good = compiled_config("REGISTRY_ONLY", None);
+    let text = good["compiledPolicy"].as_str().unwrap();
+    let good_bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .unwrap();
+    let good_header = warden_engine::compact::open(&good_bytes)
+        .unwrap()
+        .header
+        .to_vec();
+    let recorded_good = move |f: Fake| {
+        crate::checked::record(&f, &good_header, 5);
+        f
+    };
+    let unsigned = proxy(root_id::HTTP, &good, {
+        let recorded_good = recorded_good.clone();
+        move |mut f| {
+            f.env.insert("WARDEN_PUBLIC_KEY".into(), public);
+            recorded_good(f)
+        }
+    });
+    assert!(!unsigned.configured, "unsigned, with a key configured");
+    let bad_role = proxy(root_id::HTTP, &good, move |f| {
+        recorded_good(f).with_property("xds.node.metadata.WARDEN_ROLE", "router")
+    });
+    assert!(!bad_role.configured, "a setting it cannot take");
 }
