@@ -95,6 +95,22 @@ fn take_array<const N: usize>(
 
 /// Checks the framing and the payload's checksum. Nothing in the payload is decoded yet.
 pub fn open(bytes: &[u8]) -> Result<Envelope<'_>, CompactError> {
+    let (envelope, checksum) = framed(bytes)?;
+    if Sha256::digest(envelope.payload).as_slice() != checksum {
+        return Err(CompactError::Checksum);
+    }
+    Ok(envelope)
+}
+
+/// Opens again bytes that [`open`] accepted and that stayed in this process's memory since:
+/// the framing is read (and checked) again, the payload's checksum is not computed again (a
+/// filter that kept a configuration's bytes for later saves hashing them twice).
+pub fn reopen(bytes: &[u8]) -> Result<Envelope<'_>, CompactError> {
+    framed(bytes).map(|(envelope, _)| envelope)
+}
+
+/// The framing checked, and the checksum the header gives.
+fn framed(bytes: &[u8]) -> Result<(Envelope<'_>, [u8; 32]), CompactError> {
     let mut rest = bytes;
     if take(&mut rest, MAGIC.len(), "magic").ok() != Some(&MAGIC[..]) {
         return Err(CompactError::NotCompiled);
@@ -165,16 +181,16 @@ pub fn open(bytes: &[u8]) -> Result<Envelope<'_>, CompactError> {
             rest.len()
         )));
     }
-    if Sha256::digest(payload).as_slice() != checksum {
-        return Err(CompactError::Checksum);
-    }
-    Ok(Envelope {
-        digest,
-        header,
-        payload,
-        tables_len,
-        signature,
-    })
+    Ok((
+        Envelope {
+            digest,
+            header,
+            payload,
+            tables_len,
+            signature,
+        },
+        checksum,
+    ))
 }
 
 /// The whole envelope's length (at most: as if signed) that a header announces, from the first

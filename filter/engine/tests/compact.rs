@@ -10,7 +10,7 @@ use wasm_bindgen_test::wasm_bindgen_test as test;
 use support::*;
 use warden_bundle::OutboundMode::RegistryOnly;
 use warden_bundle::{Bundle, Endpoint, EndpointPort, Locality, Provenance, ResourceKind};
-use warden_engine::compact::{open, with_signature, CompactError, FORMAT, MAGIC};
+use warden_engine::compact::{open, reopen, with_signature, CompactError, FORMAT, MAGIC};
 use warden_engine::{compile, Policy, Request};
 
 /// Hosts, a wildcard, CIDRs, an identity rule and an internal hostname with endpoints in two
@@ -161,6 +161,40 @@ fn every_truncation_is_refused() {
             bytes.len()
         );
     }
+}
+
+/// Reopening bytes that opened gives the same envelope without hashing the payload again: the
+/// framing is still checked, the checksum is not (what `reopen` is for: bytes kept in memory).
+#[test]
+fn reopening_reads_the_framing_again_but_not_the_checksum() {
+    let bytes = compile(&sample()).unwrap().to_compact().unwrap();
+    let (opened, reopened) = (open(&bytes).unwrap(), reopen(&bytes).unwrap());
+    assert_eq!(
+        (
+            opened.header,
+            opened.payload,
+            opened.tables_len,
+            opened.digest
+        ),
+        (
+            reopened.header,
+            reopened.payload,
+            reopened.tables_len,
+            reopened.digest
+        )
+    );
+    for len in 0..bytes.len() {
+        assert!(
+            reopen(&bytes[..len]).is_err(),
+            "{len} of {} bytes",
+            bytes.len()
+        );
+    }
+    let mut altered = bytes.clone();
+    let last = altered.len() - 2;
+    altered[last] ^= 0x20;
+    assert!(matches!(open(&altered), Err(CompactError::Checksum)));
+    assert!(reopen(&altered).is_ok());
 }
 
 /// Any one byte changed: the framing, the checksum or the decoded tables say so.

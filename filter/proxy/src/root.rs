@@ -275,6 +275,7 @@ impl WardenRoot {
         // without a policy.
         host.set_tick_period(crate::metrics::FLUSH_PERIOD);
         let key = self.public_key.as_ref();
+        let started = host.now_ms();
         // The compiled form is read in chunks; anything else whole.
         let source = match crate::compiled_config::read(host, self.configuration_size) {
             Some(bytes) => bytes.map(|bytes| Source::Compiled { bytes, named: None }),
@@ -293,7 +294,10 @@ impl WardenRoot {
                 let envelope = opened(&bytes, named.as_deref(), key)?;
                 match crate::checked::services(host, envelope.header) {
                     Some(services) => Ok(Loaded::Later {
-                        digest: envelope.digest.to_owned(),
+                        digest: match envelope.digest {
+                            "" => "(no digest)".to_owned(),
+                            digest => digest.to_owned(),
+                        },
                         services,
                         bytes,
                         named,
@@ -320,7 +324,8 @@ impl WardenRoot {
         };
         match loaded {
             Loaded::Now(policy, form) => {
-                let shared = serve(host, *policy, &proxy, &root_id, form);
+                let took = host.now_ms().saturating_sub(started);
+                let shared = serve(host, *policy, &proxy, &root_id, (form, took));
                 metrics.loaded(host, shared.policy.service_count());
                 *self.deferred.borrow_mut() = None;
                 *self.shared.borrow_mut() = Some(Rc::new(shared));
@@ -353,20 +358,20 @@ impl WardenRoot {
     fn policy(&self) -> Option<Rc<Shared>> {
         if let Some(deferred) = self.deferred.borrow_mut().take() {
             let host = &*self.host;
-            let loaded = opened(
-                &deferred.bytes,
-                deferred.named.as_deref(),
-                self.public_key.as_ref(),
-            )
-            .and_then(|envelope| decoded(&envelope, deferred.named.as_deref()));
+            let started = host.now_ms();
+            // Opened on arrival (checksum, signature, name): this VM's own copy since.
+            let loaded = compact::reopen(&deferred.bytes)
+                .map_err(|e| e.to_string())
+                .and_then(|envelope| decoded(&envelope, deferred.named.as_deref()));
             match loaded {
                 Ok(policy) => {
+                    let took = host.now_ms().saturating_sub(started);
                     let shared = serve(
                         host,
                         policy,
                         &deferred.proxy,
                         &deferred.root_id,
-                        Form::Deferred,
+                        (Form::Deferred, took),
                     );
                     *self.shared.borrow_mut() = Some(Rc::new(shared));
                 }
@@ -517,13 +522,13 @@ fn proxy_settings(host: &dyn Host) -> Option<ProxySettings> {
 }
 
 /// The policy as this proxy serves it: the role, identity and locality resolved, the
-/// endpoints ranked for the locality. Logs what loaded.
+/// endpoints ranked for the locality. Logs what loaded, how, and in how many milliseconds.
 fn serve(
     host: &dyn Host,
     mut policy: Policy,
     proxy: &ProxySettings,
     root_id: &str,
-    form: Form,
+    (form, took_ms): (Form, u64),
 ) -> Shared {
     let role = match proxy.role {
         Some(role) => role,
@@ -539,7 +544,7 @@ fn serve(
     let mesh_routing = proxy.mesh_routing;
     let settings = policy.settings();
     log::info!(
-        "loaded bundle {} ({} services, outbound {:?}, {:?}, {role:?}, root_id {root_id:?}, from {}, VM memory {} MiB)",
+        "loaded bundle {} ({} services, outbound {:?}, {:?}, {role:?}, root_id {root_id:?}, from {} in {took_ms} ms, VM memory {} MiB)",
         settings.digest.as_deref().unwrap_or("(no digest)"),
         policy.service_count(),
         settings.outbound_mode,
