@@ -193,7 +193,7 @@ pub fn istio(args: &IstioArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn embed(args: &crate::cli::EmbedArgs) -> anyhow::Result<ExitCode> {
-    let (text, bundle, _) = crate::bundle_file::load(&args.bundle)?;
+    let (_, bundle, _) = crate::bundle_file::load(&args.bundle)?;
     let Some(digest) = bundle.metadata.digest.as_deref() else {
         bail!(
             "{}: the bundle has no digest, and the plugins name an embedded bundle by it; build it with bundle-builder build",
@@ -202,12 +202,9 @@ pub fn embed(args: &crate::cli::EmbedArgs) -> anyhow::Result<ExitCode> {
     };
     let module = std::fs::read(&args.wasm)
         .with_context(|| format!("cannot read {}", args.wasm.display()))?;
-    // What render gives inline: the compiled form, or the JSON of a bundle signed before them.
-    use bundle_builder::render::plugin_configuration::{payload, Payload};
-    let payload = match payload(&bundle).with_context(|| format!("{}", args.bundle.display()))? {
-        Payload::Compiled(bytes) => bytes,
-        Payload::Json => text.into_bytes(),
-    };
+    // What render gives inline: the compiled form.
+    let payload = bundle_builder::render::plugin_configuration::payload(&bundle)
+        .with_context(|| format!("{}", args.bundle.display()))?;
     let out = bundle_builder::embed::embed(&module, &payload)
         .with_context(|| format!("{}", args.wasm.display()))?;
     std::fs::write(&args.out_file, &out)

@@ -83,7 +83,7 @@ fn new_bundle_applies_live_and_a_broken_one_is_refused() {
     let deadline = Instant::now() + Duration::from_secs(5);
     while !envoy
         .log()
-        .contains("refused configuration: ExternalService e2e/net")
+        .contains("refused configuration: the plugin configuration is not a compiled policy")
     {
         assert!(
             Instant::now() < deadline,
@@ -157,7 +157,7 @@ fn envoy_s_answer_to_an_update_is_read_back_from_its_admin() {
     );
     assert!(envoy
         .log()
-        .contains("refused configuration: ExternalService e2e/net"));
+        .contains("refused configuration: the plugin configuration is not a compiled policy"));
 
     let before = ecds_stats(envoy.admin).unwrap();
     let answer = confirm(envoy.admin, &before, Duration::from_millis(500)).unwrap();

@@ -353,8 +353,9 @@ fn tcp_to_the_mesh_s_addresses_passes_under_registry_only() {
     assert_eq!(envoy.wait_metric("warden_tcp_denied_not_in_registry", 1), 1);
 }
 
-/// A bundle that does not compile is refused with one clear log line; Envoy does not start,
-/// so nothing passes (fail closed).
+/// A bundle that does not compile cannot be compiled by the builder (which names what is
+/// wrong), and handed to the filter as JSON it is refused with one log line; Envoy does not
+/// start, so nothing passes (fail closed).
 #[test]
 fn bad_bundle_is_refused_and_nothing_passes() {
     let bad = bundle(
@@ -362,14 +363,18 @@ fn bad_bundle_is_refused_and_nothing_passes() {
         vec![service("net", &[], &["127.0.0.49/30"], 80, "HTTP")],
         vec![],
     );
+    let parsed: warden_bundle::Bundle = serde_json::from_value(bad.clone()).unwrap();
+    let err = warden_engine::compile(&parsed).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "ExternalService e2e/net: spec.services[0].addresses[0]: \"127.0.0.49/30\" has host \
+         bits set; the network is 127.0.0.48/30"
+    );
     let (listen, admin) = (free_addr("127.0.0.1"), free_addr("127.0.0.1"));
     let (status, log) = Envoy::expect_refusal(&Sidecar::new(bad).render(listen, admin));
     assert!(!status.success());
     assert!(
-        log.contains(
-            "refused configuration: ExternalService e2e/net: spec.services[0].addresses[0]: \
-             \"127.0.0.49/30\" has host bits set; the network is 127.0.0.48/30"
-        ),
+        log.contains("refused configuration: the plugin configuration is not a compiled policy"),
         "{log}"
     );
     assert!(

@@ -56,11 +56,47 @@ fn only_bundles_signed_with_the_configured_key_are_accepted() {
         log.contains("refused configuration: signature: the signature does not match"),
         "{log}"
     );
+    // The signed compiled form altered on its way: its checksum says so.
+    let (listen, admin) = (free_addr("127.0.0.1"), free_addr("127.0.0.1"));
+    let mut config = start(signed(&bundle, &private)).render(listen, admin);
+    assert_eq!(alter_compiled_policies(&mut config), 1);
+    let (status, log) = Envoy::expect_refusal(&config);
+    assert!(!status.success());
+    assert!(
+        log.contains("refused configuration: the compiled policy was altered"),
+        "{log}"
+    );
+    // A signed bundle's JSON altered and handed to the filter: refused, whatever it says.
     let mut altered = signed(&bundle, &private);
     altered["spec"]["outboundMode"] = "ALLOW_ANY".into();
     let log = refused(altered);
     assert!(
-        log.contains("refused configuration: bundle digest mismatch"),
+        log.contains("refused configuration: the plugin configuration is not a compiled policy"),
         "{log}"
     );
+}
+
+/// Changes one character in the middle of every `{"compiledPolicy": "<base64>"}` plugin
+/// configuration in a rendered bootstrap; how many it changed.
+fn alter_compiled_policies(config: &mut Value) -> usize {
+    match config {
+        Value::String(text) if text.starts_with("{\"compiledPolicy\"") => {
+            use base64::Engine as _;
+            let engine = base64::engine::general_purpose::STANDARD;
+            let value: Value = serde_json::from_str(text).unwrap();
+            let mut bytes = engine
+                .decode(value["compiledPolicy"].as_str().unwrap())
+                .unwrap();
+            // The last byte of the compressed tables, before the trailer (1, then a 64-byte
+            // signature).
+            let trailer = bytes.len() - 65;
+            assert_eq!(bytes[trailer], 1, "a signed compiled form");
+            bytes[trailer - 1] ^= 0x20;
+            *text = json!({ "compiledPolicy": engine.encode(bytes) }).to_string();
+            1
+        }
+        Value::Array(items) => items.iter_mut().map(alter_compiled_policies).sum(),
+        Value::Object(fields) => fields.values_mut().map(alter_compiled_policies).sum(),
+        _ => 0,
+    }
 }

@@ -9,8 +9,8 @@ use std::rc::Rc;
 use proxy_wasm::traits::{Context, HttpContext, RootContext, StreamContext};
 use proxy_wasm::types::ContextType;
 use warden_bundle::wire::{self, root_id};
-use warden_bundle::{Bundle, Locality, Role};
-use warden_engine::{compact, compile, GatewayRoutes, Policy};
+use warden_bundle::{Locality, Role};
+use warden_engine::{compact, GatewayRoutes, Policy};
 
 use crate::host::{Envoy, Host};
 use crate::metrics::Metrics;
@@ -278,35 +278,34 @@ impl WardenRoot {
         let started = host.now_ms();
         // The compiled form is read in chunks; anything else whole.
         let source = match crate::compiled_config::read(host, self.configuration_size) {
-            Some(bytes) => bytes.map(|bytes| Source::Compiled { bytes, named: None }),
+            Some(bytes) => bytes.map(|bytes| (bytes, None)),
             None => {
                 let Some(config) = host.plugin_configuration().filter(|c| !c.is_empty()) else {
-                    log::error!("refused configuration: the plugin configuration is empty; it must be a Warden policy ({{\"compiledPolicy\": ...}} from bundle-builder render, or a bundle's JSON)");
+                    log::error!(
+                        "refused configuration: the plugin configuration is empty; {EXPECTED}"
+                    );
                     metrics.rejected(host);
                     return false;
                 };
-                load(&config, host, key)
+                embedded(&config, host)
             }
         };
-        let loaded = source.and_then(|source| match source {
-            Source::Json(policy) => Ok(Loaded::Now(policy, Form::Json)),
-            Source::Compiled { bytes, named } => {
-                let envelope = opened(&bytes, named.as_deref(), key)?;
-                match crate::checked::services(host, envelope.header) {
-                    Some(services) => Ok(Loaded::Later {
-                        digest: match envelope.digest {
-                            "" => "(no digest)".to_owned(),
-                            digest => digest.to_owned(),
-                        },
-                        services,
-                        bytes,
-                        named,
-                    }),
-                    None => {
-                        let policy = decoded(&envelope, named.as_deref())?;
-                        crate::checked::record(host, envelope.header, policy.service_count());
-                        Ok(Loaded::Now(Box::new(policy), Form::Compiled))
-                    }
+        let loaded = source.and_then(|(bytes, named)| {
+            let envelope = opened(&bytes, named.as_deref(), key)?;
+            match crate::checked::services(host, envelope.header) {
+                Some(services) => Ok(Loaded::Later {
+                    digest: match envelope.digest {
+                        "" => "(no digest)".to_owned(),
+                        digest => digest.to_owned(),
+                    },
+                    services,
+                    bytes,
+                    named,
+                }),
+                None => {
+                    let policy = decoded(&envelope, named.as_deref())?;
+                    crate::checked::record(host, envelope.header, policy.service_count());
+                    Ok(Loaded::Now(Box::new(policy), Form::Compiled))
                 }
             }
         });
@@ -463,24 +462,14 @@ struct EmbeddedRef {
 /// How the policy reached this VM, for the log line that says what loaded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Form {
-    /// Compiled tables (`compiledPolicy`, or embedded): decoded and checked, not compiled.
+    /// Compiled tables (`compiledPolicy`, or embedded), decoded and checked on arrival.
     Compiled,
     /// Compiled tables decoded and checked for the first stream.
     Deferred,
-    /// Bundle JSON, parsed and compiled here.
-    Json,
 }
 
-/// What a configuration holds, read.
-enum Source {
-    /// A compiled form, not yet opened; `named`: the digest an embedded form must carry.
-    Compiled {
-        bytes: Vec<u8>,
-        named: Option<String>,
-    },
-    /// A bundle's JSON, compiled.
-    Json(Box<Policy>),
-}
+/// What a plugin configuration must be, for the log line that refuses another.
+const EXPECTED: &str = "the filter loads a compiled policy, {\"compiledPolicy\": \"<base64>\"} as bundle-builder render, build --ecds and watch write it, or {\"embeddedBundle\": \"sha256:...\"} naming the one bundle-builder embed put in the module; a bundle's JSON is compiled by bundle-builder, not in the proxy";
 
 /// A configuration accepted: its policy, or a compiled form another VM checked, decoded for
 /// the first stream.
@@ -552,7 +541,6 @@ fn serve(
         match form {
             Form::Compiled => "compiled tables",
             Form::Deferred => "compiled tables, decoded for the first stream",
-            Form::Json => "bundle JSON",
         },
         vm_memory_mib(),
     );
@@ -591,17 +579,15 @@ fn serve(
     }
 }
 
-/// Reads a plugin configuration read whole: the module's embedded compiled tables (opened
-/// later) or bundle, or a bundle's JSON, compiled. (`{"compiledPolicy": ...}` is read in chunks
-/// by `compiled_config` before this.) With a public key, only a bundle whose digest was signed
-/// with its private half loads (compiled forms: `opened`).
-fn load(
-    config: &[u8],
-    host: &dyn Host,
-    key: Option<&ed25519_dalek::VerifyingKey>,
-) -> Result<Source, String> {
+/// The compiled form a plugin configuration read whole names: `{"embeddedBundle": "sha256:..."}`,
+/// the one the module carries (`bundle-builder embed`), and the digest it must carry.
+/// (`{"compiledPolicy": ...}` is read in chunks by `compiled_config` before this.) Anything
+/// else, a bundle's JSON among it, is refused with what is expected.
+fn embedded(config: &[u8], host: &dyn Host) -> Result<(Vec<u8>, Option<String>), String> {
     let Ok(reference) = serde_json::from_slice::<EmbeddedRef>(config) else {
-        return Ok(Source::Json(Box::new(from_json(config, key)?)));
+        return Err(format!(
+            "the plugin configuration is not a compiled policy; {EXPECTED}"
+        ));
     };
     let named = reference.embedded_bundle;
     let bytes = host.embedded_bundle().ok_or_else(|| {
@@ -609,18 +595,10 @@ fn load(
             "the configuration names the embedded bundle {named}, and this module carries none (bundle-builder embed)"
         )
     })?;
-    if bytes.starts_with(compact::MAGIC) {
-        return Ok(Source::Compiled {
-            bytes,
-            named: Some(named),
-        });
+    if !bytes.starts_with(compact::MAGIC) {
+        return Err("embedded bundle: the module carries a bundle that is not compiled (embedded by a bundle-builder from before compiled forms); embed it again with this release's bundle-builder".to_owned());
     }
-    let bundle = Bundle::from_json(&bytes).map_err(|e| format!("embedded bundle: {e}"))?;
-    let digest = bundle.metadata.digest.as_deref().unwrap_or("none");
-    if digest != named {
-        return Err(other_embedded(&named, digest));
-    }
-    Ok(Source::Json(Box::new(verified_and_compiled(&bundle, key)?)))
+    Ok((bytes, Some(named)))
 }
 
 /// The configuration names one embedded bundle and the module carries another.
@@ -637,17 +615,17 @@ fn opened<'a>(
     named: Option<&str>,
     key: Option<&ed25519_dalek::VerifyingKey>,
 ) -> Result<compact::Envelope<'a>, String> {
-    let embedded = |e: String| match named {
+    let context = |e: String| match named {
         Some(_) => format!("embedded bundle: {e}"),
         None => e,
     };
-    let envelope = compact::open(bytes).map_err(|e| embedded(e.to_string()))?;
+    let envelope = compact::open(bytes).map_err(|e| context(e.to_string()))?;
     if let Some(named) = named.filter(|n| *n != envelope.digest) {
-        return Err(embedded(other_embedded(named, envelope.digest)));
+        return Err(context(other_embedded(named, envelope.digest)));
     }
     if let Some(key) = key {
         warden_bundle::verify_message(key, envelope.header, envelope.signature)
-            .map_err(|e| embedded(format!("signature: {e}")))?;
+            .map_err(|e| context(format!("signature: {e}")))?;
     }
     Ok(envelope)
 }
@@ -658,21 +636,4 @@ fn decoded(envelope: &compact::Envelope<'_>, named: Option<&str>) -> Result<Poli
         Some(_) => format!("embedded bundle: {e}"),
         None => e.to_string(),
     })
-}
-
-fn from_json(config: &[u8], key: Option<&ed25519_dalek::VerifyingKey>) -> Result<Policy, String> {
-    let bundle = Bundle::from_json(config).map_err(|e| e.to_string())?;
-    verified_and_compiled(&bundle, key)
-}
-
-fn verified_and_compiled(
-    bundle: &Bundle,
-    key: Option<&ed25519_dalek::VerifyingKey>,
-) -> Result<Policy, String> {
-    if let Some(key) = key {
-        bundle
-            .verify_signature(key)
-            .map_err(|e| format!("signature: {e}"))?;
-    }
-    compile(bundle).map_err(|e| e.to_string())
 }

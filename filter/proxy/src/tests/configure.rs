@@ -126,12 +126,15 @@ fn the_public_key_can_come_from_the_vm_environment() {
     let unsigned = with_key(public.clone(), bundle("REGISTRY_ONLY"));
     assert!(!unsigned.configured);
     assert_eq!(unsigned.metric("warden_config_rejected"), 1);
-    let signed: warden_bundle::Bundle = serde_json::from_value(bundle("REGISTRY_ONLY")).unwrap();
-    let signed = signed
-        .sign(&warden_bundle::private_key(&private).unwrap())
-        .unwrap();
+    let bundle: warden_bundle::Bundle = serde_json::from_value(bundle("REGISTRY_ONLY")).unwrap();
+    let key = warden_bundle::private_key(&private).unwrap();
+    let signed = warden_engine::signing::sign(bundle.clone(), &key).unwrap();
     let signed = serde_json::to_value(&signed).unwrap();
     assert!(with_key(format!("{public}\n"), signed).configured);
+    // Signed on its digest only (by a bundle-builder from before compiled forms): the compiled
+    // form carries no signature, and is refused.
+    let digest_only = serde_json::to_value(bundle.sign(&key).unwrap()).unwrap();
+    assert!(!with_key(public, digest_only).configured);
 }
 
 /// Settings come from node metadata, else the VM's environment (Istio's `vmConfig.env`);
@@ -177,30 +180,38 @@ fn reconfiguring_keeps_the_counts_of_the_previous_bundle() {
     assert_eq!(p.metric("warden_config_loaded"), 2);
 }
 
-/// A plugin configuration that names the module's embedded bundle by digest loads that
-/// bundle; a module without one, or with another bundle, is refused with what is wrong.
+/// A module that carries a bundle's JSON (embedded by a bundle-builder from before compiled
+/// forms) is refused: the filter compiles nothing. A configuration naming an embedded bundle
+/// in a module that carries none is refused too.
 #[test]
-fn an_embedded_bundle_is_named_by_its_digest() {
+fn an_embedded_bundle_json_is_refused() {
     let bundle: warden_bundle::Bundle = serde_json::from_value(bundle("REGISTRY_ONLY")).unwrap();
     let sealed = bundle.seal().unwrap();
     let digest = sealed.metadata.digest.clone().unwrap();
     let bytes = sealed.to_json_pretty().unwrap().into_bytes();
     let reference = serde_json::json!({ "embeddedBundle": digest });
-    let with = |embedded: Option<Vec<u8>>, reference: &serde_json::Value| {
-        proxy(root_id::HTTP, reference, move |mut f| {
+    let with = |embedded: Option<Vec<u8>>| {
+        proxy(root_id::HTTP, &reference, move |mut f| {
             f.embedded_bundle = embedded;
             f
         })
     };
-    let p = with(Some(bytes.clone()), &reference);
-    assert!(p.configured);
-    assert_eq!(
-        p.metric("warden_services_loaded"),
-        i64::try_from(sealed.spec.services.len()).unwrap()
-    );
-    assert!(!with(None, &reference).configured);
-    let other = serde_json::json!({ "embeddedBundle": format!("sha256:{}", "0".repeat(64)) });
-    assert!(!with(Some(bytes), &other).configured);
+    let p = with(Some(bytes));
+    assert!(!p.configured);
+    assert_eq!(p.metric("warden_config_rejected"), 1);
+    assert!(!with(None).configured);
+}
+
+/// A bundle's JSON given to the filter is refused (and counted): `bundle-builder` compiles it.
+#[test]
+fn a_bundle_json_is_refused() {
+    let p = proxy(root_id::HTTP, &bundle("REGISTRY_ONLY"), |mut f| {
+        f.plugin_configuration = Some(bundle("REGISTRY_ONLY").to_string().into_bytes());
+        f
+    });
+    assert!(!p.configured);
+    assert_eq!(p.metric("warden_config_rejected"), 1);
+    assert_eq!(p.metric("warden_config_loaded"), 0);
 }
 
 /// `{"compiledPolicy": <base64>}` for the test bundle `mode`, signed with `key` if given.
@@ -221,7 +232,7 @@ fn compiled_config(mode: &str, key: Option<&str>) -> serde_json::Value {
 /// The compiled form loads without the bundle's JSON and decides as the bundle does.
 #[test]
 fn a_compiled_policy_loads_and_decides_as_its_bundle() {
-    let from_json = sidecar("REGISTRY_ONLY", BILLING);
+    let rendered = sidecar("REGISTRY_ONLY", BILLING);
     let from_tables = proxy(
         root_id::HTTP,
         &compiled_config("REGISTRY_ONLY", None),
@@ -235,7 +246,7 @@ fn a_compiled_policy_loads_and_decides_as_its_bundle() {
     for authority in ["unknown.example.org", "api.stripe.com", "10.20.1.5:5432"] {
         assert_eq!(
             super::get(&from_tables, authority),
-            super::get(&from_json, authority),
+            super::get(&rendered, authority),
             "{authority}"
         );
     }

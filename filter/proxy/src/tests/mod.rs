@@ -66,11 +66,30 @@ pub fn bundle(mode: &str) -> Value {
     })
 }
 
-/// A proxy whose plugin is `root_id`, configured with `bundle`, its node metadata, and
-/// whatever `setup` adds.
+/// The plugin configuration for `value` as `bundle-builder render` writes it: a bundle that
+/// compiles travels as its compiled form (`{"compiledPolicy": ...}`, signed when the bundle
+/// carries a compiled signature); anything else (a plugin configuration, or a bundle the
+/// builder refuses) as given, for the filter to refuse.
+pub fn configuration(value: &Value) -> Vec<u8> {
+    use base64::Engine as _;
+    let compiled = serde_json::from_value::<warden_bundle::Bundle>(value.clone())
+        .ok()
+        .and_then(|bundle| warden_engine::signing::compiled_form(&bundle).ok());
+    match compiled {
+        Some(bytes) => json!({
+            "compiledPolicy": base64::engine::general_purpose::STANDARD.encode(bytes)
+        })
+        .to_string()
+        .into_bytes(),
+        None => value.to_string().into_bytes(),
+    }
+}
+
+/// A proxy whose plugin is `root_id`, configured with `bundle` (its compiled form:
+/// [`configuration`]), its node metadata, and whatever `setup` adds.
 pub fn proxy(root_id: &str, bundle: &Value, setup: impl FnOnce(Fake) -> Fake) -> Proxy {
     let mut fake = Fake::new().with_property("plugin_root_id", root_id);
-    fake.plugin_configuration = Some(bundle.to_string().into_bytes());
+    fake.plugin_configuration = Some(configuration(bundle));
     let fake = Rc::new(setup(fake));
     let mut root = WardenRoot::new(fake.clone());
     let started = root.start();
