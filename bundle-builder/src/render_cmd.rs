@@ -104,14 +104,13 @@ fn verified_key(
             )
         };
         bundle.verify_signature(&key).with_context(refused)?;
-        // What the filter loads is the compiled form, when the bundle was signed for it.
-        if bundle.metadata.compiled_signature.is_some() {
-            let compiled = warden_engine::signing::compiled_form(bundle).with_context(refused)?;
-            let envelope = warden_engine::compact::open(&compiled).with_context(refused)?;
-            warden_bundle::verify_message(&key, envelope.header, envelope.signature)
-                .map_err(|e| anyhow::anyhow!("compiled form: {e}"))
-                .with_context(refused)?;
-        }
+        // What the filter loads is the compiled form, and its signature is what it verifies.
+        let compiled =
+            bundle_builder::render::plugin_configuration::payload(bundle).with_context(refused)?;
+        let envelope = warden_engine::compact::open(&compiled).with_context(refused)?;
+        warden_bundle::verify_message(&key, envelope.header, envelope.signature)
+            .map_err(|e| anyhow::anyhow!("compiled form: {e}"))
+            .with_context(refused)?;
     }
     Ok(public_key)
 }

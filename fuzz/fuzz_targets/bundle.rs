@@ -1,5 +1,5 @@
-//! Bundles as the filter receives them (plugin configuration bytes): parse, check a signature,
-//! compile, and decide each registered host, address and port as HTTP and as TLS. A bundle is
+//! Bundles as the builder reads them (bundle files are bytes from anywhere): parse, check a
+//! signature, compile, and decide each registered host, address and port as HTTP and as TLS. A bundle is
 //! bytes until validated: anything may be rejected, nothing may panic, and what compiles
 //! keeps the decision properties.
 #![no_main]

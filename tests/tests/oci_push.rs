@@ -293,9 +293,9 @@ fn the_policy_travels_in_the_image_and_loads_from_it() {
     .seal()
     .unwrap();
     let digest = bundle.metadata.digest.clone().unwrap();
-    let text = bundle.to_json_pretty().unwrap();
+    let compiled = warden_engine::signing::compiled_form(&bundle).unwrap();
     let module = std::fs::read(wasm_path()).unwrap();
-    let embedded = bundle_builder::embed::embed(&module, text.as_bytes()).unwrap();
+    let embedded = bundle_builder::embed::embed(&module, &compiled).unwrap();
 
     let registry = Registry::start();
     let image = format!("{}/warden/filter:embedded", registry.addr);

@@ -31,7 +31,8 @@ use super::tls::{self, MeshTls, OriginationError};
 /// Everything `render envoy` needs.
 #[derive(Debug, Clone)]
 pub struct EnvoyOptions {
-    /// The bundle JSON, passed to the filter unchanged.
+    /// The bundle JSON; the filter is given its compiled form
+    /// ([`super::plugin_configuration::for_bundle_json`]).
     pub bundle_json: String,
     /// Absolute path of `warden.wasm`.
     pub wasm: PathBuf,

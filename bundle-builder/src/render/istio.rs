@@ -219,6 +219,9 @@ pub fn warnings(bundle: &Bundle, options: &IstioOptions) -> Vec<String> {
 pub fn resources(bundle: &Bundle, options: &IstioOptions) -> Result<Vec<Value>, IstioError> {
     let sha256 = image_sha256(&options.image)?;
     let plugin_config = if options.embedded {
+        // The module carries the compiled form `embed` wrote; refuse here what it refuses.
+        super::plugin_configuration::check(bundle)
+            .map_err(|e| IstioError::Bundle(e.to_string()))?;
         let digest = bundle.metadata.digest.as_deref().ok_or_else(|| {
             IstioError::Bundle(
                 "an embedded bundle is named by its digest, and this one has none".into(),

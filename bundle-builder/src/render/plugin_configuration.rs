@@ -47,8 +47,8 @@ pub fn value(bundle: &Bundle) -> Result<Value, String> {
 
 /// Whether a bundle that compiles can be shipped: its compiled form can be written, its
 /// compiled signature, if any, read, and it is not signed on its digest only. `render envoy`,
-/// `build --ecds` and `watch` check this first and refuse such a bundle loudly, so that
-/// [`for_bundle_json`] never ships its JSON in silence.
+/// `render istio --embedded`, `build --ecds` and `watch` check this first and refuse such a
+/// bundle loudly (a bundle that does not compile they refuse before, when they read it).
 pub fn check(bundle: &Bundle) -> Result<(), CompileError> {
     match payload(bundle) {
         Err(e @ (CompileError::Compact(_) | CompileError::Signature(_))) => Err(e),

@@ -105,6 +105,9 @@ pub fn open(bytes: &[u8]) -> Result<Envelope<'_>, CompactError> {
 /// Opens again bytes that [`open`] accepted and that stayed in this process's memory since:
 /// the framing is read (and checked) again, the payload's checksum is not computed again (a
 /// filter that kept a configuration's bytes for later saves hashing them twice).
+///
+/// Never for bytes from outside: the envelope it returns does not promise that the payload
+/// matches the header's checksum, so a signature over the header says nothing about it.
 pub fn reopen(bytes: &[u8]) -> Result<Envelope<'_>, CompactError> {
     framed(bytes).map(|(envelope, _)| envelope)
 }

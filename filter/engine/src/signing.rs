@@ -1,9 +1,9 @@
 //! Signing a bundle for the filter, and the compiled form the filter loads.
 //!
-//! A signed bundle carries two signatures made with one key: over its digest (what a filter
-//! that loads the bundle's JSON verifies) and over its compiled form's header (what a filter
-//! that loads the compiled form verifies; the header names the digest and the SHA-256 of the
-//! compiled tables). The compiled form is deterministic, so the signature made when the bundle
+//! A signed bundle carries two signatures made with one key: over its digest (what
+//! `bundle-builder` checks of a bundle file) and over its compiled form's header (what the
+//! filter, which loads the compiled form, verifies; the header names the digest and the
+//! SHA-256 of the compiled tables). The compiled form is deterministic, so the signature made when the bundle
 //! is built holds for the compiled form rendered from it later.
 
 use ed25519_dalek::SigningKey;

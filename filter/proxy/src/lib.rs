@@ -1,7 +1,8 @@
 //! The Warden proxy-wasm filter: thin glue between Envoy and the policy engine.
 //!
 //! The root context loads the policy once per VM (`root`: the compiled form, read in chunks by
-//! `compiled_config`, or a bundle's JSON, compiled); each HTTP request
+//! `compiled_config`, decoded on arrival or, when another VM of the proxy checked it already
+//! (`checked`), for the first stream); each HTTP request
 //! (`http`) or TCP connection (`tcp`) builds an engine request from a few host calls, asks the
 //! compiled policy, and either continues or denies (`denial`). Everything that decides lives in
 //! `warden-engine`, tested natively.

@@ -230,6 +230,11 @@ impl Metrics {
         if let Some(id) = self.config_loaded {
             host.increment_metric(id, 1);
         }
+        self.services(host, services);
+    }
+
+    /// The services of the policy serving (once its tables are decoded, the count they hold).
+    pub fn services(&self, host: &dyn Host, services: usize) {
         if let Some(id) = self.services {
             host.record_metric(id, u64::try_from(services).unwrap_or(u64::MAX));
         }

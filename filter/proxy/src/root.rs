@@ -372,10 +372,13 @@ impl WardenRoot {
                         &deferred.root_id,
                         (Form::Deferred, took),
                     );
+                    if let Some(metrics) = &self.metrics {
+                        metrics.services(host, shared.policy.service_count());
+                    }
                     *self.shared.borrow_mut() = Some(Rc::new(shared));
                 }
                 Err(err) => {
-                    log::error!("the accepted configuration's tables did not load in this VM: {err}; its streams fail closed");
+                    log::error!("refused configuration: {err} (tables another VM of this proxy checked did not load in this VM; its streams fail closed)");
                     if let Some(metrics) = &self.metrics {
                         metrics.rejected(host);
                     }

@@ -323,6 +323,16 @@ fn main() {
         },
     ));
 
+    // The first request after ready: a worker that decodes its tables for its first stream
+    // does it here (docs/loading.md).
+    let first: Vec<f64> = configs
+        .iter()
+        .map(|(_, envoy)| {
+            let at = std::time::Instant::now();
+            warden_e2e::client::get(envoy.listen, &host, "/", &[]);
+            at.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
     for (name, envoy) in &configs {
         eprintln!("warming up {name}");
         wrk(envoy, &host, 2);
@@ -339,15 +349,15 @@ fn main() {
     let baseline = cpu_of(0);
     let floor = floor_trimmed.map(cpu_of);
     let no_filter_rss = rss_mb(configs[0].1.pid());
-    println!("| configuration | requests/s | Envoy CPU per request (min-max) | capacity vs no filter | CPU vs trimmed do-nothing filter | p50 | p99 | RSS (above no filter) | ready |");
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("| configuration | requests/s | Envoy CPU per request (min-max) | capacity vs no filter | CPU vs trimmed do-nothing filter | p50 | p99 | RSS (above no filter) | ready | first request |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for (i, ((name, envoy), runs)) in configs.iter().zip(&samples).enumerate() {
         let cpus: Vec<f64> = runs.iter().map(|s| s.cpu_us_per_request).collect();
         let cpu = cpu_of(i);
         let (low, high) = min_max(&cpus);
         let rss = rss_mb(envoy.pid());
         println!(
-            "| {name} | {:.0} | {:.1} us ({low:.1}-{high:.1}) | {:.2} | {} | {:.2} ms | {:.2} ms | {rss:.0} MB ({:+.0} MB) | {:.2} s |",
+            "| {name} | {:.0} | {:.1} us ({low:.1}-{high:.1}) | {:.2} | {} | {:.2} ms | {:.2} ms | {rss:.0} MB ({:+.0} MB) | {:.2} s | {:.0} ms |",
             median(runs.iter().map(|s| s.rps).collect()),
             cpu,
             baseline / cpu,
@@ -356,6 +366,7 @@ fn main() {
             median(runs.iter().map(|s| s.p99_ms).collect()),
             rss - no_filter_rss,
             envoy.ready_after.as_secs_f64(),
+            first[i],
         );
     }
     println!("\n{rounds} interleaved rounds of {seconds} s per configuration; medians. Envoy --concurrency 1 on CPU {ENVOY_CPU}; wrk -t1 -c16 and the upstream on CPU {LOAD_CPU}.");

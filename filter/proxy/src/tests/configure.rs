@@ -470,3 +470,30 @@ fn a_record_that_lies_only_moves_the_refusal_to_the_first_stream() {
     });
     assert!(!bad_role.configured, "a setting it cannot take");
 }
+
+/// The services gauge counts the tables once they are decoded, whatever a record said.
+#[test]
+fn the_services_gauge_counts_the_decoded_tables() {
+    use base64::Engine as _;
+    let config = compiled_config("REGISTRY_ONLY", None);
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(config["compiledPolicy"].as_str().unwrap())
+        .unwrap();
+    let header = warden_engine::compact::open(&bytes)
+        .unwrap()
+        .header
+        .to_vec();
+    let p = proxy(root_id::HTTP, &config, move |f| {
+        crate::checked::record(&f, &header, 99);
+        f
+    });
+    assert!(p.configured && p.root.deferred());
+    assert_eq!(
+        p.metric("warden_services_loaded"),
+        99,
+        "what the record says, until decoded"
+    );
+    super::get(&p, "api.stripe.com");
+    assert_eq!(p.metric("warden_services_loaded"), 5);
+    assert_eq!(p.metric("warden_config_loaded"), 1);
+}
