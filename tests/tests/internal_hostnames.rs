@@ -142,9 +142,14 @@ fn failing_endpoints_are_ejected_and_come_back() {
         failures, 2,
         "ejected after exactly the configured number of failures"
     );
-    assert!(envoy
-        .log()
-        .contains("ejected endpoint e2e/east-a of e2e/orders-api"));
+    // Envoy writes its log on its own schedule: wait for the line.
+    assert!(
+        envoy
+            .wait_log_line(&["ejected endpoint e2e/east-a of e2e/orders-api"])
+            .is_some(),
+        "{}",
+        envoy.log()
+    );
 
     drop(east_b);
     assert_eq!(wait_for(&envoy, host, "upstream west", 10), 2);

@@ -84,6 +84,9 @@ fn registry_only_allows_registered_and_denies_the_rest() {
     );
     // Envoy's canary VM decoded and checked the compiled tables; the main thread's VM (which
     // serves no request) only accepted them, and the worker decoded them for its first request.
+    assert!(envoy
+        .wait_log_line(&["decoded for the first stream in"])
+        .is_some());
     let log = envoy.log();
     let lines = |text: &str| log.lines().filter(|l| l.contains(text)).count();
     assert_eq!(lines("from compiled tables in "), 1, "{log}");
