@@ -229,6 +229,19 @@ fn compiled_config(mode: &str, key: Option<&str>) -> serde_json::Value {
     json!({ "compiledPolicy": base64::engine::general_purpose::STANDARD.encode(bytes) })
 }
 
+/// The header of the compiled form in a `{"compiledPolicy": <base64>}` configuration: what
+/// `checked` records.
+fn header_of(config: &serde_json::Value) -> Vec<u8> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(config["compiledPolicy"].as_str().unwrap())
+        .unwrap();
+    warden_engine::compact::open(&bytes)
+        .unwrap()
+        .header
+        .to_vec()
+}
+
 /// The compiled form loads without the bundle's JSON and decides as the bundle does.
 #[test]
 fn a_compiled_policy_loads_and_decides_as_its_bundle() {
@@ -417,12 +430,9 @@ fn a_compiled_policy_another_vm_checked_is_decoded_for_the_first_stream() {
 fn a_record_that_lies_only_moves_the_refusal_to_the_first_stream() {
     use base64::Engine as _;
     let bytes = warden_engine::compact::frame("sha256:00", b"not tables at all").unwrap();
-    let header = warden_engine::compact::open(&bytes)
-        .unwrap()
-        .header
-        .to_vec();
     let config =
         json!({ "compiledPolicy": base64::engine::general_purpose::STANDARD.encode(&bytes) });
+    let header = header_of(&config);
     let unrecorded = proxy(root_id::HTTP, &config, |f| f);
     assert!(!unrecorded.configured);
     let recorded = |f: Fake| {
@@ -445,14 +455,7 @@ fn a_record_that_lies_only_moves_the_refusal_to_the_first_stream() {
     // Checked on arrival, recorded or not: a signature, the settings.
     let (_, public) = warden_bundle::key_pair([5; 32]);
     let good = compiled_config("REGISTRY_ONLY", None);
-    let text = good["compiledPolicy"].as_str().unwrap();
-    let good_bytes = base64::engine::general_purpose::STANDARD
-        .decode(text)
-        .unwrap();
-    let good_header = warden_engine::compact::open(&good_bytes)
-        .unwrap()
-        .header
-        .to_vec();
+    let good_header = header_of(&good);
     let recorded_good = move |f: Fake| {
         crate::checked::record(&f, &good_header, 5);
         f
@@ -474,15 +477,8 @@ fn a_record_that_lies_only_moves_the_refusal_to_the_first_stream() {
 /// The services gauge counts the tables once they are decoded, whatever a record said.
 #[test]
 fn the_services_gauge_counts_the_decoded_tables() {
-    use base64::Engine as _;
     let config = compiled_config("REGISTRY_ONLY", None);
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(config["compiledPolicy"].as_str().unwrap())
-        .unwrap();
-    let header = warden_engine::compact::open(&bytes)
-        .unwrap()
-        .header
-        .to_vec();
+    let header = header_of(&config);
     let p = proxy(root_id::HTTP, &config, move |f| {
         crate::checked::record(&f, &header, 99);
         f
