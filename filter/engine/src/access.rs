@@ -3,13 +3,13 @@
 use ipnet::IpNet;
 
 use crate::identity::IdentityPattern;
-use crate::name::ResourceName;
+use crate::name::{OwnedName, ResourceName};
 use crate::request::Request;
 
 /// An access policy, compiled.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct CompiledPolicy {
-    pub(crate) name: ResourceName,
+    pub(crate) name: OwnedName,
     pub(crate) dry_run: bool,
     pub(crate) rules: Box<[Rule]>,
 }
@@ -112,7 +112,7 @@ pub(crate) fn evaluate<'p>(
         if policy.rules.iter().any(|rule| rule.allows(request)) {
             return AccessOutcome::Allowed(&policy.name);
         }
-        first.get_or_insert(&policy.name);
+        first.get_or_insert(&*policy.name);
     }
     match first {
         None => AccessOutcome::Unrestricted,

@@ -36,7 +36,7 @@ use crate::policy::Policy;
 pub const MAGIC: &[u8; 8] = b"WARDENCP";
 /// The layout of the tables this engine writes and reads. A filter reads only its own format:
 /// a compiled policy is rebuilt from its bundle by the matching `bundle-builder`.
-pub const FORMAT: u16 = 2;
+pub const FORMAT: u16 = 3;
 /// The engine release whose types the tables are: only it reads them.
 pub const ENGINE: &str = env!("CARGO_PKG_VERSION");
 /// The longest bundle digest a header holds.
@@ -425,31 +425,21 @@ impl Policy {
             }
             None => 0,
         };
-        let mut names = self
-            .services
-            .iter()
-            .map(|s| &s.name)
-            .chain(self.policies.iter().map(|p| &p.name))
-            .chain(
-                self.services
-                    .iter()
-                    .flat_map(|s| s.endpoints().iter().map(|e| &e.name)),
-            );
-        if let Some(name) = names.find(|n| !n.is_well_formed()) {
+        // Each name was checked for its `/` as it was decoded.
+        if self.names.len() != services {
             return Err(format!(
-                "a resource name is malformed ({:?})",
-                name.as_str()
+                "the tables name {} services and hold {services}",
+                self.names.len()
             ));
         }
-        for service in self.services.iter() {
-            let name = &service.name;
+        for (service, name) in self.services.iter().zip(self.names.iter()) {
             if !service.outlier().is_valid() {
                 return Err(format!(
                     "service {name} has outlier settings compiling never gives"
                 ));
             }
             if service
-                .host
+                .host()
                 .is_some_and(|h| h as usize >= self.hosts.exact_len())
             {
                 return Err(format!("service {name} names a host that does not exist"));
@@ -527,8 +517,11 @@ mod tests {
     #[test]
     fn indices_outside_their_tables_are_refused() {
         type Breaker = fn(&mut Policy);
-        let breakers: [(&str, Breaker); 7] = [
-            ("host of a service", |p| p.services[0].host = Some(9)),
+        let breakers: [(&str, Breaker); 8] = [
+            ("host of a service", |p| p.services[0].set_host(Some(9))),
+            ("names of the services", |p| {
+                p.names = crate::name::NameTable::default();
+            }),
             ("access policy", |p| p.policies = Box::default()),
             ("service of a host", |p| {
                 p.services = Box::default();

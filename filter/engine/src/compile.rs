@@ -14,7 +14,7 @@ use crate::error::CompileError;
 use crate::host::{parse_host, Host, HostBuf};
 use crate::host_table::HostTable;
 use crate::identity::{validate, IdentityPattern};
-use crate::name::ResourceName;
+use crate::name::{NameTable, OwnedName};
 use crate::outlier::OutlierSettings;
 use crate::policy::{GatewayRoutes, Policy, Settings};
 use crate::service_set::{SetArena, SetBuilder};
@@ -169,7 +169,6 @@ pub fn compile_all(bundle: &Bundle) -> Result<Policy, Vec<CompileError>> {
         }
         first_hosts.push(exact_host);
         services.push(Some(CompiledService::new(
-            ResourceName::new(&src.namespace, &src.name),
             None,
             own_views.into_boxed_slice(),
             Ports::from_vec(ports),
@@ -248,7 +247,7 @@ pub fn compile_all(bundle: &Bundle) -> Result<Policy, Vec<CompileError>> {
     let mut sets = SetArena::default();
     let host_table = HostTable::build(hosts.finish(&mut sets));
     for (service, host) in services.iter_mut().zip(first_hosts) {
-        service.host = host.and_then(|h| host_table.exact_position(&h));
+        service.set_host(host.and_then(|h| host_table.exact_position(&h)));
     }
     let v4 = CidrTable::build(
         v4.finish(&mut sets)
@@ -284,6 +283,11 @@ pub fn compile_all(bundle: &Bundle) -> Result<Policy, Vec<CompileError>> {
         prepared_for: None,
         settings,
         services: services.into_boxed_slice(),
+        names: NameTable::build(
+            spec.services
+                .iter()
+                .map(|s| (s.source.namespace.as_str(), s.source.name.as_str())),
+        ),
         hosts: host_table,
         v4,
         v6,
@@ -632,7 +636,7 @@ fn compile_policy(
         });
     }
     (errors.len() == before).then(|| CompiledPolicy {
-        name: ResourceName::new(&src.namespace, &src.name),
+        name: OwnedName::new(&src.namespace, &src.name),
         dry_run: policy.dry_run,
         rules: rules.into_boxed_slice(),
     })

@@ -46,15 +46,18 @@ mod ports_form {
     }
 }
 
+/// A service's `host` when it has no exact host (a host table never holds 2^32 - 1 keys).
+const NO_HOST: u32 = u32::MAX;
+
 /// A service as the policy holds it. What most services lack (endpoints, virtual addresses,
 /// failover, outlier settings of their own) is kept apart, behind one pointer, so that a
 /// registry of plain hosts and networks costs only what it uses: a VM holds 100,000 of these.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct CompiledService {
-    pub(crate) name: ResourceName,
     /// The first exact host, by its position in the policy's host table: where a connection
-    /// to a virtual address goes when the service has no endpoints.
-    pub(crate) host: Option<u32>,
+    /// to a virtual address goes when the service has no endpoints ([`NO_HOST`]: none). (Its
+    /// name is at its index in the policy's name table.)
+    host: u32,
     /// The workspace views that see this service (indices into the policy's views); empty:
     /// every view.
     pub(crate) views: Box<[u16]>,
@@ -63,6 +66,22 @@ pub(crate) struct CompiledService {
     pub(crate) ports: Ports,
     /// `None`: no endpoints, no virtual addresses, no failover, default outlier settings.
     routing: Option<Box<ServiceRouting>>,
+}
+
+/// A service with its name (from the policy's name table): what decisions and the endpoint
+/// choice read.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Service<'p> {
+    pub(crate) name: &'p ResourceName,
+    pub(crate) compiled: &'p CompiledService,
+}
+
+impl std::ops::Deref for Service<'_> {
+    type Target = CompiledService;
+
+    fn deref(&self) -> &CompiledService {
+        self.compiled
+    }
 }
 
 /// The part of a service only internal hostnames and virtual addresses use.
@@ -84,7 +103,6 @@ pub(crate) struct ServiceRouting {
 
 impl CompiledService {
     pub(crate) fn new(
-        name: ResourceName,
         host: Option<u32>,
         views: Box<[u16]>,
         ports: Ports,
@@ -95,12 +113,21 @@ impl CompiledService {
             && routing.failover.is_empty()
             && routing.outlier == OutlierSettings::DEFAULT;
         Self {
-            name,
-            host,
+            host: host.unwrap_or(NO_HOST),
             views,
             ports,
             routing: (!plain).then(|| Box::new(routing)),
         }
+    }
+
+    /// The first exact host, by its position in the policy's host table.
+    pub(crate) fn host(&self) -> Option<u32> {
+        (self.host != NO_HOST).then_some(self.host)
+    }
+
+    /// Names the first exact host by its position in the host table.
+    pub(crate) fn set_host(&mut self, host: Option<u32>) {
+        self.host = host.unwrap_or(NO_HOST);
     }
 
     /// The addresses that stand for the service's hosts (canonical).

@@ -8,7 +8,7 @@ use warden_bundle::{Endpoint, Locality};
 
 use crate::error::CompileError;
 use crate::host::{parse_host, Host, HostBuf};
-use crate::name::ResourceName;
+use crate::name::OwnedName;
 
 /// Where an endpoint is reached.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -30,7 +30,7 @@ impl std::fmt::Display for EndpointAddress {
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct CompiledEndpoint {
-    pub(crate) name: ResourceName,
+    pub(crate) name: OwnedName,
     pub(crate) address: EndpointAddress,
     pub(crate) ports: Box<[(Option<Box<str>>, u16)]>,
     #[serde(with = "crate::locality_form::one")]
@@ -96,7 +96,7 @@ pub(crate) fn compile_endpoint(
         ports.push((port.name.as_deref().map(Box::from), port.number));
     }
     Ok(CompiledEndpoint {
-        name: ResourceName::new(&endpoint.source.namespace, &endpoint.source.name),
+        name: OwnedName::new(&endpoint.source.namespace, &endpoint.source.name),
         address,
         ports: ports.into_boxed_slice(),
         locality: endpoint.locality.clone(),

@@ -6,12 +6,12 @@ use warden_bundle::{FailureMode, Locality, LocalityMapping, OutboundMode, Role};
 
 use crate::access::{evaluate, AccessOutcome, CompiledPolicy};
 use crate::cidr::CidrTable;
-use crate::compiled::{CompiledPort, CompiledService};
+use crate::compiled::{CompiledPort, CompiledService, Service};
 use crate::decision::{AllowReason, Decision, Denial, DenyReason, MatchedOn, Permit, ServiceMatch};
 use crate::health::{AllHealthy, Health};
 use crate::host::{is_unspecified, parse_authority, parse_host, Authority, Host, HostBuf};
 use crate::host_table::{HostMatch, HostTable};
-use crate::name::ResourceName;
+use crate::name::{NameTable, ResourceName};
 use crate::ranking::Ranked;
 use crate::request::{Request, RequestProtocol};
 use crate::selection::{choose, EndpointChoice, Vantage};
@@ -28,6 +28,8 @@ pub struct Policy {
     pub(crate) prepared_for: Option<Locality>,
     #[serde(with = "crate::exact_seq")]
     pub(crate) services: Box<[CompiledService]>,
+    /// The services' names, by the services' indices.
+    pub(crate) names: NameTable,
     pub(crate) hosts: HostTable,
     pub(crate) v4: CidrTable<u32>,
     pub(crate) v6: CidrTable<u128>,
@@ -115,14 +117,14 @@ fn gateway_forwards(port: &CompiledPort, protocol: RequestProtocol) -> bool {
 impl<'p> ServiceMatch<'p> {
     fn of(
         hosts: &'p HostTable,
-        service: &'p CompiledService,
+        service: Service<'p>,
         port: &'p CompiledPort,
         matched_on: MatchedOn,
     ) -> Self {
         Self {
-            service: &service.name,
+            service: service.name,
             matched_on,
-            host: service.host.and_then(|h| hosts.exact_host(h)),
+            host: service.host().and_then(|h| hosts.exact_host(h)),
             port: port.number,
             protocol: Some(port.protocol),
             via_gateway: port.via_gateway,
@@ -199,6 +201,15 @@ impl Policy {
     /// The number of external services loaded.
     pub fn service_count(&self) -> usize {
         self.services.len()
+    }
+
+    /// Service `index` with its name.
+    pub(crate) fn service(&self, index: u32) -> Option<Service<'_>> {
+        let at = index as usize;
+        Some(Service {
+            name: self.names.get(at)?,
+            compiled: self.services.get(at)?,
+        })
     }
 
     /// Decides one request or connection, with every endpoint healthy and the first choice
@@ -319,13 +330,13 @@ impl Policy {
         let seen = || {
             candidates
                 .iter()
-                .filter_map(|&i| self.services.get(i as usize))
+                .filter_map(|&i| self.service(i))
                 .filter(|s| s.visible_in(view))
         };
         let first = seen().next();
         // A declared port, in any of the candidates, before a gateway route's portMatch.
-        let declared = seen().find_map(|s| s.declared_port(port).map(|p| (s, p)));
-        let matched = || seen().find_map(|s| s.matched_port(port).map(|p| (s, p)));
+        let declared = seen().find_map(|s| s.compiled.declared_port(port).map(|p| (s, p)));
+        let matched = || seen().find_map(|s| s.compiled.matched_port(port).map(|p| (s, p)));
         if let Some((service, p)) = declared.or_else(matched) {
             if gateway && !gateway_forwards(p, request.protocol) {
                 return Decision::Deny(Denial {
@@ -340,9 +351,9 @@ impl Policy {
         Decision::Deny(Denial {
             reason: DenyReason::PortNotDeclared,
             service: first.map(|s| ServiceMatch {
-                service: &s.name,
+                service: s.name,
                 matched_on,
-                host: s.host.and_then(|h| self.hosts.exact_host(h)),
+                host: s.host().and_then(|h| self.hosts.exact_host(h)),
                 port,
                 protocol: None,
                 via_gateway: false,
@@ -373,9 +384,9 @@ impl Policy {
         self.sets
             .get(set)
             .iter()
-            .filter_map(|&i| self.services.get(i as usize))
+            .filter_map(|&i| self.service(i))
             .find(|s| !s.virtual_addresses().is_empty())
-            .map(|s| (s.virtual_addresses(), &s.name))
+            .map(|s| (s.compiled.virtual_addresses(), s.name))
     }
 
     pub(crate) fn lookup_ip(&self, ip: IpAddr) -> Option<&ServiceSet> {
@@ -450,7 +461,7 @@ impl Policy {
     fn route<'p>(
         &'p self,
         decision: Decision<'p>,
-        service: &'p CompiledService,
+        service: Service<'p>,
         port: &'p CompiledPort,
         request: &Request<'_>,
         health: &dyn Health,
@@ -513,10 +524,9 @@ impl Policy {
         let Some(matched) = decision.service() else {
             return Vec::new();
         };
-        let Some(service) = self
-            .services
-            .iter()
-            .find(|s| std::ptr::eq(&s.name, matched.service))
+        let Some(service) = (0..)
+            .map_while(|i| self.service(i))
+            .find(|s| std::ptr::eq(s.name, matched.service))
         else {
             return Vec::new();
         };
@@ -536,7 +546,7 @@ impl Policy {
 
     fn check_access<'p>(
         &'p self,
-        service: &'p CompiledService,
+        service: Service<'p>,
         port: &'p CompiledPort,
         matched_on: MatchedOn,
         request: &Request<'_>,

@@ -9,7 +9,7 @@
 
 use warden_bundle::{Locality, TargetPort};
 
-use crate::compiled::{CompiledPort, CompiledService};
+use crate::compiled::{CompiledPort, Service};
 use crate::endpoint::{CompiledEndpoint, EndpointAddress};
 use crate::health::Health;
 use crate::name::ResourceName;
@@ -64,12 +64,12 @@ impl<'p> EndpointChoice<'p> {
     /// Endpoint `index` of `service` for traffic to `port`; `None` when the endpoint does not
     /// have the port's target.
     pub(crate) fn of(
-        service: &'p CompiledService,
+        service: Service<'p>,
         port: &CompiledPort,
         index: usize,
         vantage: Vantage<'_>,
     ) -> Option<Self> {
-        let endpoint = service.endpoints().get(index)?;
+        let endpoint = service.compiled.endpoints().get(index)?;
         Some(Self {
             endpoint: &endpoint.name,
             index,
@@ -77,9 +77,9 @@ impl<'p> EndpointChoice<'p> {
             port: target_port(endpoint, port.number, port.target())?,
             locality: &endpoint.locality,
             proximity: vantage.proximity(&endpoint.locality),
-            service: &service.name,
-            endpoints: service.endpoints().len(),
-            outlier: service.outlier(),
+            service: service.name,
+            endpoints: service.compiled.endpoints().len(),
+            outlier: service.compiled.outlier(),
         })
     }
 }
@@ -88,7 +88,7 @@ impl<'p> EndpointChoice<'p> {
 /// cumulative weight covers `pick` modulo the total weight of that proximity. `None` when no
 /// endpoint is healthy.
 pub(crate) fn choose<'p>(
-    service: &'p CompiledService,
+    service: Service<'p>,
     port: &CompiledPort,
     ranked: Option<&Ranked>,
     vantage: Vantage<'_>,
@@ -97,7 +97,7 @@ pub(crate) fn choose<'p>(
 ) -> Option<EndpointChoice<'p>> {
     // The fast path: ranked for this proxy, nothing ejected. Every endpoint has the target
     // port (compile checks named target ports on every endpoint).
-    let index = match (ranked, health.any_ejected(&service.name)) {
+    let index = match (ranked, health.any_ejected(service.name)) {
         (Some(ranked), false) => ranked.pick(pick)?,
         _ => linear_pick(service, port, vantage, health, pick)?,
     };
@@ -107,7 +107,7 @@ pub(crate) fn choose<'p>(
 /// The linear path, for a proxy locality nothing was ranked for, or while some endpoint is
 /// ejected: two passes, checking each endpoint's health.
 fn linear_pick(
-    service: &CompiledService,
+    service: Service<'_>,
     port: &CompiledPort,
     vantage: Vantage<'_>,
     health: &dyn Health,
@@ -116,7 +116,7 @@ fn linear_pick(
     let endpoints = service.endpoints();
     let usable = |(index, endpoint): &(usize, &CompiledEndpoint)| {
         endpoint.weight > 0
-            && !health.is_ejected(&service.name, *index)
+            && !health.is_ejected(service.name, *index)
             && target_port(endpoint, port.number, port.target()).is_some()
     };
     let mut best: Option<Proximity> = None;

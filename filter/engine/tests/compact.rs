@@ -108,9 +108,7 @@ fn without_wildcards() -> Bundle {
 
 /// Compiled forms written natively (64-bit), as `bundle-builder` writes them, and committed:
 /// natively their tables must match what compiles now (`WARDEN_BLESS=1` rewrites them); as
-/// wasm (the filter's 32-bit target) they must load and decide as what compiles there. (They
-/// were compressed by `miniz_oxide`, the builder's deflate before `zlib-rs`, so they also show
-/// that the filter reads another compressor's output.)
+/// wasm (the filter's 32-bit target) they must load and decide as what compiles there.
 #[test]
 fn a_compiled_form_written_natively_loads_the_same_in_wasm() {
     let fixtures: [(&str, &[u8], Bundle); 2] = [
