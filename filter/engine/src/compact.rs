@@ -36,7 +36,7 @@ use crate::policy::Policy;
 pub const MAGIC: &[u8; 8] = b"WARDENCP";
 /// The layout of the tables this engine writes and reads. A filter reads only its own format:
 /// a compiled policy is rebuilt from its bundle by the matching `bundle-builder`.
-pub const FORMAT: u16 = 3;
+pub const FORMAT: u16 = 4;
 /// The engine release whose types the tables are: only it reads them.
 pub const ENGINE: &str = env!("CARGO_PKG_VERSION");
 /// The longest bundle digest a header holds.
@@ -432,6 +432,7 @@ impl Policy {
                 self.names.len()
             ));
         }
+        let mut ports_start = 0;
         for (service, name) in self.services.iter().zip(self.names.iter()) {
             if !service.outlier().is_valid() {
                 return Err(format!(
@@ -444,17 +445,35 @@ impl Policy {
             {
                 return Err(format!("service {name} names a host that does not exist"));
             }
-            if service.views.iter().any(|&v| usize::from(v) >= views) {
+            if usize::from(service.views) > self.view_lists.len() {
                 return Err(format!(
-                    "service {name} is in a workspace view that does not exist"
+                    "service {name} names a list of workspace views that does not exist"
                 ));
             }
-            let policies = service.ports.iter().flat_map(|p| p.policies().iter());
-            if policies.clone().any(|&p| p as usize >= self.policies.len()) {
-                return Err(format!(
-                    "service {name} names an access policy that does not exist"
-                ));
+            if (service.ports_end as usize) < ports_start
+                || service.ports_end as usize > self.ports.len()
+            {
+                return Err(format!("service {name} has ports outside the port table"));
             }
+            ports_start = service.ports_end as usize;
+        }
+        if ports_start != self.ports.len() {
+            return Err(format!(
+                "{} ports belong to no service",
+                self.ports.len().saturating_sub(ports_start)
+            ));
+        }
+        if self
+            .view_lists
+            .iter()
+            .flatten()
+            .any(|&v| usize::from(v) >= views)
+        {
+            return Err("a service is in a workspace view that does not exist".into());
+        }
+        let policies = self.ports.iter().flat_map(|p| p.policies().iter());
+        if policies.clone().any(|&p| p as usize >= self.policies.len()) {
+            return Err("a port names an access policy that does not exist".into());
         }
         Ok(())
     }
@@ -517,7 +536,7 @@ mod tests {
     #[test]
     fn indices_outside_their_tables_are_refused() {
         type Breaker = fn(&mut Policy);
-        let breakers: [(&str, Breaker); 8] = [
+        let breakers: [(&str, Breaker); 11] = [
             ("host of a service", |p| p.services[0].set_host(Some(9))),
             ("names of the services", |p| {
                 p.names = crate::name::NameTable::default();
@@ -526,7 +545,13 @@ mod tests {
             ("service of a host", |p| {
                 p.services = Box::default();
             }),
-            ("workspace view", |p| p.services[0].views = Box::new([3])),
+            ("workspace view list", |p| p.services[0].views = 1),
+            ("workspace view", |p| {
+                p.view_lists = Box::new([Box::new([3])]);
+                p.services[0].views = 1;
+            }),
+            ("ports of a service", |p| p.services[0].ports_end = 9),
+            ("ports of no service", |p| p.services[0].ports_end = 0),
             ("outlier settings", |p| {
                 p.services[0].set_outlier_for_test(crate::outlier::OutlierSettings {
                     consecutive_errors: 0,

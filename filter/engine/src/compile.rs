@@ -8,7 +8,7 @@ use warden_bundle::{AccessPolicy, Bundle, ExternalService, Provenance, TargetPor
 
 use crate::access::{CompiledPolicy, PathPattern, Rule};
 use crate::cidr::CidrTable;
-use crate::compiled::{CompiledPort, CompiledService, Ports, ServiceRouting};
+use crate::compiled::{CompiledPort, CompiledService, ServiceRouting};
 use crate::endpoint::{compile_endpoint, CompiledEndpoint};
 use crate::error::CompileError;
 use crate::host::{parse_host, Host, HostBuf};
@@ -55,6 +55,9 @@ pub fn compile_all(bundle: &Bundle) -> Result<Policy, Vec<CompileError>> {
     // Each compiled service's first exact host, named by position once the table is built.
     let mut first_hosts: Vec<Option<Box<str>>> = Vec::with_capacity(spec.services.len());
     let mut port_policies: Vec<Vec<Vec<u32>>> = Vec::with_capacity(spec.services.len());
+    // Each service's ports and workspace views, joined into the policy's tables at the end.
+    let mut service_ports: Vec<Vec<CompiledPort>> = Vec::with_capacity(spec.services.len());
+    let mut service_views: Vec<Vec<u16>> = Vec::with_capacity(spec.services.len());
 
     for (i, service) in spec.services.iter().enumerate() {
         let Ok(index) = u32::try_from(i) else {
@@ -163,6 +166,8 @@ pub fn compile_all(bundle: &Bundle) -> Result<Policy, Vec<CompileError>> {
         }
         let ports = compile_ports(service, &endpoints, &field, &mut errors);
         port_policies.push(vec![Vec::new(); ports.len()]);
+        service_ports.push(ports);
+        service_views.push(own_views);
         if errors.len() > before {
             services.push(None);
             continue;
@@ -170,8 +175,8 @@ pub fn compile_all(bundle: &Bundle) -> Result<Policy, Vec<CompileError>> {
         first_hosts.push(exact_host);
         services.push(Some(CompiledService::new(
             None,
-            own_views.into_boxed_slice(),
-            Ports::from_vec(ports),
+            0,
+            0,
             ServiceRouting {
                 virtual_addresses: own_virtual,
                 outlier: outlier_settings(service),
@@ -207,14 +212,15 @@ pub fn compile_all(bundle: &Bundle) -> Result<Policy, Vec<CompileError>> {
                 continue;
             };
             // A service with errors has been reported already; its ports are unknown.
-            let (Some(Some(compiled)), Some(slots)) = (
+            let (Some(Some(_)), Some(ports), Some(slots)) = (
                 services.get(service as usize),
+                service_ports.get(service as usize),
                 port_policies.get_mut(service as usize),
             ) else {
                 continue;
             };
             let mut attached = false;
-            for (port, slot) in compiled.ports.iter().zip(slots.iter_mut()) {
+            for (port, slot) in ports.iter().zip(slots.iter_mut()) {
                 if target.port.is_none_or(|p| p == port.number) {
                     slot.push(index);
                     attached = true;
@@ -238,10 +244,39 @@ pub fn compile_all(bundle: &Bundle) -> Result<Policy, Vec<CompileError>> {
         return Err(errors);
     }
     let mut services: Vec<CompiledService> = services.into_iter().flatten().collect();
-    for (service, slots) in services.iter_mut().zip(port_policies) {
-        for (port, slot) in service.ports.iter_mut().zip(slots) {
+    let mut ports = Vec::with_capacity(service_ports.iter().map(Vec::len).sum());
+    let mut view_lists: Vec<Box<[u16]>> = Vec::new();
+    let mut list_of: FxHashMap<Vec<u16>, u16> = FxHashMap::default();
+    let each = services
+        .iter_mut()
+        .zip(service_ports)
+        .zip(port_policies)
+        .zip(service_views);
+    for (((service, own_ports), slots), views) in each {
+        for (mut port, slot) in own_ports.into_iter().zip(slots) {
             port.set_policies(slot.into_boxed_slice());
+            ports.push(port);
         }
+        service.ports_end =
+            u32::try_from(ports.len()).map_err(|_| vec![too_many("spec.services[*].ports")])?;
+        if views.is_empty() {
+            continue;
+        }
+        service.views = match list_of.get(&views) {
+            Some(&list) => list,
+            None => {
+                let list = u16::try_from(view_lists.len() + 1).map_err(|_| {
+                    vec![CompileError::invalid(
+                        None,
+                        "spec.services[*].workspaces",
+                        "more than 65535 distinct lists of workspaces",
+                    )]
+                })?;
+                view_lists.push(views.clone().into_boxed_slice());
+                list_of.insert(views, list);
+                list
+            }
+        };
     }
 
     let mut sets = SetArena::default();
@@ -288,6 +323,8 @@ pub fn compile_all(bundle: &Bundle) -> Result<Policy, Vec<CompileError>> {
                 .iter()
                 .map(|s| (s.source.namespace.as_str(), s.source.name.as_str())),
         ),
+        ports: ports.into_boxed_slice(),
+        view_lists: view_lists.into_boxed_slice(),
         hosts: host_table,
         v4,
         v6,

@@ -8,72 +8,141 @@ use crate::name::ResourceName;
 use crate::outlier::OutlierSettings;
 use crate::ranking::Ranked;
 
-/// A service's ports.
-pub(crate) type Ports = smallvec::SmallVec<[CompiledPort; 2]>;
-
-/// How a service's ports are read back: pushed one by one, nothing reserved for the length
-/// the bytes announce (`smallvec`'s own reading reserves it, whatever it is).
-mod ports_form {
-    use std::fmt;
-
-    use serde::de::{SeqAccess, Visitor};
-    use serde::{Deserializer, Serializer};
-
-    use super::Ports;
-
-    pub(super) fn serialize<S: Serializer>(ports: &Ports, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(ports.iter())
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Ports, D::Error> {
-        struct Each;
-        impl<'de> Visitor<'de> for Each {
-            type Value = Ports;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a service's ports")
-            }
-
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Ports, A::Error> {
-                let mut ports = Ports::new();
-                while let Some(port) = seq.next_element()? {
-                    ports.push(port);
-                }
-                Ok(ports)
-            }
-        }
-        d.deserialize_seq(Each)
-    }
-}
-
 /// A service's `host` when it has no exact host (a host table never holds 2^32 - 1 keys).
 const NO_HOST: u32 = u32::MAX;
 
-/// A service as the policy holds it. What most services lack (endpoints, virtual addresses,
-/// failover, outlier settings of their own) is kept apart, behind one pointer, so that a
-/// registry of plain hosts and networks costs only what it uses: a VM holds 100,000 of these.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+/// A service as the policy holds it: 16 bytes in the filter's 32-bit wasm, what the service
+/// names (its name, ports, workspace views) being in the policy's tables. What most services
+/// lack (endpoints, virtual addresses, failover, outlier settings of their own) is kept
+/// apart, behind one pointer, so that a registry of plain hosts and networks costs only what
+/// it uses: a VM holds 100,000 of these.
+#[derive(Debug, Clone)]
 pub(crate) struct CompiledService {
     /// The first exact host, by its position in the policy's host table: where a connection
-    /// to a virtual address goes when the service has no endpoints ([`NO_HOST`]: none). (Its
-    /// name is at its index in the policy's name table.)
+    /// to a virtual address goes when the service has no endpoints ([`NO_HOST`]: none).
     host: u32,
-    /// The workspace views that see this service (indices into the policy's views); empty:
-    /// every view.
-    pub(crate) views: Box<[u16]>,
-    /// Most services have one or two ports: held in place, not in an allocation of their own.
-    #[serde(with = "ports_form")]
-    pub(crate) ports: Ports,
+    /// Where the service's ports end in the policy's port table; they start where the
+    /// previous service's end.
+    pub(crate) ports_end: u32,
+    /// The workspace views that see the service: 0, every view; `n`, the policy's view list
+    /// `n - 1`.
+    pub(crate) views: u16,
     /// `None`: no endpoints, no virtual addresses, no failover, default outlier settings.
     routing: Option<Box<ServiceRouting>>,
 }
 
-/// A service with its name (from the policy's name table): what decisions and the endpoint
-/// choice read.
+/// How the services are written: each with its number of ports (small numbers, which
+/// compress), not where its ports end (which grows with every service: a fifth more
+/// compressed bytes at 100,000 services). Read back into one allocation of the announced
+/// length, as [`crate::exact_seq`] reads lists.
+pub(crate) mod services_form {
+    use std::fmt;
+
+    use serde::de::{SeqAccess, Visitor};
+    use serde::ser::SerializeSeq;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::{CompiledService, ServiceRouting};
+
+    #[derive(Serialize)]
+    struct Written<'a> {
+        host: u32,
+        ports: u32,
+        views: u16,
+        routing: &'a Option<Box<ServiceRouting>>,
+    }
+
+    #[derive(Deserialize)]
+    struct Read {
+        host: u32,
+        ports: u32,
+        views: u16,
+        routing: Option<Box<ServiceRouting>>,
+    }
+
+    pub(crate) fn serialize<S: Serializer>(
+        services: &[CompiledService],
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(services.len()))?;
+        let mut start = 0u32;
+        for service in services {
+            seq.serialize_element(&Written {
+                host: service.host,
+                ports: service.ports_end.wrapping_sub(start),
+                views: service.views,
+                routing: &service.routing,
+            })?;
+            start = service.ports_end;
+        }
+        seq.end()
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Box<[CompiledService]>, D::Error> {
+        struct Services;
+
+        impl<'de> Visitor<'de> for Services {
+            type Value = Box<[CompiledService]>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("the services")
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let announced = seq.size_hint().unwrap_or(0);
+                let most = crate::exact_seq::bound() / size_of::<CompiledService>();
+                let mut services = Vec::with_capacity(announced.min(most));
+                let mut end = 0u32;
+                while let Some(read) = seq.next_element::<Read>()? {
+                    end = end.checked_add(read.ports).ok_or_else(|| {
+                        crate::decode_error::refuse("the services have over 2^32 ports")
+                    })?;
+                    services.push(CompiledService {
+                        host: read.host,
+                        ports_end: end,
+                        views: read.views,
+                        routing: read.routing,
+                    });
+                }
+                Ok(services.into_boxed_slice())
+            }
+        }
+
+        d.deserialize_seq(Services)
+    }
+}
+
+/// A service with what the policy's tables hold for it (its name, ports and workspace
+/// views): what decisions and the endpoint choice read.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Service<'p> {
     pub(crate) name: &'p ResourceName,
     pub(crate) compiled: &'p CompiledService,
+    pub(crate) ports: &'p [CompiledPort],
+    /// The views that see the service; empty: every view.
+    pub(crate) views: &'p [u16],
+}
+
+impl<'p> Service<'p> {
+    /// Whether a caller in `view` sees this service (`None`: the bundle has one view).
+    pub(crate) fn visible_in(&self, view: Option<u16>) -> bool {
+        match view {
+            None => true,
+            Some(v) => self.views.is_empty() || self.views.contains(&v),
+        }
+    }
+
+    /// The port declared as `number`.
+    pub(crate) fn declared_port(&self, number: u16) -> Option<&'p CompiledPort> {
+        self.ports.iter().find(|p| p.number == number)
+    }
+
+    /// The gateway-routed port whose `portMatch` is `number`.
+    pub(crate) fn matched_port(&self, number: u16) -> Option<&'p CompiledPort> {
+        self.ports.iter().find(|p| p.port_match == Some(number))
+    }
 }
 
 impl std::ops::Deref for Service<'_> {
@@ -104,8 +173,8 @@ pub(crate) struct ServiceRouting {
 impl CompiledService {
     pub(crate) fn new(
         host: Option<u32>,
-        views: Box<[u16]>,
-        ports: Ports,
+        views: u16,
+        ports_end: u32,
         routing: ServiceRouting,
     ) -> Self {
         let plain = routing.virtual_addresses.is_empty()
@@ -114,8 +183,8 @@ impl CompiledService {
             && routing.outlier == OutlierSettings::DEFAULT;
         Self {
             host: host.unwrap_or(NO_HOST),
+            ports_end,
             views,
-            ports,
             routing: (!plain).then(|| Box::new(routing)),
         }
     }
@@ -177,24 +246,6 @@ impl CompiledService {
         );
         routing.outlier = outlier;
         self.routing = Some(Box::new(routing));
-    }
-
-    /// Whether a caller in `view` sees this service (`None`: the bundle has one view).
-    pub(crate) fn visible_in(&self, view: Option<u16>) -> bool {
-        match view {
-            None => true,
-            Some(v) => self.views.is_empty() || self.views.contains(&v),
-        }
-    }
-
-    /// The port declared as `number`.
-    pub(crate) fn declared_port(&self, number: u16) -> Option<&CompiledPort> {
-        self.ports.iter().find(|p| p.number == number)
-    }
-
-    /// The gateway-routed port whose `portMatch` is `number`.
-    pub(crate) fn matched_port(&self, number: u16) -> Option<&CompiledPort> {
-        self.ports.iter().find(|p| p.port_match == Some(number))
     }
 }
 

@@ -26,10 +26,16 @@ pub struct Policy {
     /// The proxy locality endpoints are ranked for (see [`Policy::prepare_for`]).
     #[serde(with = "crate::locality_form::optional")]
     pub(crate) prepared_for: Option<Locality>,
-    #[serde(with = "crate::exact_seq")]
+    #[serde(with = "crate::compiled::services_form")]
     pub(crate) services: Box<[CompiledService]>,
     /// The services' names, by the services' indices.
     pub(crate) names: NameTable,
+    /// Every service's ports, service after service.
+    #[serde(with = "crate::exact_seq")]
+    pub(crate) ports: Box<[CompiledPort]>,
+    /// The distinct lists of workspace views services are in (a service names one by
+    /// position, from 1; 0 is every view).
+    pub(crate) view_lists: Box<[Box<[u16]>]>,
     pub(crate) hosts: HostTable,
     pub(crate) v4: CidrTable<u32>,
     pub(crate) v6: CidrTable<u128>,
@@ -203,12 +209,23 @@ impl Policy {
         self.services.len()
     }
 
-    /// Service `index` with its name.
+    /// Service `index` with what the tables hold for it.
     pub(crate) fn service(&self, index: u32) -> Option<Service<'_>> {
         let at = index as usize;
+        let compiled = self.services.get(at)?;
+        let ports_start = match at.checked_sub(1) {
+            Some(before) => self.services.get(before)?.ports_end as usize,
+            None => 0,
+        };
+        let views = match compiled.views.checked_sub(1) {
+            Some(list) => self.view_lists.get(usize::from(list))?,
+            None => &[][..],
+        };
         Some(Service {
             name: self.names.get(at)?,
-            compiled: self.services.get(at)?,
+            compiled,
+            ports: self.ports.get(ports_start..compiled.ports_end as usize)?,
+            views,
         })
     }
 
@@ -289,11 +306,7 @@ impl Policy {
             found
                 .0
                 .iter()
-                .any(|&i| {
-                    self.services
-                        .get(i as usize)
-                        .is_some_and(|s| s.visible_in(view))
-                })
+                .any(|&i| self.service(i).is_some_and(|s| s.visible_in(view)))
                 .then_some(found)
         };
         // An IP literal names the destination; only a name falls back to the dialled address
@@ -335,8 +348,8 @@ impl Policy {
         };
         let first = seen().next();
         // A declared port, in any of the candidates, before a gateway route's portMatch.
-        let declared = seen().find_map(|s| s.compiled.declared_port(port).map(|p| (s, p)));
-        let matched = || seen().find_map(|s| s.compiled.matched_port(port).map(|p| (s, p)));
+        let declared = seen().find_map(|s| s.declared_port(port).map(|p| (s, p)));
+        let matched = || seen().find_map(|s| s.matched_port(port).map(|p| (s, p)));
         if let Some((service, p)) = declared.or_else(matched) {
             if gateway && !gateway_forwards(p, request.protocol) {
                 return Decision::Deny(Denial {
