@@ -433,7 +433,11 @@ impl Policy {
             ));
         }
         let mut ports_start = 0;
-        for (service, name) in self.services.iter().zip(self.names.iter()) {
+        for (i, service) in self.services.iter().enumerate() {
+            let name = self
+                .names
+                .get(i)
+                .ok_or_else(|| format!("service {i} has no name"))?;
             if !service.outlier().is_valid() {
                 return Err(format!(
                     "service {name} has outlier settings compiling never gives"
@@ -445,7 +449,7 @@ impl Policy {
             {
                 return Err(format!("service {name} names a host that does not exist"));
             }
-            if usize::from(service.views) > self.view_lists.len() {
+            if service.views as usize > self.view_lists.len() {
                 return Err(format!(
                     "service {name} names a list of workspace views that does not exist"
                 ));
@@ -470,6 +474,9 @@ impl Policy {
             .any(|&v| usize::from(v) >= views)
         {
             return Err("a service is in a workspace view that does not exist".into());
+        }
+        if self.view_lists.iter().any(|list| list.is_empty()) {
+            return Err("a list of workspace views is empty".into());
         }
         let policies = self.ports.iter().flat_map(|p| p.policies().iter());
         if policies.clone().any(|&p| p as usize >= self.policies.len()) {
@@ -536,7 +543,7 @@ mod tests {
     #[test]
     fn indices_outside_their_tables_are_refused() {
         type Breaker = fn(&mut Policy);
-        let breakers: [(&str, Breaker); 11] = [
+        let breakers: [(&str, Breaker); 12] = [
             ("host of a service", |p| p.services[0].set_host(Some(9))),
             ("names of the services", |p| {
                 p.names = crate::name::NameTable::default();
@@ -549,6 +556,9 @@ mod tests {
             ("workspace view", |p| {
                 p.view_lists = Box::new([Box::new([3])]);
                 p.services[0].views = 1;
+            }),
+            ("empty workspace view list", |p| {
+                p.view_lists = Box::new([Box::new([])]);
             }),
             ("ports of a service", |p| p.services[0].ports_end = 9),
             ("ports of no service", |p| p.services[0].ports_end = 0),

@@ -70,6 +70,12 @@ pub fn compile_all(bundle: &Bundle) -> Result<Policy, Vec<CompileError>> {
         let mut fail = |at: String, problem: String| {
             errors.push(CompileError::invalid(Some(src), at, problem));
         };
+        if src.namespace.contains('/') {
+            fail(
+                format!("{field}.source.namespace"),
+                format!("{:?}: a namespace holds no '/'", src.namespace),
+            );
+        }
         if names.insert((&src.namespace, &src.name), index).is_some() {
             fail(
                 format!("{field}.source"),
@@ -246,7 +252,7 @@ pub fn compile_all(bundle: &Bundle) -> Result<Policy, Vec<CompileError>> {
     let mut services: Vec<CompiledService> = services.into_iter().flatten().collect();
     let mut ports = Vec::with_capacity(service_ports.iter().map(Vec::len).sum());
     let mut view_lists: Vec<Box<[u16]>> = Vec::new();
-    let mut list_of: FxHashMap<Vec<u16>, u16> = FxHashMap::default();
+    let mut list_of: FxHashMap<Vec<u16>, u32> = FxHashMap::default();
     let each = services
         .iter_mut()
         .zip(service_ports)
@@ -265,13 +271,8 @@ pub fn compile_all(bundle: &Bundle) -> Result<Policy, Vec<CompileError>> {
         service.views = match list_of.get(&views) {
             Some(&list) => list,
             None => {
-                let list = u16::try_from(view_lists.len() + 1).map_err(|_| {
-                    vec![CompileError::invalid(
-                        None,
-                        "spec.services[*].workspaces",
-                        "more than 65535 distinct lists of workspaces",
-                    )]
-                })?;
+                let list = u32::try_from(view_lists.len() + 1)
+                    .map_err(|_| vec![too_many("spec.services")])?;
                 view_lists.push(views.clone().into_boxed_slice());
                 list_of.insert(views, list);
                 list

@@ -26,7 +26,7 @@ pub(crate) struct CompiledService {
     pub(crate) ports_end: u32,
     /// The workspace views that see the service: 0, every view; `n`, the policy's view list
     /// `n - 1`.
-    pub(crate) views: u16,
+    pub(crate) views: u32,
     /// `None`: no endpoints, no virtual addresses, no failover, default outlier settings.
     routing: Option<Box<ServiceRouting>>,
 }
@@ -48,7 +48,7 @@ pub(crate) mod services_form {
     struct Written<'a> {
         host: u32,
         ports: u32,
-        views: u16,
+        views: u32,
         routing: &'a Option<Box<ServiceRouting>>,
     }
 
@@ -56,7 +56,7 @@ pub(crate) mod services_form {
     struct Read {
         host: u32,
         ports: u32,
-        views: u16,
+        views: u32,
         routing: Option<Box<ServiceRouting>>,
     }
 
@@ -92,8 +92,8 @@ pub(crate) mod services_form {
 
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
                 let announced = seq.size_hint().unwrap_or(0);
-                let most = crate::exact_seq::bound() / size_of::<CompiledService>();
-                let mut services = Vec::with_capacity(announced.min(most));
+                let reserved = crate::exact_seq::grant(announced, size_of::<CompiledService>());
+                let mut services = Vec::with_capacity(reserved);
                 let mut end = 0u32;
                 while let Some(read) = seq.next_element::<Read>()? {
                     end = end.checked_add(read.ports).ok_or_else(|| {
@@ -173,7 +173,7 @@ pub(crate) struct ServiceRouting {
 impl CompiledService {
     pub(crate) fn new(
         host: Option<u32>,
-        views: u16,
+        views: u32,
         ports_end: u32,
         routing: ServiceRouting,
     ) -> Self {

@@ -2,9 +2,9 @@
 //! the length the bytes announce. Serde's own `Vec` reading caps what it reserves up front
 //! (untrusted lengths) and grows by doubling, so 100,000 services would peak at about twice
 //! their size, old and new buffer at once, in a wasm VM whose memory never shrinks. What is
-//! reserved up front is bounded by a number of bytes that `crate::compact` sets for the
-//! duration of a decode (a multiple of the compressed tables' size), whatever length the
-//! bytes announce; past that, the list grows as serde's would.
+//! reserved up front is bounded by a budget of bytes that `crate::compact` sets for the
+//! duration of a decode (a multiple of the compressed tables' size), shared by every table
+//! and whatever lengths the bytes announce; past that, a list grows as serde's would.
 
 use std::cell::Cell;
 use std::fmt;
@@ -26,9 +26,17 @@ pub(crate) fn bounded<T>(bytes: usize, decode: impl FnOnce() -> T) -> T {
     out
 }
 
-/// The most bytes a list may reserve up front in the decode under way (0 outside one).
-pub(crate) fn bound() -> usize {
-    BOUND.with(Cell::get)
+/// How many of `items` announced items of `size` bytes a table may reserve up front: what
+/// the decode's budget still holds, which the reservation then uses up (0 outside a decode).
+/// One budget for every table, so that lengths announced and never filled cannot reserve
+/// more in all than the bound.
+pub(crate) fn grant(items: usize, size: usize) -> usize {
+    BOUND.with(|budget| {
+        let left = budget.get();
+        let granted = items.min(left / size.max(1));
+        budget.set(left.saturating_sub(granted.saturating_mul(size)));
+        granted
+    })
 }
 
 pub(crate) fn serialize<T: Serialize, S: Serializer>(items: &[T], s: S) -> Result<S::Ok, S::Error> {
@@ -51,8 +59,7 @@ where
 
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
             let announced = seq.size_hint().unwrap_or(0);
-            let most = bound() / size_of::<T>().max(1);
-            let mut items = Vec::with_capacity(announced.min(most));
+            let mut items = Vec::with_capacity(grant(announced, size_of::<T>()));
             while let Some(item) = seq.next_element()? {
                 items.push(item);
             }

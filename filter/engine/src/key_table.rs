@@ -239,9 +239,10 @@ impl<'de> Visitor<'de> for Entries<'_> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let parts = self.0;
         let announced = seq.size_hint().unwrap_or(0);
-        let most = crate::exact_seq::bound() / (size_of::<u32>() + size_of::<ServiceSet>());
-        parts.ends.reserve_exact(announced.min(most));
-        parts.values.reserve_exact(announced.min(most));
+        let reserved =
+            crate::exact_seq::grant(announced, size_of::<u32>() + size_of::<ServiceSet>());
+        parts.ends.reserve_exact(reserved);
+        parts.values.reserve_exact(reserved);
         while seq.next_element_seed(Entry(parts))?.is_some() {}
         Ok(())
     }
@@ -263,7 +264,7 @@ impl<'de> Deserialize<'de> for KeyTable {
                     .ok_or_else(|| A::Error::invalid_length(0, &self))?;
                 let announced = text_len as usize;
                 let mut parts = Parts {
-                    text: String::with_capacity(announced.min(crate::exact_seq::bound())),
+                    text: String::with_capacity(crate::exact_seq::grant(announced, 1)),
                     ends: Vec::new(),
                     values: Vec::new(),
                 };

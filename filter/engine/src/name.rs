@@ -231,8 +231,9 @@ impl<'de> Visitor<'de> for Names<'_> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let parts = self.0;
         let announced = seq.size_hint().unwrap_or(0);
-        let most = crate::exact_seq::bound() / size_of::<u32>();
-        parts.ends.reserve_exact(announced.min(most));
+        parts
+            .ends
+            .reserve_exact(crate::exact_seq::grant(announced, size_of::<u32>()));
         while seq.next_element_seed(Name(parts))?.is_some() {}
         Ok(())
     }
@@ -254,7 +255,7 @@ impl<'de> Deserialize<'de> for NameTable {
                     .ok_or_else(|| A::Error::invalid_length(0, &self))?;
                 let announced = text_len as usize;
                 let mut parts = Parts {
-                    text: String::with_capacity(announced.min(crate::exact_seq::bound())),
+                    text: String::with_capacity(crate::exact_seq::grant(announced, 1)),
                     ends: Vec::new(),
                 };
                 seq.next_element_seed(Names(&mut parts))?

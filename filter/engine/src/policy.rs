@@ -218,7 +218,7 @@ impl Policy {
             None => 0,
         };
         let views = match compiled.views.checked_sub(1) {
-            Some(list) => self.view_lists.get(usize::from(list))?,
+            Some(list) => self.view_lists.get(list as usize)?,
             None => &[][..],
         };
         Some(Service {

@@ -70,6 +70,19 @@ fn duplicate_port_is_refused() {
     );
 }
 
+/// A namespace with a `/` is refused: `namespace/name` must read back as the two it was
+/// (two services would otherwise share one name in counters and decisions).
+#[test]
+fn a_namespace_with_a_slash_is_refused() {
+    let mut svc = service("team/api", &["api.example"], &[], &[443]);
+    svc.source.namespace = "team/a".into();
+    let b = bundle(RegistryOnly, vec![svc], vec![]);
+    assert_eq!(
+        error_of(&b),
+        "ExternalService team/a/api: spec.services[0].source.namespace: \"team/a\": a namespace holds no '/'"
+    );
+}
+
 /// A policy that targets a service the bundle lacks is refused, not ignored.
 #[test]
 fn policy_for_unknown_service_is_refused() {

@@ -13,7 +13,9 @@
 //!
 //! Options (environment): `BENCH_ROUNDS` (default 3), `BENCH_SECONDS` per run (default 8),
 //! `BENCH_SIZES` (default `10,1000,100000`), `BENCH_BASELINE_WASM` (another build of the
-//! filter, such as the previous commit's, run beside the current one at every size),
+//! filter, such as the previous commit's, run beside the current one at every size;
+//! `BENCH_BASELINE_BUILDER`, that build's `bundle-builder`, renders its configurations, as a
+//! filter reads only the compiled form of its own engine),
 //! `BENCH_FLOOR_WASM` and `BENCH_FLOOR_TRIMMED_WASM` (the do-nothing filter, full and trimmed
 //! exports: the floor rows; `make bench-envoy` builds both), `BENCH_WORKERS` (default `1,2,4`),
 //! `BENCH_RELOADS` (default 10; 0 skips), `BENCH_SCALE` (default 1000000; 0 skips).
@@ -251,6 +253,36 @@ fn render_with(b: &Value, wasm: &std::path::Path) -> Value {
     sidecar.render(free_addr("127.0.0.1"), free_addr("127.0.0.1"))
 }
 
+/// `b` rendered for the baseline build `wasm`: by that build's own `bundle-builder` when
+/// `BENCH_BASELINE_BUILDER` names it (a filter reads only the compiled form its own engine
+/// writes), else by this one.
+fn render_baseline(b: &Value, wasm: &std::path::Path) -> Value {
+    let Some(builder) = std::env::var_os("BENCH_BASELINE_BUILDER") else {
+        return render_with(b, wasm);
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (bundle, out) = (
+        dir.path().join("bundle.json"),
+        dir.path().join("envoy.json"),
+    );
+    std::fs::write(&bundle, b.to_string()).unwrap();
+    let status = Command::new(&builder)
+        .args(["render", "envoy", "--bundle"])
+        .arg(&bundle)
+        .arg("--wasm")
+        .arg(wasm)
+        .arg("--listen")
+        .arg(free_addr("127.0.0.1").to_string())
+        .arg("--admin")
+        .arg(free_addr("127.0.0.1").to_string())
+        .arg("-f")
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success(), "{builder:?} render envoy failed");
+    serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap()
+}
+
 fn main() {
     let rounds: usize = env_or("BENCH_ROUNDS", 3);
     let seconds: u64 = env_or("BENCH_SECONDS", 8);
@@ -308,7 +340,7 @@ fn main() {
         if let Some(wasm) = &baseline_wasm {
             configs.push(start(
                 format!("warden baseline build, {n} services"),
-                render_with(&bundle(n, port), wasm),
+                render_baseline(&bundle(n, port), wasm),
                 &|_| {},
             ));
         }
