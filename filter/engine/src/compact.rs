@@ -36,7 +36,7 @@ use crate::policy::Policy;
 pub const MAGIC: &[u8; 8] = b"WARDENCP";
 /// The layout of the tables this engine writes and reads. A filter reads only its own format:
 /// a compiled policy is rebuilt from its bundle by the matching `bundle-builder`.
-pub const FORMAT: u16 = 4;
+pub const FORMAT: u16 = 5;
 /// The engine release whose types the tables are: only it reads them.
 pub const ENGINE: &str = env!("CARGO_PKG_VERSION");
 /// The longest bundle digest a header holds.
@@ -478,7 +478,28 @@ impl Policy {
         if self.view_lists.iter().any(|list| list.is_empty()) {
             return Err("a list of workspace views is empty".into());
         }
-        let policies = self.ports.iter().flat_map(|p| p.policies().iter());
+        if self.ports.iter().any(|p| !p.flags_known()) {
+            return Err("a port has flags compiling never sets".into());
+        }
+        // One extra per port marked as having one, ascending by position.
+        let marked = self.ports.iter().filter(|p| p.has_extra()).count();
+        let mut previous = None;
+        for &(position, _) in self.port_extras.iter() {
+            let port = self.ports.get(position as usize);
+            if previous.is_some_and(|p| p >= position) || !port.is_some_and(|p| p.has_extra()) {
+                return Err(format!(
+                    "the extras of port {position} are out of order or for a port without any"
+                ));
+            }
+            previous = Some(position);
+        }
+        if marked != self.port_extras.len() {
+            return Err(format!(
+                "{marked} ports have extras, and the tables hold {}",
+                self.port_extras.len()
+            ));
+        }
+        let policies = self.port_extras.iter().flat_map(|(_, e)| e.policies.iter());
         if policies.clone().any(|&p| p as usize >= self.policies.len()) {
             return Err("a port names an access policy that does not exist".into());
         }
@@ -543,7 +564,7 @@ mod tests {
     #[test]
     fn indices_outside_their_tables_are_refused() {
         type Breaker = fn(&mut Policy);
-        let breakers: [(&str, Breaker); 12] = [
+        let breakers: [(&str, Breaker); 13] = [
             ("host of a service", |p| p.services[0].set_host(Some(9))),
             ("names of the services", |p| {
                 p.names = crate::name::NameTable::default();
@@ -560,6 +581,7 @@ mod tests {
             ("empty workspace view list", |p| {
                 p.view_lists = Box::new([Box::new([])]);
             }),
+            ("extras of a port", |p| p.port_extras = Box::default()),
             ("ports of a service", |p| p.services[0].ports_end = 9),
             ("ports of no service", |p| p.services[0].ports_end = 0),
             ("outlier settings", |p| {

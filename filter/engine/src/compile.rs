@@ -8,7 +8,7 @@ use warden_bundle::{AccessPolicy, Bundle, ExternalService, Provenance, TargetPor
 
 use crate::access::{CompiledPolicy, PathPattern, Rule};
 use crate::cidr::CidrTable;
-use crate::compiled::{CompiledPort, CompiledService, ServiceRouting};
+use crate::compiled::{CompiledPort, CompiledService, PortExtra, ServiceRouting};
 use crate::endpoint::{compile_endpoint, CompiledEndpoint};
 use crate::error::CompileError;
 use crate::host::{parse_host, Host, HostBuf};
@@ -56,7 +56,8 @@ pub fn compile_all(bundle: &Bundle) -> Result<Policy, Vec<CompileError>> {
     let mut first_hosts: Vec<Option<Box<str>>> = Vec::with_capacity(spec.services.len());
     let mut port_policies: Vec<Vec<Vec<u32>>> = Vec::with_capacity(spec.services.len());
     // Each service's ports and workspace views, joined into the policy's tables at the end.
-    let mut service_ports: Vec<Vec<CompiledPort>> = Vec::with_capacity(spec.services.len());
+    let mut service_ports: Vec<Vec<(CompiledPort, PortExtra)>> =
+        Vec::with_capacity(spec.services.len());
     let mut service_views: Vec<Vec<u16>> = Vec::with_capacity(spec.services.len());
 
     for (i, service) in spec.services.iter().enumerate() {
@@ -226,7 +227,7 @@ pub fn compile_all(bundle: &Bundle) -> Result<Policy, Vec<CompileError>> {
                 continue;
             };
             let mut attached = false;
-            for (port, slot) in ports.iter().zip(slots.iter_mut()) {
+            for ((port, _), slot) in ports.iter().zip(slots.iter_mut()) {
                 if target.port.is_none_or(|p| p == port.number) {
                     slot.push(index);
                     attached = true;
@@ -251,6 +252,7 @@ pub fn compile_all(bundle: &Bundle) -> Result<Policy, Vec<CompileError>> {
     }
     let mut services: Vec<CompiledService> = services.into_iter().flatten().collect();
     let mut ports = Vec::with_capacity(service_ports.iter().map(Vec::len).sum());
+    let mut port_extras: Vec<(u32, PortExtra)> = Vec::new();
     let mut view_lists: Vec<Box<[u16]>> = Vec::new();
     let mut list_of: FxHashMap<Vec<u16>, u32> = FxHashMap::default();
     let each = services
@@ -259,8 +261,14 @@ pub fn compile_all(bundle: &Bundle) -> Result<Policy, Vec<CompileError>> {
         .zip(port_policies)
         .zip(service_views);
     for (((service, own_ports), slots), views) in each {
-        for (mut port, slot) in own_ports.into_iter().zip(slots) {
-            port.set_policies(slot.into_boxed_slice());
+        for ((mut port, mut extra), slot) in own_ports.into_iter().zip(slots) {
+            extra.policies = slot.into_boxed_slice();
+            if !extra.is_plain() {
+                let position = u32::try_from(ports.len())
+                    .map_err(|_| vec![too_many("spec.services[*].ports")])?;
+                port.set_has_extra();
+                port_extras.push((position, extra));
+            }
             ports.push(port);
         }
         service.ports_end =
@@ -325,6 +333,7 @@ pub fn compile_all(bundle: &Bundle) -> Result<Policy, Vec<CompileError>> {
                 .map(|s| (s.source.namespace.as_str(), s.source.name.as_str())),
         ),
         ports: ports.into_boxed_slice(),
+        port_extras: port_extras.into_boxed_slice(),
         view_lists: view_lists.into_boxed_slice(),
         hosts: host_table,
         v4,
@@ -516,7 +525,7 @@ fn compile_ports(
     endpoints: &[CompiledEndpoint],
     field: &str,
     errors: &mut Vec<CompileError>,
-) -> Vec<CompiledPort> {
+) -> Vec<(CompiledPort, PortExtra)> {
     let src = &service.source;
     let mut fail = |at: String, problem: String| {
         errors.push(CompileError::invalid(Some(src), at, problem));
@@ -527,7 +536,7 @@ fn compile_ports(
             "a service needs at least one port".into(),
         );
     }
-    let mut ports: Vec<CompiledPort> = Vec::with_capacity(service.ports.len());
+    let mut ports: Vec<(CompiledPort, PortExtra)> = Vec::with_capacity(service.ports.len());
     for (p, port) in service.ports.iter().enumerate() {
         let at = format!("{field}.ports[{p}]");
         if port.number == 0 {
@@ -536,13 +545,19 @@ fn compile_ports(
                 "port 0 is not a port; use 1 to 65535".into(),
             );
         }
-        if ports.iter().any(|q| q.number == port.number) {
+        if ports.iter().any(|(q, _)| q.number == port.number) {
             fail(
                 format!("{at}.number"),
                 format!(
                     "port {} is declared twice; declare each port number once",
                     port.number
                 ),
+            );
+        }
+        if port.egress_gateway.as_ref().and_then(|g| g.port_match) == Some(0) {
+            fail(
+                format!("{at}.egressGateway.portMatch"),
+                "port 0 is not a port; use 1 to 65535".into(),
             );
         }
         if let Some(matched) = port.egress_gateway.as_ref().and_then(|g| g.port_match) {
@@ -575,11 +590,13 @@ fn compile_ports(
                 );
             }
         }
-        ports.push(CompiledPort::new(
+        let compiled = CompiledPort::new(
             port.number,
             port.protocol,
             port.egress_gateway.as_ref().and_then(|g| g.port_match),
             port.egress_gateway.is_some(),
+        );
+        let extra = PortExtra::new(
             port.tls.as_ref().filter(|t| t.originates()).map(|_| {
                 warden_bundle::origination_cluster(
                     &service.source.namespace,
@@ -589,7 +606,8 @@ fn compile_ports(
                 .into_boxed_str()
             }),
             port.target_port.clone(),
-        ));
+        );
+        ports.push((compiled, extra));
     }
     ports
 }

@@ -121,6 +121,10 @@ pub(crate) struct Service<'p> {
     pub(crate) name: &'p ResourceName,
     pub(crate) compiled: &'p CompiledService,
     pub(crate) ports: &'p [CompiledPort],
+    /// Where `ports` start in the policy's port table.
+    pub(crate) ports_start: u32,
+    /// The policy's port extras, by port position, ascending.
+    pub(crate) extras: &'p [(u32, PortExtra)],
     /// The views that see the service; empty: every view.
     pub(crate) views: &'p [u16],
 }
@@ -135,13 +139,25 @@ impl<'p> Service<'p> {
     }
 
     /// The port declared as `number`.
-    pub(crate) fn declared_port(&self, number: u16) -> Option<&'p CompiledPort> {
-        self.ports.iter().find(|p| p.number == number)
+    pub(crate) fn declared_port(&self, number: u16) -> Option<Port<'p>> {
+        self.port_where(|p| p.number == number)
     }
 
     /// The gateway-routed port whose `portMatch` is `number`.
-    pub(crate) fn matched_port(&self, number: u16) -> Option<&'p CompiledPort> {
-        self.ports.iter().find(|p| p.port_match == Some(number))
+    pub(crate) fn matched_port(&self, number: u16) -> Option<Port<'p>> {
+        self.port_where(|p| p.port_match() == Some(number))
+    }
+
+    fn port_where(&self, wanted: impl Fn(&CompiledPort) -> bool) -> Option<Port<'p>> {
+        let (at, port) = (0u32..).zip(self.ports).find(|(_, p)| wanted(p))?;
+        let extra = if port.has_extra() {
+            let position = self.ports_start.saturating_add(at);
+            let found = self.extras.binary_search_by_key(&position, |(p, _)| *p);
+            found.ok().and_then(|i| self.extras.get(i)).map(|(_, e)| e)
+        } else {
+            None
+        };
+        Some(Port { port, extra })
     }
 }
 
@@ -249,74 +265,115 @@ impl CompiledService {
     }
 }
 
-/// A service's port. What few ports have (TLS origination, another endpoint port, access
-/// policies) is kept apart, behind one pointer.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+/// A service's port: 6 bytes. What few ports have (TLS origination, another endpoint port,
+/// access policies) is in the policy's port extras, by the port's position.
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 pub(crate) struct CompiledPort {
     pub(crate) number: u16,
+    /// The port workloads send to through the gateway (`portMatch`), when not `number`; 0:
+    /// none.
+    port_match: u16,
     pub(crate) protocol: Protocol,
-    pub(crate) via_gateway: bool,
-    /// The port workloads send to through the gateway (`portMatch`), when not `number`.
-    pub(crate) port_match: Option<u16>,
-    /// `None`: plain, the same endpoint port, no access policy.
-    extra: Option<Box<PortExtra>>,
+    /// [`VIA_GATEWAY`], [`HAS_EXTRA`].
+    flags: u8,
 }
 
+/// Traffic to the port goes through the egress gateway.
+const VIA_GATEWAY: u8 = 1;
+/// The port has an entry in the policy's port extras.
+pub(crate) const HAS_EXTRA: u8 = 2;
+
+/// What few ports have.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
-struct PortExtra {
+pub(crate) struct PortExtra {
     tls_cluster: Option<Box<str>>,
     target: Option<TargetPort>,
-    policies: Box<[u32]>,
+    pub(crate) policies: Box<[u32]>,
+}
+
+impl PortExtra {
+    pub(crate) fn new(tls_cluster: Option<Box<str>>, target: Option<TargetPort>) -> Self {
+        Self {
+            tls_cluster,
+            target,
+            policies: Box::default(),
+        }
+    }
+
+    /// Whether a port with this needs no entry at all.
+    pub(crate) fn is_plain(&self) -> bool {
+        self.tls_cluster.is_none() && self.target.is_none() && self.policies.is_empty()
+    }
 }
 
 impl CompiledPort {
+    /// A port; `port_match` is never 0 (compile refuses it).
     pub(crate) fn new(
         number: u16,
         protocol: Protocol,
         port_match: Option<u16>,
         via_gateway: bool,
-        tls_cluster: Option<Box<str>>,
-        target: Option<TargetPort>,
     ) -> Self {
-        let mut port = Self {
+        Self {
             number,
+            port_match: port_match.unwrap_or(0),
             protocol,
-            via_gateway,
-            port_match,
-            extra: None,
-        };
-        port.set_extra(PortExtra {
-            tls_cluster,
-            target,
-            policies: Box::default(),
-        });
-        port
+            flags: if via_gateway { VIA_GATEWAY } else { 0 },
+        }
     }
 
-    fn set_extra(&mut self, extra: PortExtra) {
-        let plain =
-            extra.tls_cluster.is_none() && extra.target.is_none() && extra.policies.is_empty();
-        self.extra = (!plain).then(|| Box::new(extra));
+    pub(crate) fn via_gateway(&self) -> bool {
+        self.flags & VIA_GATEWAY != 0
     }
 
+    /// The port workloads send to through the gateway (`portMatch`), when not `number`.
+    pub(crate) fn port_match(&self) -> Option<u16> {
+        (self.port_match != 0).then_some(self.port_match)
+    }
+
+    pub(crate) fn has_extra(&self) -> bool {
+        self.flags & HAS_EXTRA != 0
+    }
+
+    /// Marks the port as having an entry in the port extras.
+    pub(crate) fn set_has_extra(&mut self) {
+        self.flags |= HAS_EXTRA;
+    }
+
+    /// Whether the flags are ones compiling sets. For decoded tables.
+    pub(crate) fn flags_known(&self) -> bool {
+        self.flags & !(VIA_GATEWAY | HAS_EXTRA) == 0
+    }
+}
+
+/// A port with its extras, as decisions read it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Port<'p> {
+    pub(crate) port: &'p CompiledPort,
+    extra: Option<&'p PortExtra>,
+}
+
+impl<'p> Port<'p> {
     /// The cluster an egress gateway originates TLS through (absent: plain, or `DISABLE`).
-    pub(crate) fn tls_cluster(&self) -> Option<&str> {
-        self.extra.as_ref().and_then(|e| e.tls_cluster.as_deref())
+    pub(crate) fn tls_cluster(&self) -> Option<&'p str> {
+        self.extra.and_then(|e| e.tls_cluster.as_deref())
     }
 
     /// The endpoint port, when it is not `number`.
-    pub(crate) fn target(&self) -> Option<&TargetPort> {
-        self.extra.as_ref().and_then(|e| e.target.as_ref())
+    pub(crate) fn target(&self) -> Option<&'p TargetPort> {
+        self.extra.and_then(|e| e.target.as_ref())
     }
 
     /// Indices of the access policies that apply to this port.
-    pub(crate) fn policies(&self) -> &[u32] {
-        self.extra.as_ref().map_or(&[], |e| &e.policies)
+    pub(crate) fn policies(&self) -> &'p [u32] {
+        self.extra.map_or(&[], |e| &e.policies)
     }
+}
 
-    pub(crate) fn set_policies(&mut self, policies: Box<[u32]>) {
-        let mut extra = self.extra.take().map(|e| *e).unwrap_or_default();
-        extra.policies = policies;
-        self.set_extra(extra);
+impl std::ops::Deref for Port<'_> {
+    type Target = CompiledPort;
+
+    fn deref(&self) -> &CompiledPort {
+        self.port
     }
 }

@@ -6,7 +6,7 @@ use warden_bundle::{FailureMode, Locality, LocalityMapping, OutboundMode, Role};
 
 use crate::access::{evaluate, AccessOutcome, CompiledPolicy};
 use crate::cidr::CidrTable;
-use crate::compiled::{CompiledPort, CompiledService, Service};
+use crate::compiled::{CompiledPort, CompiledService, Port, PortExtra, Service};
 use crate::decision::{AllowReason, Decision, Denial, DenyReason, MatchedOn, Permit, ServiceMatch};
 use crate::health::{AllHealthy, Health};
 use crate::host::{is_unspecified, parse_authority, parse_host, Authority, Host, HostBuf};
@@ -33,6 +33,9 @@ pub struct Policy {
     /// Every service's ports, service after service.
     #[serde(with = "crate::exact_seq")]
     pub(crate) ports: Box<[CompiledPort]>,
+    /// What few ports have, by the port's position in `ports`, ascending.
+    #[serde(with = "crate::exact_seq")]
+    pub(crate) port_extras: Box<[(u32, PortExtra)]>,
     /// The distinct lists of workspace views services are in (a service names one by
     /// position, from 1; 0 is every view).
     pub(crate) view_lists: Box<[Box<[u16]>]>,
@@ -116,15 +119,15 @@ pub struct Settings {
 /// Whether the egress gateway forwards `protocol` on this port: only ports with a gateway
 /// route, and TLS passed through only where the gateway does not originate TLS itself (its
 /// CA, server name and client certificate would be skipped).
-fn gateway_forwards(port: &CompiledPort, protocol: RequestProtocol) -> bool {
-    port.via_gateway && !(protocol == RequestProtocol::Tls && port.tls_cluster().is_some())
+fn gateway_forwards(port: Port<'_>, protocol: RequestProtocol) -> bool {
+    port.via_gateway() && !(protocol == RequestProtocol::Tls && port.tls_cluster().is_some())
 }
 
 impl<'p> ServiceMatch<'p> {
     fn of(
         hosts: &'p HostTable,
         service: Service<'p>,
-        port: &'p CompiledPort,
+        port: Port<'p>,
         matched_on: MatchedOn,
     ) -> Self {
         Self {
@@ -133,7 +136,7 @@ impl<'p> ServiceMatch<'p> {
             host: service.host().and_then(|h| hosts.exact_host(h)),
             port: port.number,
             protocol: Some(port.protocol),
-            via_gateway: port.via_gateway,
+            via_gateway: port.via_gateway(),
             tls_cluster: port.tls_cluster(),
         }
     }
@@ -225,6 +228,8 @@ impl Policy {
             name: self.names.get(at)?,
             compiled,
             ports: self.ports.get(ports_start..compiled.ports_end as usize)?,
+            ports_start: u32::try_from(ports_start).ok()?,
+            extras: &self.port_extras,
             views,
         })
     }
@@ -475,7 +480,7 @@ impl Policy {
         &'p self,
         decision: Decision<'p>,
         service: Service<'p>,
-        port: &'p CompiledPort,
+        port: Port<'p>,
         request: &Request<'_>,
         health: &dyn Health,
         pick: u64,
@@ -483,7 +488,7 @@ impl Policy {
         let Decision::Allow(mut permit) = decision else {
             return decision;
         };
-        if port.via_gateway && self.settings.role == Role::Sidecar {
+        if port.via_gateway() && self.settings.role == Role::Sidecar {
             // The gateway picks the endpoint and originates TLS; the sidecar's only job is to
             // send the request there, which it can do for HTTP with a gateway route.
             let routes = self.settings.gateway_routes;
@@ -543,7 +548,7 @@ impl Policy {
         else {
             return Vec::new();
         };
-        let Some(port) = service.ports.iter().find(|p| p.number == matched.port) else {
+        let Some(port) = service.declared_port(matched.port) else {
             return Vec::new();
         };
         let vantage = Vantage {
@@ -560,7 +565,7 @@ impl Policy {
     fn check_access<'p>(
         &'p self,
         service: Service<'p>,
-        port: &'p CompiledPort,
+        port: Port<'p>,
         matched_on: MatchedOn,
         request: &Request<'_>,
     ) -> Decision<'p> {

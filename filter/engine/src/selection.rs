@@ -9,7 +9,7 @@
 
 use warden_bundle::{Locality, TargetPort};
 
-use crate::compiled::{CompiledPort, Service};
+use crate::compiled::{Port, Service};
 use crate::endpoint::{CompiledEndpoint, EndpointAddress};
 use crate::health::Health;
 use crate::name::ResourceName;
@@ -65,7 +65,7 @@ impl<'p> EndpointChoice<'p> {
     /// have the port's target.
     pub(crate) fn of(
         service: Service<'p>,
-        port: &CompiledPort,
+        port: Port<'_>,
         index: usize,
         vantage: Vantage<'_>,
     ) -> Option<Self> {
@@ -89,7 +89,7 @@ impl<'p> EndpointChoice<'p> {
 /// endpoint is healthy.
 pub(crate) fn choose<'p>(
     service: Service<'p>,
-    port: &CompiledPort,
+    port: Port<'_>,
     ranked: Option<&Ranked>,
     vantage: Vantage<'_>,
     health: &dyn Health,
@@ -108,7 +108,7 @@ pub(crate) fn choose<'p>(
 /// ejected: two passes, checking each endpoint's health.
 fn linear_pick(
     service: Service<'_>,
-    port: &CompiledPort,
+    port: Port<'_>,
     vantage: Vantage<'_>,
     health: &dyn Health,
     pick: u64,

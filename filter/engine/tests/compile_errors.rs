@@ -83,6 +83,21 @@ fn a_namespace_with_a_slash_is_refused() {
     );
 }
 
+/// A gateway port matched on port 0 is refused: no request is sent to port 0.
+#[test]
+fn a_port_match_of_zero_is_refused() {
+    let mut svc = service("saas/api", &["api.example"], &[], &[443]);
+    svc.ports[0].egress_gateway = Some(warden_bundle::GatewayRoute {
+        gateways: Vec::new(),
+        port_match: Some(0),
+    });
+    let b = bundle(RegistryOnly, vec![svc], vec![]);
+    assert_eq!(
+        error_of(&b),
+        "ExternalService saas/api: spec.services[0].ports[0].egressGateway.portMatch: port 0 is not a port; use 1 to 65535"
+    );
+}
+
 /// A policy that targets a service the bundle lacks is refused, not ignored.
 #[test]
 fn policy_for_unknown_service_is_refused() {

@@ -56,13 +56,14 @@ impl Shared {
     }
 }
 
-/// The VM's linear memory, which never shrinks: what loading the policy left it at.
-fn vm_memory_mib() -> usize {
+/// The VM's linear memory in MiB (64 KiB pages), which never shrinks: what loading the
+/// policy left it at.
+fn vm_memory_mib() -> f64 {
     #[cfg(target_arch = "wasm32")]
     let pages = core::arch::wasm32::memory_size(0);
     #[cfg(not(target_arch = "wasm32"))]
-    let pages = 0;
-    pages * 64 / 1024
+    let pages = 0usize;
+    f64::from(u32::try_from(pages).unwrap_or(u32::MAX)) / 16.0
 }
 
 /// A string from the bootstrap's `node.metadata`.
@@ -536,7 +537,7 @@ fn serve(
     let mesh_routing = proxy.mesh_routing;
     let settings = policy.settings();
     log::info!(
-        "loaded bundle {} ({} services, outbound {:?}, {:?}, {role:?}, root_id {root_id:?}, from {} in {took_ms} ms, VM memory {} MiB)",
+        "loaded bundle {} ({} services, outbound {:?}, {:?}, {role:?}, root_id {root_id:?}, from {} in {took_ms} ms, VM memory {:.1} MiB)",
         settings.digest.as_deref().unwrap_or("(no digest)"),
         policy.service_count(),
         settings.outbound_mode,
