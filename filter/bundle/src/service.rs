@@ -196,6 +196,7 @@ pub struct GatewayRoute {
     /// request to the host on this port is this port's, goes through the gateway, and the
     /// gateway reaches the service port (originating TLS when the port says so).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 1)))]
     pub port_match: Option<u16>,
 }
 

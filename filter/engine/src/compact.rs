@@ -478,7 +478,7 @@ impl Policy {
         if self.view_lists.iter().any(|list| list.is_empty()) {
             return Err("a list of workspace views is empty".into());
         }
-        if self.ports.iter().any(|p| !p.flags_known()) {
+        if self.ports.iter().any(|p| !p.is_well_formed()) {
             return Err("a port has flags compiling never sets".into());
         }
         // One extra per port marked as having one, ascending by position.
@@ -564,7 +564,7 @@ mod tests {
     #[test]
     fn indices_outside_their_tables_are_refused() {
         type Breaker = fn(&mut Policy);
-        let breakers: [(&str, Breaker); 13] = [
+        let breakers: [(&str, Breaker); 17] = [
             ("host of a service", |p| p.services[0].set_host(Some(9))),
             ("names of the services", |p| {
                 p.names = crate::name::NameTable::default();
@@ -582,6 +582,17 @@ mod tests {
                 p.view_lists = Box::new([Box::new([])]);
             }),
             ("extras of a port", |p| p.port_extras = Box::default()),
+            ("extras beyond the ports", |p| {
+                p.port_extras[0].0 = 7;
+            }),
+            ("extras of a port twice", |p| {
+                let extra = p.port_extras[0].clone();
+                p.port_extras = Box::new([extra.clone(), extra]);
+            }),
+            ("extras of a port without any", |p| {
+                p.ports[0].set_flags_for_test(0);
+            }),
+            ("port flags", |p| p.ports[0].set_flags_for_test(2 | 8)),
             ("ports of a service", |p| p.services[0].ports_end = 9),
             ("ports of no service", |p| p.services[0].ports_end = 0),
             ("outlier settings", |p| {

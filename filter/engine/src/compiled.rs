@@ -150,10 +150,12 @@ impl<'p> Service<'p> {
 
     fn port_where(&self, wanted: impl Fn(&CompiledPort) -> bool) -> Option<Port<'p>> {
         let (at, port) = (0u32..).zip(self.ports).find(|(_, p)| wanted(p))?;
+        // A port flagged as having extras whose extras are missing is no port at all (its
+        // access policies must not silently go), whatever `Policy::check` let through.
         let extra = if port.has_extra() {
             let position = self.ports_start.saturating_add(at);
             let found = self.extras.binary_search_by_key(&position, |(p, _)| *p);
-            found.ok().and_then(|i| self.extras.get(i)).map(|(_, e)| e)
+            Some(&self.extras.get(found.ok()?)?.1)
         } else {
             None
         };
@@ -265,6 +267,8 @@ impl CompiledService {
     }
 }
 
+const _: () = assert!(size_of::<CompiledPort>() == 6);
+
 /// A service's port: 6 bytes. What few ports have (TLS origination, another endpoint port,
 /// access policies) is in the policy's port extras, by the port's position.
 #[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
@@ -340,9 +344,16 @@ impl CompiledPort {
         self.flags |= HAS_EXTRA;
     }
 
-    /// Whether the flags are ones compiling sets. For decoded tables.
-    pub(crate) fn flags_known(&self) -> bool {
-        self.flags & !(VIA_GATEWAY | HAS_EXTRA) == 0
+    /// Whether the flags are ones compiling sets, and a `portMatch` only on a port routed
+    /// through the gateway. For decoded tables.
+    pub(crate) fn is_well_formed(&self) -> bool {
+        self.flags & !(VIA_GATEWAY | HAS_EXTRA) == 0 && (self.port_match == 0 || self.via_gateway())
+    }
+
+    /// Sets the flags, valid or not (for tests of decoded tables).
+    #[cfg(test)]
+    pub(crate) fn set_flags_for_test(&mut self, flags: u8) {
+        self.flags = flags;
     }
 }
 
