@@ -346,8 +346,11 @@ fn watch_rebuilds_on_change_and_keeps_the_policy_on_errors() {
             ecds.to_str().unwrap(),
             "--wasm",
             wasm.to_str().unwrap(),
+            // Long enough that a loaded machine does not stall between the test's truncating
+            // a manifest and writing it for a whole interval twice (50 ms did, in CI-like
+            // runs of the whole suite, and the empty file settled).
             "--interval-ms",
-            "50",
+            "250",
         ])
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -428,12 +431,10 @@ fn watch_rebuilds_on_change_and_keeps_the_policy_on_errors() {
     let second = version().unwrap();
     // Only settled files are built: nothing was applied between the two versions (such as
     // the empty registry a half-written file would have given).
-    assert_eq!(
-        log.lock().unwrap().matches("applied sha256:").count(),
-        2,
-        "{}",
-        log.lock().unwrap()
-    );
+    // (The count is taken before the message locks the log again: one statement holding
+    // both locks would deadlock when the assertion fails.)
+    let applies = log.lock().unwrap().matches("applied sha256:").count();
+    assert_eq!(applies, 2, "{}", log.lock().unwrap());
 
     std::fs::write(&manifest, service("b.*.example.com")).unwrap();
     wait_for(
