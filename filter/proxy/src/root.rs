@@ -56,14 +56,21 @@ impl Shared {
     }
 }
 
-/// The VM's linear memory in MiB (64 KiB pages), which never shrinks: what loading the
-/// policy left it at.
-fn vm_memory_mib() -> f64 {
+/// The VM's linear memory (64 KiB pages), which never shrinks: what loading the policy
+/// left it at.
+fn vm_memory_pages() -> usize {
     #[cfg(target_arch = "wasm32")]
     let pages = core::arch::wasm32::memory_size(0);
     #[cfg(not(target_arch = "wasm32"))]
     let pages = 0usize;
-    f64::from(u32::try_from(pages).unwrap_or(u32::MAX)) / 16.0
+    pages
+}
+
+/// Pages of 64 KiB as MiB to one decimal, rounded, in integers: formatting an `f64` would
+/// bring 20 KB of float printing into the module, which V8 compiles before any VM starts.
+fn mib(pages: usize) -> String {
+    let tenths = pages.saturating_mul(10).saturating_add(8) / 16;
+    format!("{}.{}", tenths / 10, tenths % 10)
 }
 
 /// A string from the bootstrap's `node.metadata`.
@@ -227,8 +234,8 @@ impl WardenRoot {
                 }
             };
         };
-        let config: VmConfig = match serde_json::from_slice(&raw) {
-            Ok(config) => config,
+        let config: VmConfig = match serde_json_core::from_slice(&raw) {
+            Ok((config, _)) => config,
             Err(err) => {
                 log::error!(
                     "refused VM configuration: {err}; expected {{\"publicKey\": \"<hex>\"}}"
@@ -537,7 +544,7 @@ fn serve(
     let mesh_routing = proxy.mesh_routing;
     let settings = policy.settings();
     log::info!(
-        "loaded bundle {} ({} services, outbound {:?}, {:?}, {role:?}, root_id {root_id:?}, from {} in {took_ms} ms, VM memory {:.1} MiB)",
+        "loaded bundle {} ({} services, outbound {:?}, {:?}, {role:?}, root_id {root_id:?}, from {} in {took_ms} ms, VM memory {} MiB)",
         settings.digest.as_deref().unwrap_or("(no digest)"),
         policy.service_count(),
         settings.outbound_mode,
@@ -546,7 +553,7 @@ fn serve(
             Form::Compiled => "compiled tables",
             Form::Deferred => "compiled tables, decoded for the first stream",
         },
-        vm_memory_mib(),
+        mib(vm_memory_pages()),
     );
     let identity = settings
         .workload_identity
@@ -588,7 +595,7 @@ fn serve(
 /// (`{"compiledPolicy": ...}` is read in chunks by `compiled_config` before this.) Anything
 /// else, a bundle's JSON among it, is refused with what is expected.
 fn embedded(config: &[u8], host: &dyn Host) -> Result<(Vec<u8>, Option<String>), String> {
-    let Ok(reference) = serde_json::from_slice::<EmbeddedRef>(config) else {
+    let Ok((reference, _)) = serde_json_core::from_slice::<EmbeddedRef>(config) else {
         return Err(format!(
             "the plugin configuration is not a compiled policy; {EXPECTED}"
         ));
@@ -640,4 +647,24 @@ fn decoded(envelope: &compact::Envelope<'_>, named: Option<&str>) -> Result<Poli
         Some(_) => format!("embedded bundle: {e}"),
         None => e.to_string(),
     })
+}
+
+#[cfg(test)]
+mod mib_tests {
+    use super::mib;
+
+    #[test]
+    fn pages_print_as_mib_to_one_decimal_rounded() {
+        assert_eq!(mib(0), "0.0");
+        assert_eq!(mib(1), "0.1"); // 0.0625 MiB
+        assert_eq!(mib(16), "1.0");
+        assert_eq!(mib(176), "11.0");
+        assert_eq!(mib(177), "11.1"); // 11.0625
+        assert_eq!(mib(183), "11.4"); // 11.4375
+        assert_eq!(mib(65536), "4096.0"); // the 4 GiB a wasm32 memory can reach
+        assert_eq!(
+            mib(usize::MAX),
+            format!("{}.{}", usize::MAX / 16 / 10, usize::MAX / 16 % 10)
+        );
+    }
 }

@@ -110,6 +110,38 @@ fn the_vm_configuration_holds_a_public_key_or_is_refused() {
     assert_eq!(unsigned.metric("warden_config_rejected"), 1);
 }
 
+/// The VM configuration is JSON (read by `serde-json-core`): any JSON whitespace is fine, and
+/// a signed bundle loads with the key; trailing text, a second object, a non-string key or
+/// text that is not JSON refuse the VM.
+#[test]
+fn the_vm_configuration_is_strict_json() {
+    let (private, public) = warden_bundle::key_pair([5; 32]);
+    let bundle: warden_bundle::Bundle = serde_json::from_value(bundle("REGISTRY_ONLY")).unwrap();
+    let key = warden_bundle::private_key(&private).unwrap();
+    let signed = warden_engine::signing::sign(bundle, &key).unwrap();
+    let signed = serde_json::to_value(&signed).unwrap();
+    let with_vm_config = |text: String| {
+        proxy(root_id::HTTP, &signed, move |mut f| {
+            f.vm_configuration = Some(text.into_bytes());
+            f
+        })
+    };
+    assert!(with_vm_config(format!("\n {{ \"publicKey\" :\t\"{public}\" }}\n")).configured);
+    assert!(
+        with_vm_config("{}".into()).configured,
+        "no key: unsigned bundles load too"
+    );
+    for refused in [
+        format!(r#"{{"publicKey": "{public}"}} x"#),
+        format!(r#"{{"publicKey": "{public}"}}{{}}"#),
+        r#"{"publicKey": 7}"#.to_owned(),
+        r#"{"publicKey": "#.to_owned(),
+        "publicKey".to_owned(),
+    ] {
+        assert!(!with_vm_config(refused.clone()).configured, "{refused}");
+    }
+}
+
 /// Under Istio there is no VM configuration: the public key comes from the VM's environment
 /// (`WARDEN_PUBLIC_KEY` in `vmConfig.env`); a bad one refuses the VM, an unsigned bundle is
 /// refused, a signed one loads.
