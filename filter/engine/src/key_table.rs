@@ -13,18 +13,15 @@ use std::hash::BuildHasher;
 
 use hashbrown::HashTable;
 use rustc_hash::FxBuildHasher;
-use serde::de::{DeserializeSeed, Error as _, SeqAccess, Visitor};
-use serde::ser::{SerializeSeq, SerializeTuple};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::packed::{self, Packed};
 use crate::service_set::ServiceSet;
 
 #[derive(Clone, Default)]
 pub(crate) struct KeyTable {
     /// Every key, in ascending order, one after the other.
-    text: Box<str>,
-    /// Where each key ends in `text`.
-    ends: Box<[u32]>,
+    keys: Packed,
     values: Box<[ServiceSet]>,
     /// Positions, by the key's hash.
     index: HashTable<u32>,
@@ -44,61 +41,45 @@ impl KeyTable {
     /// The table of `entries` (keys distinct).
     pub(crate) fn build(mut entries: Vec<(Box<str>, ServiceSet)>) -> Self {
         entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let mut text = String::with_capacity(entries.iter().map(|(k, _)| k.len()).sum());
-        let mut ends = Vec::with_capacity(entries.len());
+        let text_len = entries.iter().map(|(k, _)| k.len()).sum();
+        let mut keys = packed::Builder::with_capacity(text_len, entries.len());
         let mut values = Vec::with_capacity(entries.len());
         for (key, set) in entries {
-            text.push_str(&key);
-            ends.push(u32::try_from(text.len()).unwrap_or(u32::MAX));
+            keys.push(&[&key]);
             values.push(set);
         }
-        Self::indexed(text.into_boxed_str(), ends.into(), values.into())
+        Self::indexed(keys.finish(), values.into())
     }
 
-    fn indexed(text: Box<str>, ends: Box<[u32]>, values: Box<[ServiceSet]>) -> Self {
-        let mut table = Self {
-            text,
-            ends,
-            values,
-            index: HashTable::new(),
-        };
-        let mut index = HashTable::with_capacity(table.len());
-        for (position, key) in (0u32..).zip(table.keys()) {
-            let by_position = |&p: &u32| table.key(p).map_or(0, hash);
+    fn indexed(keys: Packed, values: Box<[ServiceSet]>) -> Self {
+        let mut index = HashTable::with_capacity(keys.len());
+        for (position, key) in (0u32..).zip(keys.iter()) {
+            let by_position = |&p: &u32| keys.get(p as usize).map_or(0, hash);
             index.insert_unique(hash(key), position, by_position);
         }
-        table.index = index;
-        table
+        Self {
+            keys,
+            values,
+            index,
+        }
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.ends.len()
+        self.keys.len()
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.ends.is_empty()
+        self.keys.len() == 0
     }
 
     /// The key at `position`.
     pub(crate) fn key(&self, position: u32) -> Option<&str> {
-        let at = position as usize;
-        let end = *self.ends.get(at)? as usize;
-        let start = match at.checked_sub(1) {
-            Some(before) => *self.ends.get(before)? as usize,
-            None => 0,
-        };
-        self.text.get(start..end)
-    }
-
-    fn keys(&self) -> impl Iterator<Item = &str> {
-        (0..self.ends.len())
-            .filter_map(|p| u32::try_from(p).ok())
-            .filter_map(|p| self.key(p))
+        self.keys.get(position as usize)
     }
 
     /// Every key with its set, in ascending key order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &ServiceSet)> {
-        self.keys().zip(self.values.iter())
+        self.keys.iter().zip(self.values.iter())
     }
 
     pub(crate) fn values(&self) -> impl Iterator<Item = &ServiceSet> {
@@ -118,172 +99,39 @@ impl KeyTable {
     }
 }
 
+/// The keys' entries in the compiled form: `(key, set)` pairs.
+struct Pairs;
+
+impl packed::Entries for Pairs {
+    type Value = ServiceSet;
+    const WHAT: &'static str = "a host table's keys";
+
+    fn read<'de, D: Deserializer<'de>>(d: D, text: &mut String) -> Result<ServiceSet, D::Error> {
+        packed::read_pair(d, text)
+    }
+
+    /// Keys in strictly ascending order (a duplicate is refused too).
+    fn check(previous: Option<&str>, key: &str) -> Result<(), String> {
+        match previous {
+            Some(previous) if previous >= key => {
+                Err("a host table's keys are not in strictly ascending order".to_owned())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 impl Serialize for KeyTable {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        struct Entries<'a>(&'a KeyTable);
-        impl Serialize for Entries<'_> {
-            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                let mut seq = s.serialize_seq(Some(self.0.len()))?;
-                for entry in self.0.iter() {
-                    seq.serialize_element(&entry)?;
-                }
-                seq.end()
-            }
-        }
-        let text_len = u32::try_from(self.text.len())
-            .map_err(|_| serde::ser::Error::custom("a key table over 4 GiB"))?;
-        let mut tuple = s.serialize_tuple(2)?;
-        tuple.serialize_element(&text_len)?;
-        tuple.serialize_element(&Entries(self))?;
-        tuple.end()
-    }
-}
-
-/// The keys and sets as they are decoded.
-struct Parts {
-    text: String,
-    ends: Vec<u32>,
-    values: Vec<ServiceSet>,
-}
-
-/// Appends one key to `text`, straight from the decoder's buffer.
-struct Key<'a>(&'a mut String);
-
-impl<'de> DeserializeSeed<'de> for Key<'_> {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_string(self)
-    }
-}
-
-impl Visitor<'_> for Key<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a key")
-    }
-
-    fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<(), E> {
-        self.0.push_str(key);
-        Ok(())
-    }
-}
-
-/// One `(key, set)` pair, appended to the parts.
-struct Entry<'a>(&'a mut Parts);
-
-impl<'de> DeserializeSeed<'de> for Entry<'_> {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_tuple(2, self)
-    }
-}
-
-impl<'de> Visitor<'de> for Entry<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a key and its services")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let parts = self.0;
-        let start = parts.text.len();
-        seq.next_element_seed(Key(&mut parts.text))?
-            .ok_or_else(|| A::Error::invalid_length(0, &"a key and its services"))?;
-        let set: ServiceSet = seq
-            .next_element()?
-            .ok_or_else(|| A::Error::invalid_length(1, &"a key and its services"))?;
-        let previous_start = match parts.ends.len().checked_sub(2) {
-            Some(at) => parts.ends.get(at).map_or(0, |&e| e as usize),
-            None => 0,
-        };
-        let key = parts.text.get(start..).unwrap_or_default();
-        let previous = match parts.ends.last() {
-            Some(_) => parts.text.get(previous_start..start),
-            None => None,
-        };
-        if previous.is_some_and(|p| p >= key) {
-            return Err(crate::decode_error::refuse(
-                "a host table's keys are not in strictly ascending order",
-            ));
-        }
-        let end = u32::try_from(parts.text.len())
-            .map_err(|_| crate::decode_error::refuse("a host table over 4 GiB"))?;
-        parts.ends.push(end);
-        parts.values.push(set);
-        Ok(())
-    }
-}
-
-/// The pairs, reserved up front for what the bytes announce within the decode's bound.
-struct Entries<'a>(&'a mut Parts);
-
-impl<'de> DeserializeSeed<'de> for Entries<'_> {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_seq(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Entries<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a key table's entries")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let parts = self.0;
-        let announced = seq.size_hint().unwrap_or(0);
-        let reserved =
-            crate::exact_seq::grant(announced, size_of::<u32>() + size_of::<ServiceSet>());
-        parts.ends.reserve_exact(reserved);
-        parts.values.reserve_exact(reserved);
-        while seq.next_element_seed(Entry(parts))?.is_some() {}
-        Ok(())
+        self.keys
+            .serialize(s, <Pairs as packed::Entries>::WHAT, self.iter())
     }
 }
 
 impl<'de> Deserialize<'de> for KeyTable {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Table;
-        impl<'de> Visitor<'de> for Table {
-            type Value = KeyTable;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a key table")
-            }
-
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<KeyTable, A::Error> {
-                let text_len: u32 = seq
-                    .next_element()?
-                    .ok_or_else(|| A::Error::invalid_length(0, &self))?;
-                let announced = text_len as usize;
-                let mut parts = Parts {
-                    text: String::with_capacity(crate::exact_seq::grant(announced, 1)),
-                    ends: Vec::new(),
-                    values: Vec::new(),
-                };
-                seq.next_element_seed(Entries(&mut parts))?
-                    .ok_or_else(|| A::Error::invalid_length(1, &self))?;
-                if parts.text.len() != announced {
-                    return Err(crate::decode_error::refuse(format!(
-                        "a host table's keys take {} bytes, and the table says {announced}",
-                        parts.text.len()
-                    )));
-                }
-                Ok(KeyTable::indexed(
-                    parts.text.into_boxed_str(),
-                    parts.ends.into_boxed_slice(),
-                    parts.values.into_boxed_slice(),
-                ))
-            }
-        }
-        d.deserialize_tuple(2, Table)
+        let (keys, values) = packed::deserialize::<Pairs, D>(d)?;
+        Ok(KeyTable::indexed(keys, values.into_boxed_slice()))
     }
 }
 

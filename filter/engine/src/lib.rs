@@ -24,6 +24,7 @@ mod key_table;
 mod locality_form;
 mod name;
 mod outlier;
+mod packed;
 mod policy;
 mod ranking;
 mod refill;

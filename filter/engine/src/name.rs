@@ -6,9 +6,10 @@
 use std::fmt;
 
 use ref_cast::RefCast;
-use serde::de::{DeserializeSeed, Error as _, SeqAccess, Visitor};
-use serde::ser::{SerializeSeq, SerializeTuple};
+use serde::de::DeserializeSeed;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::packed::{self, Packed};
 
 /// `namespace/name` of a resource (a namespace holds no `/`).
 #[derive(PartialEq, Eq, Hash, RefCast)]
@@ -100,46 +101,30 @@ impl<'de> Deserialize<'de> for OwnedName {
 /// In the compiled form: the names' total length, then the names in order. Decoding appends
 /// each name to the one string and refuses one without a `/`.
 #[derive(Clone, Default, PartialEq, Eq)]
-pub(crate) struct NameTable {
-    text: Box<str>,
-    /// Where each name ends in `text`.
-    ends: Box<[u32]>,
-}
+pub(crate) struct NameTable(Packed);
 
 impl NameTable {
     /// The table of `namespace/name` pairs, in order.
     pub(crate) fn build<'a>(names: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
-        let mut text = String::new();
-        let mut ends = Vec::new();
+        let mut table = packed::Builder::default();
         for (namespace, name) in names {
-            text.push_str(namespace);
-            text.push('/');
-            text.push_str(name);
-            ends.push(u32::try_from(text.len()).unwrap_or(u32::MAX));
+            table.push(&[namespace, "/", name]);
         }
-        Self {
-            text: text.into_boxed_str(),
-            ends: ends.into_boxed_slice(),
-        }
+        Self(table.finish())
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.ends.len()
+        self.0.len()
     }
 
     /// The name at `position`.
     pub(crate) fn get(&self, position: usize) -> Option<&ResourceName> {
-        let end = *self.ends.get(position)? as usize;
-        let start = match position.checked_sub(1) {
-            Some(before) => *self.ends.get(before)? as usize,
-            None => 0,
-        };
-        self.text.get(start..end).map(ResourceName::ref_cast)
+        self.0.get(position).map(ResourceName::ref_cast)
     }
 
     /// Every name, in order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &ResourceName> {
-        (0..self.len()).filter_map(|i| self.get(i))
+        self.0.iter().map(ResourceName::ref_cast)
     }
 }
 
@@ -149,130 +134,36 @@ impl fmt::Debug for NameTable {
     }
 }
 
+/// The names' entries in the compiled form: each name alone, with a `/`.
+struct Names;
+
+impl packed::Entries for Names {
+    type Value = ();
+    const WHAT: &'static str = "the names";
+
+    fn read<'de, D: Deserializer<'de>>(d: D, text: &mut String) -> Result<(), D::Error> {
+        packed::Append(text).deserialize(d)
+    }
+
+    fn check(_previous: Option<&str>, name: &str) -> Result<(), String> {
+        match ResourceName::parse(name) {
+            Some(_) => Ok(()),
+            None => Err(format!("a resource name is malformed ({name:?})")),
+        }
+    }
+}
+
 impl Serialize for NameTable {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        struct Names<'a>(&'a NameTable);
-        impl Serialize for Names<'_> {
-            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                let mut seq = s.serialize_seq(Some(self.0.len()))?;
-                for name in self.0.iter() {
-                    seq.serialize_element(name.as_str())?;
-                }
-                seq.end()
-            }
-        }
-        let text_len = u32::try_from(self.text.len())
-            .map_err(|_| serde::ser::Error::custom("names over 4 GiB"))?;
-        let mut tuple = s.serialize_tuple(2)?;
-        tuple.serialize_element(&text_len)?;
-        tuple.serialize_element(&Names(self))?;
-        tuple.end()
-    }
-}
-
-/// The names as they are decoded.
-#[derive(Default)]
-struct Parts {
-    text: String,
-    ends: Vec<u32>,
-}
-
-/// One name, appended to the parts straight from the decoder's buffer.
-struct Name<'a>(&'a mut Parts);
-
-impl<'de> DeserializeSeed<'de> for Name<'_> {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_string(self)
-    }
-}
-
-impl Visitor<'_> for Name<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a resource name")
-    }
-
-    fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<(), E> {
-        if ResourceName::parse(name).is_none() {
-            return Err(crate::decode_error::refuse(format!(
-                "a resource name is malformed ({name:?})"
-            )));
-        }
-        let parts = self.0;
-        parts.text.push_str(name);
-        let end = u32::try_from(parts.text.len())
-            .map_err(|_| crate::decode_error::refuse("names over 4 GiB"))?;
-        parts.ends.push(end);
-        Ok(())
-    }
-}
-
-/// The names, reserved up front for what the bytes announce within the decode's bound.
-struct Names<'a>(&'a mut Parts);
-
-impl<'de> DeserializeSeed<'de> for Names<'_> {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_seq(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Names<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("resource names")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let parts = self.0;
-        let announced = seq.size_hint().unwrap_or(0);
-        parts
-            .ends
-            .reserve_exact(crate::exact_seq::grant(announced, size_of::<u32>()));
-        while seq.next_element_seed(Name(parts))?.is_some() {}
-        Ok(())
+        self.0
+            .serialize(s, <Names as packed::Entries>::WHAT, self.0.iter())
     }
 }
 
 impl<'de> Deserialize<'de> for NameTable {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Table;
-        impl<'de> Visitor<'de> for Table {
-            type Value = NameTable;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a name table")
-            }
-
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<NameTable, A::Error> {
-                let text_len: u32 = seq
-                    .next_element()?
-                    .ok_or_else(|| A::Error::invalid_length(0, &self))?;
-                let announced = text_len as usize;
-                let mut parts = Parts {
-                    text: String::with_capacity(crate::exact_seq::grant(announced, 1)),
-                    ends: Vec::new(),
-                };
-                seq.next_element_seed(Names(&mut parts))?
-                    .ok_or_else(|| A::Error::invalid_length(1, &self))?;
-                if parts.text.len() != announced {
-                    return Err(crate::decode_error::refuse(format!(
-                        "the names take {} bytes, and the table says {announced}",
-                        parts.text.len()
-                    )));
-                }
-                Ok(NameTable {
-                    text: parts.text.into_boxed_str(),
-                    ends: parts.ends.into_boxed_slice(),
-                })
-            }
-        }
-        d.deserialize_tuple(2, Table)
+        let (names, _) = packed::deserialize::<Names, D>(d)?;
+        Ok(Self(names))
     }
 }
 
