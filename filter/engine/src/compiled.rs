@@ -114,8 +114,8 @@ pub(crate) mod services_form {
     }
 }
 
-/// A service with what the policy's tables hold for it (its name, ports and workspace
-/// views): what decisions and the endpoint choice read.
+/// A service with what the policy's tables hold for it (its name and ports): what decisions
+/// and the endpoint choice read. Which workspace views see it is `Policy::sees`.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Service<'p> {
     pub(crate) name: &'p ResourceName,
@@ -125,19 +125,9 @@ pub(crate) struct Service<'p> {
     pub(crate) ports_start: u32,
     /// The policy's port extras, by port position, ascending.
     pub(crate) extras: &'p [(u32, PortExtra)],
-    /// The views that see the service; empty: every view.
-    pub(crate) views: &'p [u16],
 }
 
 impl<'p> Service<'p> {
-    /// Whether a caller in `view` sees this service (`None`: the bundle has one view).
-    pub(crate) fn visible_in(&self, view: Option<u16>) -> bool {
-        match view {
-            None => true,
-            Some(v) => self.views.is_empty() || self.views.contains(&v),
-        }
-    }
-
     /// The port declared as `number`.
     pub(crate) fn declared_port(&self, number: u16) -> Option<Port<'p>> {
         self.port_where(|p| p.number == number)

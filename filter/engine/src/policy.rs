@@ -220,18 +220,31 @@ impl Policy {
             Some(before) => self.services.get(before)?.ports_end as usize,
             None => 0,
         };
-        let views = match compiled.views.checked_sub(1) {
-            Some(list) => self.view_lists.get(list as usize)?,
-            None => &[][..],
-        };
         Some(Service {
             name: self.names.get(at)?,
             compiled,
             ports: self.ports.get(ports_start..compiled.ports_end as usize)?,
             ports_start: u32::try_from(ports_start).ok()?,
             extras: &self.port_extras,
-            views,
         })
+    }
+
+    /// Whether a caller in `view` sees service `index` (`None`: the bundle has one view),
+    /// read from its view list alone; `false` for an index the tables do not hold.
+    fn sees(&self, index: u32, view: Option<u16>) -> bool {
+        let Some(compiled) = self.services.get(index as usize) else {
+            return false;
+        };
+        let Some(view) = view else {
+            return true;
+        };
+        match compiled.views.checked_sub(1) {
+            None => true,
+            Some(list) => self
+                .view_lists
+                .get(list as usize)
+                .is_some_and(|views| views.contains(&view)),
+        }
     }
 
     /// Decides one request or connection, with every endpoint healthy and the first choice
@@ -308,11 +321,7 @@ impl Policy {
             .as_ref()
             .map(|v| v.of(request.client, &self.settings.trust_domain));
         let visible = |found: (&'p [u32], MatchedOn)| {
-            found
-                .0
-                .iter()
-                .any(|&i| self.service(i).is_some_and(|s| s.visible_in(view)))
-                .then_some(found)
+            found.0.iter().any(|&i| self.sees(i, view)).then_some(found)
         };
         // An IP literal names the destination; only a name falls back to the dialled address
         // (looked up only when the name found nothing the caller sees).
@@ -345,17 +354,18 @@ impl Policy {
             }
             return self.unregistered(request, dialled);
         };
+        // The candidates the caller sees (usually one): a declared port in any of them before
+        // a gateway route's portMatch; the first of them names the service a port is not
+        // declared for.
         let seen = || {
             candidates
                 .iter()
+                .filter(|&&i| self.sees(i, view))
                 .filter_map(|&i| self.service(i))
-                .filter(|s| s.visible_in(view))
         };
-        let first = seen().next();
-        // A declared port, in any of the candidates, before a gateway route's portMatch.
-        let declared = seen().find_map(|s| s.declared_port(port).map(|p| (s, p)));
+        let declared = || seen().find_map(|s| s.declared_port(port).map(|p| (s, p)));
         let matched = || seen().find_map(|s| s.matched_port(port).map(|p| (s, p)));
-        if let Some((service, p)) = declared.or_else(matched) {
+        if let Some((service, p)) = declared().or_else(matched) {
             if gateway && !gateway_forwards(p, request.protocol) {
                 return Decision::Deny(Denial {
                     reason: DenyReason::NotGatewayRouted,
@@ -368,7 +378,7 @@ impl Policy {
         }
         Decision::Deny(Denial {
             reason: DenyReason::PortNotDeclared,
-            service: first.map(|s| ServiceMatch {
+            service: seen().next().map(|s| ServiceMatch {
                 service: s.name,
                 matched_on,
                 host: s.host().and_then(|h| self.hosts.exact_host(h)),
