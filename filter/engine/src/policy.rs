@@ -230,7 +230,10 @@ impl Policy {
     }
 
     /// Whether a caller in `view` sees service `index` (`None`: the bundle has one view),
-    /// read from its view list alone; `false` for an index the tables do not hold.
+    /// read from its view list alone; `false` for an index the tables do not hold. The rest of
+    /// the service (its name, its ports) is read by [`Policy::service`]; that every service
+    /// has them, and that every view list is valid and not empty, `Policy::check` made sure
+    /// of when the tables were decoded.
     fn sees(&self, index: u32, view: Option<u16>) -> bool {
         let Some(compiled) = self.services.get(index as usize) else {
             return false;

@@ -56,6 +56,15 @@ impl Shared {
     }
 }
 
+/// One small JSON object (a VM configuration, an embedded bundle's reference), read by
+/// `serde-json-core` rather than `serde_json`, whose code V8 would compile before any VM
+/// starts. Escapes in strings are decoded (never longer than their text); trailing text is
+/// refused.
+fn json<T: serde::de::DeserializeOwned>(text: &[u8]) -> Result<T, serde_json_core::de::Error> {
+    let mut unescaped = vec![0u8; text.len()];
+    serde_json_core::from_slice_escaped(text, &mut unescaped).map(|(value, _)| value)
+}
+
 /// The VM's linear memory (64 KiB pages), which never shrinks: what loading the policy
 /// left it at.
 fn vm_memory_pages() -> usize {
@@ -234,8 +243,8 @@ impl WardenRoot {
                 }
             };
         };
-        let config: VmConfig = match serde_json_core::from_slice(&raw) {
-            Ok((config, _)) => config,
+        let config: VmConfig = match json(&raw) {
+            Ok(config) => config,
             Err(err) => {
                 log::error!(
                     "refused VM configuration: {err}; expected {{\"publicKey\": \"<hex>\"}}"
@@ -595,7 +604,7 @@ fn serve(
 /// (`{"compiledPolicy": ...}` is read in chunks by `compiled_config` before this.) Anything
 /// else, a bundle's JSON among it, is refused with what is expected.
 fn embedded(config: &[u8], host: &dyn Host) -> Result<(Vec<u8>, Option<String>), String> {
-    let Ok((reference, _)) = serde_json_core::from_slice::<EmbeddedRef>(config) else {
+    let Ok(reference) = json::<EmbeddedRef>(config) else {
         return Err(format!(
             "the plugin configuration is not a compiled policy; {EXPECTED}"
         ));

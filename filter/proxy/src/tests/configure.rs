@@ -110,9 +110,10 @@ fn the_vm_configuration_holds_a_public_key_or_is_refused() {
     assert_eq!(unsigned.metric("warden_config_rejected"), 1);
 }
 
-/// The VM configuration is JSON (read by `serde-json-core`): any JSON whitespace is fine, and
-/// a signed bundle loads with the key; trailing text, a second object, a non-string key or
-/// text that is not JSON refuse the VM.
+/// The VM configuration is JSON (read by `serde-json-core`): any JSON whitespace and escapes
+/// in strings are fine, and a signed bundle loads with the key; trailing text, a second
+/// object, a value that is not a string, an escape that is not one, or text that is not JSON
+/// refuse the VM.
 #[test]
 fn the_vm_configuration_is_strict_json() {
     let (private, public) = warden_bundle::key_pair([5; 32]);
@@ -135,6 +136,7 @@ fn the_vm_configuration_is_strict_json() {
         format!(r#"{{"publicKey": "{public}"}} x"#),
         format!(r#"{{"publicKey": "{public}"}}{{}}"#),
         r#"{"publicKey": 7}"#.to_owned(),
+        format!(r#"{{"publicKey": "\q{}"}}"#, &public[1..]),
         r#"{"publicKey": "#.to_owned(),
         "publicKey".to_owned(),
     ] {
