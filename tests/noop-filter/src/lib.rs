@@ -2,34 +2,58 @@
 //! the same toolchain and profile as Warden's filter, it is the floor of `make bench-envoy`,
 //! what entering a wasm VM for a request costs before any work: with the SDK's full set of
 //! callback exports, and trimmed as `make build` trims Warden's (`bundle-builder trim`).
+//!
+//! Under the root id [`READ_HEADERS`] it does one thing more: it reads the request's headers,
+//! as Warden reads them (every header, as bytes), and continues. That row of the benchmark is
+//! the floor of any filter that looks at a request at all.
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType};
 
+/// The root id under which the filter reads each request's headers.
+pub const READ_HEADERS: &str = "noop.read-headers";
+
 proxy_wasm::main! {{
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root) });
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root { read_headers: false }) });
 }}
 
-struct Root;
+struct Root {
+    read_headers: bool,
+}
 
 impl Context for Root {}
 
 impl RootContext for Root {
+    fn on_configure(&mut self, _configuration_size: usize) -> bool {
+        self.read_headers = self
+            .get_property(vec!["plugin_root_id"])
+            .is_some_and(|id| id == READ_HEADERS.as_bytes());
+        true
+    }
+
     fn get_type(&self) -> Option<ContextType> {
         Some(ContextType::HttpContext)
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(Nothing))
+        Some(Box::new(Nothing {
+            read_headers: self.read_headers,
+        }))
     }
 }
 
-struct Nothing;
+struct Nothing {
+    read_headers: bool,
+}
 
 impl Context for Nothing {}
 
 impl HttpContext for Nothing {
     fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        if self.read_headers {
+            // Read and dropped: the copy into the VM is what is measured.
+            std::hint::black_box(self.get_http_request_headers_bytes());
+        }
         Action::Continue
     }
 }

@@ -330,6 +330,22 @@ fn main() {
             ));
         }
     }
+    // The trimmed do-nothing filter reading every request's headers, as Warden does: the
+    // floor of any filter that looks at a request.
+    if let Some(wasm) = std::env::var_os("BENCH_FLOOR_TRIMMED_WASM") {
+        configs.push(start(
+            "do-nothing wasm filter, trimmed, reading the headers".into(),
+            render_with(&base, std::path::Path::new(&wasm)),
+            &|c| {
+                let filter = http_filters(c)
+                    .first_mut()
+                    .and_then(|f| f.pointer_mut("/typed_config/config/root_id"))
+                    .expect("the rendered HTTP filter has a root id");
+                // `READ_HEADERS` in tests/noop-filter/src/lib.rs.
+                *filter = json!("noop.read-headers");
+            },
+        ));
+    }
     let baseline_wasm = std::env::var_os("BENCH_BASELINE_WASM").map(std::path::PathBuf::from);
     for &n in &sizes {
         configs.push(start(
