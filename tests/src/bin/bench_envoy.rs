@@ -17,7 +17,8 @@
 //! `BENCH_BASELINE_BUILDER`, that build's `bundle-builder`, renders its configurations, as a
 //! filter reads only the compiled form of its own engine),
 //! `BENCH_FLOOR_WASM` and `BENCH_FLOOR_TRIMMED_WASM` (the do-nothing filter, full and trimmed
-//! exports: the floor rows; `make bench-envoy` builds both), `BENCH_WORKERS` (default `1,2,4`),
+//! exports: the floor rows, and the trimmed one reading every request header; `make
+//! bench-envoy` builds both), `BENCH_WORKERS` (default `1,2,4`),
 //! `BENCH_RELOADS` (default 10; 0 skips), `BENCH_SCALE` (default 1000000; 0 skips).
 #![allow(
     clippy::expect_used,
@@ -330,8 +331,8 @@ fn main() {
             ));
         }
     }
-    // The trimmed do-nothing filter reading every request's headers, as Warden does: the
-    // floor of any filter that looks at a request.
+    // The trimmed do-nothing filter reading every request's headers in one call, as Warden
+    // does: the floor of any filter that reads them so.
     if let Some(wasm) = std::env::var_os("BENCH_FLOOR_TRIMMED_WASM") {
         configs.push(start(
             "do-nothing wasm filter, trimmed, reading the headers".into(),
