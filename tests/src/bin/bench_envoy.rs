@@ -332,20 +332,32 @@ fn main() {
         }
     }
     // The trimmed do-nothing filter reading every request's headers in one call, as Warden
-    // does: the floor of any filter that reads them so.
+    // does: the floor of any filter that reads them so; and reading only the three Warden
+    // decides on, one call each. The root ids are `READ_HEADERS` and `READ_THREE` in
+    // tests/noop-filter/src/lib.rs.
     if let Some(wasm) = std::env::var_os("BENCH_FLOOR_TRIMMED_WASM") {
-        configs.push(start(
-            "do-nothing wasm filter, trimmed, reading the headers".into(),
-            render_with(&base, std::path::Path::new(&wasm)),
-            &|c| {
-                let filter = http_filters(c)
-                    .first_mut()
-                    .and_then(|f| f.pointer_mut("/typed_config/config/root_id"))
-                    .expect("the rendered HTTP filter has a root id");
-                // `READ_HEADERS` in tests/noop-filter/src/lib.rs.
-                *filter = json!("noop.read-headers");
-            },
-        ));
+        for (name, root_id) in [
+            (
+                "do-nothing wasm filter, trimmed, reading the headers",
+                "noop.read-headers",
+            ),
+            (
+                "do-nothing wasm filter, trimmed, reading three headers one by one",
+                "noop.read-three",
+            ),
+        ] {
+            configs.push(start(
+                name.into(),
+                render_with(&base, std::path::Path::new(&wasm)),
+                &|c| {
+                    let filter = http_filters(c)
+                        .first_mut()
+                        .and_then(|f| f.pointer_mut("/typed_config/config/root_id"))
+                        .expect("the rendered HTTP filter has a root id");
+                    *filter = json!(root_id);
+                },
+            ));
+        }
     }
     let baseline_wasm = std::env::var_os("BENCH_BASELINE_WASM").map(std::path::PathBuf::from);
     for &n in &sizes {
