@@ -6,6 +6,7 @@
 #   make run     a local Envoy with the example manifests, applying every change live
 #   make push    IMAGE=REGISTRY/REPOSITORY:TAG: the filter as a Wasm OCI image
 #   make bench   criterion benchmarks of the engine, then the Envoy benchmark (wrk)
+#   make bench-instructions  Envoy's instructions per request under callgrind (valgrind)
 #   make fuzz    each cargo-fuzz target for FUZZ_SECONDS (default 600)
 #   make soak    the filter under load with a bundle reload every 10 s, SOAK_MINUTES (30)
 # Every target installs what it needs into the project (./.tools) or via rustup.
@@ -28,7 +29,7 @@ ENVOY := $(TOOLS)/bin/envoy
 BUILDER := target/release/bundle-builder
 EXAMPLE_BUNDLE := dist/example-bundle.json
 
-.PHONY: build test lint fmt demo run push bench bench-engine bench-envoy fuzz fuzz-smoke fuzz-tools soak targets tools envoy wrk postgres registry-tools clean
+.PHONY: build test lint fmt demo run push bench bench-engine bench-envoy bench-instructions fuzz fuzz-smoke fuzz-tools soak targets tools envoy wrk postgres registry-tools clean
 
 ## Toolchain pieces -----------------------------------------------------------------------
 
@@ -163,6 +164,15 @@ bench-envoy: build $(ENVOY) wrk
 	  BENCH_FLOOR_WASM=$(CURDIR)/target/$(WASM_TARGET)/release/warden_noop_filter.wasm \
 	  BENCH_FLOOR_TRIMMED_WASM=$(CURDIR)/target/bench/noop-trimmed.wasm \
 	  $(CARGO) run --release --quiet -p warden-e2e --bin bench_envoy
+
+# Instructions per request under callgrind (repeatable where CPU time here is not): the floor
+# rows and Warden. Needs valgrind (Debian).
+bench-instructions: build $(ENVOY)
+	$(CARGO) build --release -p warden-noop-filter --target $(WASM_TARGET)
+	mkdir -p target/bench
+	$(BUILDER) trim --wasm target/$(WASM_TARGET)/release/warden_noop_filter.wasm -f target/bench/noop-trimmed.wasm
+	@command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind; }
+	ENVOY=$(ENVOY) ./scripts/bench-instructions.sh
 
 clean:
 	$(CARGO) clean
