@@ -117,9 +117,10 @@ fn the_vm_configuration_holds_a_public_key_or_is_refused() {
 #[test]
 fn the_vm_configuration_is_strict_json() {
     let (private, public) = warden_bundle::key_pair([5; 32]);
-    let bundle: warden_bundle::Bundle = serde_json::from_value(bundle("REGISTRY_ONLY")).unwrap();
+    let unsigned_bundle = bundle("REGISTRY_ONLY");
+    let parsed: warden_bundle::Bundle = serde_json::from_value(unsigned_bundle.clone()).unwrap();
     let key = warden_bundle::private_key(&private).unwrap();
-    let signed = warden_engine::signing::sign(bundle, &key).unwrap();
+    let signed = warden_engine::signing::sign(parsed, &key).unwrap();
     let signed = serde_json::to_value(&signed).unwrap();
     let with_vm_config = |text: String| {
         proxy(root_id::HTTP, &signed, move |mut f| {
@@ -132,6 +133,19 @@ fn the_vm_configuration_is_strict_json() {
         with_vm_config("{}".into()).configured,
         "no key: unsigned bundles load too"
     );
+    // Escapes are decoded, in a key and in a value: the escaped key is the key (an unsigned
+    // bundle is refused under it, and a signed one loads).
+    let escaped = format!(
+        r#"{{"public\u004bey": "\u00{:02x}{}"}}"#,
+        public.as_bytes()[0],
+        &public[1..]
+    );
+    assert!(with_vm_config(escaped.clone()).configured, "{escaped}");
+    let unsigned = proxy(root_id::HTTP, &unsigned_bundle, |mut f| {
+        f.vm_configuration = Some(escaped.clone().into_bytes());
+        f
+    });
+    assert!(!unsigned.configured, "{escaped}");
     for refused in [
         format!(r#"{{"publicKey": "{public}"}} x"#),
         format!(r#"{{"publicKey": "{public}"}}{{}}"#),
