@@ -185,6 +185,8 @@ struct Parts<V> {
     text: String,
     ends: Vec<u32>,
     values: Vec<V>,
+    /// Where the last string read starts in `text`.
+    last_start: usize,
 }
 
 struct Table<E>(PhantomData<E>);
@@ -205,6 +207,7 @@ impl<'de, E: Entries> Visitor<'de> for Table<E> {
             text: String::with_capacity(crate::exact_seq::grant(announced, 1)),
             ends: Vec::new(),
             values: Vec::new(),
+            last_start: 0,
         };
         seq.next_element_seed(Sequence::<E>(&mut parts))?
             .ok_or_else(|| A::Error::invalid_length(1, &self))?;
@@ -262,17 +265,18 @@ impl<'de, E: Entries> DeserializeSeed<'de> for Entry<'_, E> {
         let parts = self.0;
         let start = parts.text.len();
         let value = E::read(d, &mut parts.text)?;
-        let previous = match parts.ends.len().checked_sub(2) {
-            Some(at) => parts.ends.get(at).map(|&e| e as usize),
-            None => parts.ends.last().map(|_| 0),
-        }
-        .and_then(|previous_start| parts.text.get(previous_start..start));
+        let previous = if parts.ends.is_empty() {
+            None
+        } else {
+            parts.text.get(parts.last_start..start)
+        };
         let string = parts.text.get(start..).unwrap_or_default();
         E::check(previous, string).map_err(crate::decode_error::refuse)?;
         let end = u32::try_from(parts.text.len())
             .map_err(|_| crate::decode_error::refuse(format!("{} take over 4 GiB", E::WHAT)))?;
         parts.ends.push(end);
         parts.values.push(value);
+        parts.last_start = start;
         Ok(())
     }
 }

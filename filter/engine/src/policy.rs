@@ -366,9 +366,9 @@ impl Policy {
                 .filter(|&&i| self.sees(i, view))
                 .filter_map(|&i| self.service(i))
         };
-        let declared = || seen().find_map(|s| s.declared_port(port).map(|p| (s, p)));
+        let declared = seen().find_map(|s| s.declared_port(port).map(|p| (s, p)));
         let matched = || seen().find_map(|s| s.matched_port(port).map(|p| (s, p)));
-        if let Some((service, p)) = declared().or_else(matched) {
+        if let Some((service, p)) = declared.or_else(matched) {
             if gateway && !gateway_forwards(p, request.protocol) {
                 return Decision::Deny(Denial {
                     reason: DenyReason::NotGatewayRouted,

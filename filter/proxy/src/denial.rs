@@ -36,15 +36,16 @@ pub fn response(reason: DenyReason, decision: Option<&Decision<'_>>) -> (u32, St
         + body.service.map_or(0, str::len);
     let room = 6 * text_len + 128;
     let mut buf = vec![0u8; room];
-    let text = serde_json_core::to_slice(&body, &mut buf)
-        .ok()
-        .and_then(|n| buf.get(..n))
-        .and_then(|b| std::str::from_utf8(b).ok())
-        .map_or_else(
-            // Only if the room above were short: the reason still goes out.
-            || format!("{{\"reason\":\"{}\"}}\n", reason.code()),
-            |t| format!("{t}\n"),
-        );
+    let text = match serde_json_core::to_slice(&body, &mut buf) {
+        Ok(written) => {
+            buf.truncate(written);
+            buf.push(b'\n');
+            String::from_utf8(buf).ok()
+        }
+        Err(_) => None,
+    };
+    // Only if the room above were short: the reason still goes out.
+    let text = text.unwrap_or_else(|| format!("{{\"reason\":\"{}\"}}\n", reason.code()));
     (u32::from(reason.http_status()), text)
 }
 

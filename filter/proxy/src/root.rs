@@ -659,8 +659,29 @@ fn decoded(envelope: &compact::Envelope<'_>, named: Option<&str>) -> Result<Poli
 }
 
 #[cfg(test)]
-mod mib_tests {
-    use super::mib;
+mod tests {
+    use super::{json, mib, EmbeddedRef, VmConfig};
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The VM configuration and the plugin configuration are bytes from the operator's
+        /// configuration: whatever they hold, reading them refuses or accepts, never panics
+        /// (a panic would stop the VM for every workload on the proxy).
+        #[test]
+        fn json_objects_from_any_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..96)) {
+            let _ = json::<VmConfig>(&bytes);
+            let _ = json::<EmbeddedRef>(&bytes);
+        }
+
+        /// The same for text shaped like the objects, escapes and all.
+        #[test]
+        fn json_shaped_text_never_panics(text in r#"[{}" :\\u0-9a-fA-FqnrtbK,\[\]]{0,64}"#) {
+            for shaped in [text.clone(), format!(r#"{{"publicKey": "{text}"}}"#), format!(r#"{{"embeddedBundle": "{text}"}}"#)] {
+                let _ = json::<VmConfig>(shaped.as_bytes());
+                let _ = json::<EmbeddedRef>(shaped.as_bytes());
+            }
+        }
+    }
 
     #[test]
     fn pages_print_as_mib_to_one_decimal_rounded() {

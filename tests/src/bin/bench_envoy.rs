@@ -17,8 +17,8 @@
 //! `BENCH_BASELINE_BUILDER`, that build's `bundle-builder`, renders its configurations, as a
 //! filter reads only the compiled form of its own engine),
 //! `BENCH_FLOOR_WASM` and `BENCH_FLOOR_TRIMMED_WASM` (the do-nothing filter, full and trimmed
-//! exports: the floor rows, and the trimmed one reading every request header; `make
-//! bench-envoy` builds both), `BENCH_WORKERS` (default `1,2,4`),
+//! exports: the floor rows, and the trimmed one reading every request header, and reading
+//! three one call each; `make bench-envoy` builds both), `BENCH_WORKERS` (default `1,2,4`),
 //! `BENCH_RELOADS` (default 10; 0 skips), `BENCH_SCALE` (default 1000000; 0 skips).
 #![allow(
     clippy::expect_used,
